@@ -1,0 +1,38 @@
+//! The activations a RoFormer config can name (`hidden_act`), as HF's `ACT2FN`
+//! (`transformers/activations.py`) defines them.
+
+use burn::tensor::activation;
+use burn::tensor::{Tensor, backend::Backend};
+use serde::{Deserialize, Serialize};
+
+/// An activation function, by its HF name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum HiddenAct {
+    /// Exact GELU, x·Φ(x) with the error function (HF `gelu`).
+    #[default]
+    Gelu,
+    /// GELU's tanh approximation (HF `gelu_new`, also `gelu_pytorch_tanh` and `gelu_fast`).
+    #[serde(alias = "gelu_pytorch_tanh", alias = "gelu_fast")]
+    GeluNew,
+    /// max(0, x).
+    Relu,
+    /// x·σ(x) (HF `silu`, also `swish`).
+    #[serde(alias = "swish")]
+    Silu,
+    /// tanh(x).
+    Tanh,
+}
+
+impl HiddenAct {
+    /// Applies the activation element-wise.
+    pub fn forward<B: Backend, const D: usize>(self, x: Tensor<B, D>) -> Tensor<B, D> {
+        match self {
+            HiddenAct::Gelu => activation::gelu(x),
+            HiddenAct::GeluNew => activation::gelu_approximate(x),
+            HiddenAct::Relu => activation::relu(x),
+            HiddenAct::Silu => activation::silu(x),
+            HiddenAct::Tanh => activation::tanh(x),
+        }
+    }
+}

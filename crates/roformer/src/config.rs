@@ -1,0 +1,191 @@
+//! The model configuration, mirroring HF transformers' `RoFormerConfig`
+//! (`configuration_roformer.py`): same field names, same defaults, so an HF
+//! `config.json` deserializes into [`RoFormerConfig`] unchanged.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::activation::HiddenAct;
+use crate::error::RoFormerError;
+
+/// Hyper-parameters of a RoFormer encoder. Defaults are HF's (the `roformer_chinese_base`
+/// shape). Keys of an HF `config.json` that this crate does not use (`architectures`,
+/// `torch_dtype`, `use_cache`, …) are ignored when reading one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RoFormerConfig {
+    /// Size of the token vocabulary. Default: 50000.
+    pub vocab_size: usize,
+    /// Width of the token embeddings; `None` (or absent) means `hidden_size`. When it
+    /// differs, a linear `embeddings_project` maps embeddings to `hidden_size`.
+    pub embedding_size: Option<usize>,
+    /// Width of the encoder's hidden states. Default: 768.
+    pub hidden_size: usize,
+    /// Number of encoder layers. Default: 12.
+    pub num_hidden_layers: usize,
+    /// Number of attention heads; must divide `hidden_size` into an even head size. Default: 12.
+    pub num_attention_heads: usize,
+    /// Width of the feed-forward layer. Default: 3072.
+    pub intermediate_size: usize,
+    /// Activation of the feed-forward layer and of the heads. Default: `gelu` (exact, erf).
+    pub hidden_act: HiddenAct,
+    /// Dropout on embeddings and sub-layer outputs. Default: 0.1.
+    pub hidden_dropout_prob: f64,
+    /// Dropout on attention probabilities. Default: 0.1.
+    pub attention_probs_dropout_prob: f64,
+    /// Longest sequence the model is meant for; the rotary table is precomputed up to it
+    /// (longer inputs still rotate correctly). Default: 1536.
+    pub max_position_embeddings: usize,
+    /// Number of token types (segments). Default: 2.
+    pub type_vocab_size: usize,
+    /// Standard deviation of the normal initialisation of weights. Default: 0.02.
+    pub initializer_range: f64,
+    /// Epsilon of every LayerNorm. Default: 1e-12.
+    pub layer_norm_eps: f64,
+    /// Id of the padding token. Default: 0.
+    pub pad_token_id: Option<usize>,
+    /// Rotate the values as well as queries and keys (RoFormer-sim, the small
+    /// discriminator/generator checkpoints). Default: false.
+    pub rotary_value: bool,
+}
+
+impl Default for RoFormerConfig {
+    fn default() -> Self {
+        Self {
+            vocab_size: 50000,
+            embedding_size: None,
+            hidden_size: 768,
+            num_hidden_layers: 12,
+            num_attention_heads: 12,
+            intermediate_size: 3072,
+            hidden_act: HiddenAct::Gelu,
+            hidden_dropout_prob: 0.1,
+            attention_probs_dropout_prob: 0.1,
+            max_position_embeddings: 1536,
+            type_vocab_size: 2,
+            initializer_range: 0.02,
+            layer_norm_eps: 1e-12,
+            pad_token_id: Some(0),
+            rotary_value: false,
+        }
+    }
+}
+
+impl RoFormerConfig {
+    /// Width of the token embeddings (`embedding_size`, or `hidden_size` when unset).
+    pub fn embedding_size(&self) -> usize {
+        self.embedding_size.unwrap_or(self.hidden_size)
+    }
+
+    /// Features per attention head.
+    pub fn head_size(&self) -> usize {
+        self.hidden_size / self.num_attention_heads.max(1)
+    }
+
+    /// Parses a JSON config (an HF `config.json` or one of ours) and validates it. `source`
+    /// names the file in error messages.
+    pub fn from_json_str(json: &str, source: &str) -> Result<Self, RoFormerError> {
+        let deserializer = &mut serde_json::Deserializer::from_str(json);
+        let config: Self = serde_path_to_error::deserialize(deserializer).map_err(|error| {
+            RoFormerError::ConfigParse {
+                source_name: source.to_string(),
+                key: error.path().to_string(),
+                message: error.into_inner().to_string(),
+            }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads and validates a JSON config file.
+    pub fn from_json_file(path: &Path) -> Result<Self, RoFormerError> {
+        let json = std::fs::read_to_string(path).map_err(|error| RoFormerError::Io {
+            path: path.display().to_string(),
+            message: error.to_string(),
+        })?;
+        Self::from_json_str(&json, &path.display().to_string())
+    }
+
+    /// Checks every value a model cannot be built from; the error names the field.
+    pub fn validate(&self) -> Result<(), RoFormerError> {
+        let invalid = |field: &'static str, expected: &str, found: String| {
+            Err(RoFormerError::InvalidConfig {
+                field,
+                expected: expected.to_string(),
+                found,
+            })
+        };
+        let positive = [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("intermediate_size", self.intermediate_size),
+            ("max_position_embeddings", self.max_position_embeddings),
+            ("type_vocab_size", self.type_vocab_size),
+            ("embedding_size", self.embedding_size()),
+        ];
+        for (field, value) in positive {
+            if value == 0 {
+                return invalid(field, "a positive integer", value.to_string());
+            }
+        }
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
+            return invalid(
+                "hidden_size",
+                &format!(
+                    "a multiple of num_attention_heads ({})",
+                    self.num_attention_heads
+                ),
+                self.hidden_size.to_string(),
+            );
+        }
+        if !self.head_size().is_multiple_of(2) {
+            return invalid(
+                "num_attention_heads",
+                "a head count giving an even head size (hidden_size / num_attention_heads), as rotation pairs features",
+                format!(
+                    "{} (head size {})",
+                    self.num_attention_heads,
+                    self.head_size()
+                ),
+            );
+        }
+        for (field, p) in [
+            ("hidden_dropout_prob", self.hidden_dropout_prob),
+            (
+                "attention_probs_dropout_prob",
+                self.attention_probs_dropout_prob,
+            ),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return invalid(field, "a probability in [0, 1)", p.to_string());
+            }
+        }
+        if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
+            return invalid(
+                "layer_norm_eps",
+                "a positive number",
+                self.layer_norm_eps.to_string(),
+            );
+        }
+        if !(self.initializer_range.is_finite() && self.initializer_range >= 0.0) {
+            return invalid(
+                "initializer_range",
+                "a non-negative number",
+                self.initializer_range.to_string(),
+            );
+        }
+        if let Some(pad) = self.pad_token_id
+            && pad >= self.vocab_size
+        {
+            return invalid(
+                "pad_token_id",
+                &format!("an id below vocab_size ({})", self.vocab_size),
+                pad.to_string(),
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,77 @@
+//! The encoder stack: HF `RoFormerEncoder`. One rotary embedding shared by every layer
+//! (HF's `embed_positions`, regenerated here, never loaded) and the layers in order.
+
+use burn::module::Module;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor};
+use roformer_rope::{RotaryEmbedding, RotaryEmbeddingConfig};
+
+use crate::config::RoFormerConfig;
+use crate::error::RoFormerError;
+use crate::layer::RoFormerLayer;
+
+/// Score added for padded keys: HF adds `torch.finfo(float32).min`, so that a padded key
+/// gets exactly zero probability.
+pub const MASKED_SCORE: f32 = f32::MIN;
+
+/// The layers and the rotation they share.
+#[derive(Module, Debug)]
+pub struct RoFormerEncoder<B: Backend> {
+    /// HF `encoder.layer`.
+    pub layer: Vec<RoFormerLayer<B>>,
+    /// Rotation by position, over each head's features (interleaved, base 10000).
+    pub rope: RotaryEmbedding<B>,
+}
+
+impl<B: Backend> RoFormerEncoder<B> {
+    /// A fresh encoder, initialised as HF does.
+    pub fn new(config: &RoFormerConfig, device: &B::Device) -> Result<Self, RoFormerError> {
+        let rope = RotaryEmbeddingConfig::new(config.head_size())
+            .with_max_positions(config.max_position_embeddings)
+            .init(device)?;
+        let layer = (0..config.num_hidden_layers)
+            .map(|_| RoFormerLayer::new(config, device))
+            .collect();
+        Ok(Self { layer, rope })
+    }
+
+    /// Runs every layer; returns the input followed by each layer's output.
+    pub fn forward_all(
+        &self,
+        hidden: Tensor<B, 3>,
+        attention_mask: Option<Tensor<B, 2, Int>>,
+        position_offset: usize,
+    ) -> Vec<Tensor<B, 3>> {
+        let bias = attention_mask.map(score_bias);
+        let mut states = Vec::with_capacity(self.layer.len() + 1);
+        states.push(hidden);
+        for layer in &self.layer {
+            let last = states.last().expect("starts with the input").clone();
+            states.push(layer.forward(last, bias.clone(), &self.rope, position_offset));
+        }
+        states
+    }
+
+    /// Runs every layer; returns the last hidden state `[batch, seq, hidden]`.
+    pub fn forward(
+        &self,
+        hidden: Tensor<B, 3>,
+        attention_mask: Option<Tensor<B, 2, Int>>,
+        position_offset: usize,
+    ) -> Tensor<B, 3> {
+        let bias = attention_mask.map(score_bias);
+        self.layer.iter().fold(hidden, |hidden, layer| {
+            layer.forward(hidden, bias.clone(), &self.rope, position_offset)
+        })
+    }
+}
+
+/// `[batch, seq]` mask (1 = real token, 0 = padding) to the additive score bias
+/// `[batch, 1, 1, seq]`, built once per forward and shared by all layers.
+fn score_bias<B: Backend>(mask: Tensor<B, 2, Int>) -> Tensor<B, 4> {
+    let [batch, seq] = mask.dims();
+    mask.equal_elem(0)
+        .float()
+        .mul_scalar(MASKED_SCORE)
+        .reshape([batch, 1, 1, seq])
+}

@@ -1,0 +1,75 @@
+//! Sequence classification: HF `RoFormerForSequenceClassification` with
+//! `RoFormerClassificationHead` (first token → dropout → dense → activation → dropout →
+//! projection).
+
+use burn::module::Module;
+use burn::nn::{Dropout, DropoutConfig, Linear};
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+
+use crate::activation::HiddenAct;
+use crate::config::RoFormerConfig;
+use crate::error::RoFormerError;
+use crate::init::normal_linear;
+use crate::model::{RoFormerInput, RoFormerModel};
+
+/// HF `classifier`.
+#[derive(Module, Debug)]
+pub struct RoFormerClassificationHead<B: Backend> {
+    /// `hidden_size → hidden_size`.
+    pub dense: Linear<B>,
+    /// Dropout with `hidden_dropout_prob`, before and after `dense`.
+    pub dropout: Dropout,
+    /// `hidden_size → num_labels`.
+    pub out_proj: Linear<B>,
+    activation: HiddenAct,
+}
+
+/// The encoder with a classifier over its first token.
+#[derive(Module, Debug)]
+pub struct RoFormerForSequenceClassification<B: Backend> {
+    /// HF `roformer`.
+    pub roformer: RoFormerModel<B>,
+    /// HF `classifier`.
+    pub classifier: RoFormerClassificationHead<B>,
+}
+
+impl<B: Backend> RoFormerForSequenceClassification<B> {
+    /// A freshly initialised classifier with `num_labels` outputs.
+    pub fn new(
+        config: &RoFormerConfig,
+        num_labels: usize,
+        device: &B::Device,
+    ) -> Result<Self, RoFormerError> {
+        if num_labels == 0 {
+            return Err(RoFormerError::InvalidConfig {
+                field: "num_labels",
+                expected: "a positive integer".into(),
+                found: "0".into(),
+            });
+        }
+        let (h, std) = (config.hidden_size, config.initializer_range);
+        Ok(Self {
+            roformer: RoFormerModel::new(config, device)?,
+            classifier: RoFormerClassificationHead {
+                dense: normal_linear(h, h, std, device),
+                dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
+                out_proj: normal_linear(h, num_labels, std, device),
+                activation: config.hidden_act,
+            },
+        })
+    }
+
+    /// Class logits `[batch, num_labels]`.
+    pub fn forward(&self, input: RoFormerInput<B>) -> Tensor<B, 2> {
+        let hidden = self.roformer.forward(input);
+        let [batch, _, width] = hidden.dims();
+        let first = hidden
+            .slice([0..batch, 0..1, 0..width])
+            .reshape([batch, width]);
+        let head = &self.classifier;
+        let x = head.dense.forward(head.dropout.forward(first));
+        head.out_proj
+            .forward(head.dropout.forward(head.activation.forward(x)))
+    }
+}

@@ -1,0 +1,120 @@
+//! One post-LayerNorm encoder layer, BERT-style: HF `RoFormerLayer` with its parts
+//! `RoFormerAttention` (`RoFormerSelfAttention` + `RoFormerSelfOutput`),
+//! `RoFormerIntermediate` and `RoFormerOutput`.
+
+use burn::module::Module;
+use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear};
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+use roformer_rope::RotaryEmbedding;
+
+use crate::activation::HiddenAct;
+use crate::attention::RoFormerSelfAttention;
+use crate::config::RoFormerConfig;
+use crate::init::normal_linear;
+
+/// `dense → dropout → LayerNorm(x + residual)`: HF `RoFormerSelfOutput` and `RoFormerOutput`.
+#[derive(Module, Debug)]
+pub struct ResidualOutput<B: Backend> {
+    /// Projection back to `hidden_size`.
+    pub dense: Linear<B>,
+    /// Normalisation of the residual sum (HF `LayerNorm`).
+    pub layer_norm: LayerNorm<B>,
+    /// Dropout with `hidden_dropout_prob`.
+    pub dropout: Dropout,
+}
+
+impl<B: Backend> ResidualOutput<B> {
+    fn new(d_input: usize, config: &RoFormerConfig, device: &B::Device) -> Self {
+        Self {
+            dense: normal_linear(
+                d_input,
+                config.hidden_size,
+                config.initializer_range,
+                device,
+            ),
+            layer_norm: LayerNormConfig::new(config.hidden_size)
+                .with_epsilon(config.layer_norm_eps)
+                .init(device),
+            dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
+        }
+    }
+
+    /// `LayerNorm(dropout(dense(x)) + residual)`.
+    pub fn forward(&self, x: Tensor<B, 3>, residual: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.layer_norm
+            .forward(self.dropout.forward(self.dense.forward(x)) + residual)
+    }
+}
+
+/// Self-attention and its output projection (HF `RoFormerAttention`).
+#[derive(Module, Debug)]
+pub struct RoFormerAttention<B: Backend> {
+    /// HF `attention.self`.
+    pub self_attention: RoFormerSelfAttention<B>,
+    /// HF `attention.output`.
+    pub output: ResidualOutput<B>,
+}
+
+/// The feed-forward expansion (HF `RoFormerIntermediate`).
+#[derive(Module, Debug)]
+pub struct RoFormerIntermediate<B: Backend> {
+    /// `hidden_size → intermediate_size`.
+    pub dense: Linear<B>,
+    activation: HiddenAct,
+}
+
+/// One encoder layer (HF `encoder.layer.N`).
+#[derive(Module, Debug)]
+pub struct RoFormerLayer<B: Backend> {
+    /// Attention sub-layer.
+    pub attention: RoFormerAttention<B>,
+    /// Feed-forward expansion.
+    pub intermediate: RoFormerIntermediate<B>,
+    /// Feed-forward contraction with residual and LayerNorm.
+    pub output: ResidualOutput<B>,
+}
+
+impl<B: Backend> RoFormerLayer<B> {
+    /// A fresh layer, initialised as HF does.
+    pub fn new(config: &RoFormerConfig, device: &B::Device) -> Self {
+        Self {
+            attention: RoFormerAttention {
+                self_attention: RoFormerSelfAttention::new(config, device),
+                output: ResidualOutput::new(config.hidden_size, config, device),
+            },
+            intermediate: RoFormerIntermediate {
+                dense: normal_linear(
+                    config.hidden_size,
+                    config.intermediate_size,
+                    config.initializer_range,
+                    device,
+                ),
+                activation: config.hidden_act,
+            },
+            output: ResidualOutput::new(config.intermediate_size, config, device),
+        }
+    }
+
+    /// `[batch, seq, hidden]` to `[batch, seq, hidden]`.
+    pub fn forward(
+        &self,
+        hidden: Tensor<B, 3>,
+        score_bias: Option<Tensor<B, 4>>,
+        rope: &RotaryEmbedding<B>,
+        position_offset: usize,
+    ) -> Tensor<B, 3> {
+        let context = self.attention.self_attention.forward(
+            hidden.clone(),
+            score_bias,
+            rope,
+            position_offset,
+        );
+        let attended = self.attention.output.forward(context, hidden);
+        let expanded = self
+            .intermediate
+            .activation
+            .forward(self.intermediate.dense.forward(attended.clone()));
+        self.output.forward(expanded, attended)
+    }
+}
