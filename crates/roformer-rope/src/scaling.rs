@@ -99,9 +99,7 @@ impl RopeScaling {
             RopeScaling::DynamicNtk {
                 original_max_positions: 0,
                 ..
-            } => {
-                Err("scaling original_max_positions must be > 0".to_string())
-            }
+            } => Err("scaling original_max_positions must be > 0".to_string()),
             RopeScaling::Yarn {
                 original_max_positions,
                 beta_fast,

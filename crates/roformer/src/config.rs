@@ -107,6 +107,21 @@ impl RoFormerConfig {
         Self::from_json_str(&json, &path.display().to_string())
     }
 
+    /// The config as an HF `config.json` for `RoFormerForMaskedLM` (our fields plus
+    /// `model_type`, `architectures` and the tied-embedding flag).
+    pub fn to_hf_json(&self) -> String {
+        let mut value = serde_json::to_value(self).expect("a config always serializes");
+        let object = value.as_object_mut().expect("a config is a JSON object");
+        object.insert("embedding_size".into(), self.embedding_size().into());
+        object.insert("model_type".into(), "roformer".into());
+        object.insert(
+            "architectures".into(),
+            serde_json::json!(["RoFormerForMaskedLM"]),
+        );
+        object.insert("tie_word_embeddings".into(), true.into());
+        serde_json::to_string_pretty(&value).expect("JSON always serializes")
+    }
+
     /// Checks every value a model cannot be built from; the error names the field.
     pub fn validate(&self) -> Result<(), RoFormerError> {
         let invalid = |field: &'static str, expected: &str, found: String| {

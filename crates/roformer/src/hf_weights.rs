@@ -9,7 +9,9 @@
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
-use burn_store::{KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn_store::{
+    BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
+};
 
 use crate::error::RoFormerError;
 use crate::heads::RoFormerForMaskedLM;
@@ -32,6 +34,36 @@ pub const IGNORED_HF_TENSORS: &[&str] = &[
     "cls.predictions.decoder.weight",
     "cls.predictions.decoder.bias",
 ];
+
+/// Our parameter-name patterns and their HF names: [`HF_KEY_TABLE`] reversed, for saving.
+/// (`BurnToPyTorchAdapter` may already have renamed gamma/beta to weight/bias.)
+pub const BURN_TO_HF_KEY_TABLE: &[(&str, &str)] = &[
+    (r"\.layer_norm\.(gamma|weight)$", ".LayerNorm.weight"),
+    (r"\.layer_norm\.(beta|bias)$", ".LayerNorm.bias"),
+    (r"\.attention\.self_attention\.", ".attention.self."),
+];
+
+/// Saves `model` as an HF `model.safetensors` (HF names, PyTorch `[out, in]` linear
+/// weights), loadable by `RoFormerForMaskedLM.from_pretrained` and by
+/// [`load_hf_safetensors`]. The tied decoder and the sinusoidal table are not written,
+/// as `save_pretrained` does not write them either.
+pub fn save_hf_safetensors<B: Backend>(
+    model: &RoFormerForMaskedLM<B>,
+    path: &Path,
+) -> Result<(), RoFormerError> {
+    let remapper = KeyRemapper::from_patterns(BURN_TO_HF_KEY_TABLE.to_vec())
+        .expect("BURN_TO_HF_KEY_TABLE patterns are valid regexes");
+    let mut store = SafetensorsStore::from_file(path)
+        .with_to_adapter(BurnToPyTorchAdapter)
+        .remap(remapper)
+        .metadata("format", "pt");
+    model
+        .save_into(&mut store)
+        .map_err(|error| RoFormerError::Io {
+            path: path.display().to_string(),
+            message: error.to_string(),
+        })
+}
 
 fn hf_key_remapper() -> KeyRemapper {
     KeyRemapper::from_patterns(HF_KEY_TABLE.to_vec())

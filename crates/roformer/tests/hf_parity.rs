@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use burn::backend::NdArray;
 use burn::tensor::{Int, Tensor, TensorData};
-use roformer::hf_weights::load_hf_safetensors;
+use roformer::hf_weights::{load_hf_safetensors, save_hf_safetensors};
 use roformer::{RoFormerConfig, RoFormerForMaskedLM, RoFormerInput};
 use safetensors::{Dtype, SafeTensors};
 
@@ -180,4 +180,57 @@ fn a_file_that_does_not_fit_is_an_error_listing_the_tensors() {
     .to_string();
     assert!(error.contains("embeddings_project"), "{error}");
     assert!(error.contains("word_embeddings"), "{error}");
+}
+
+#[test]
+fn saving_in_hf_layout_round_trips() {
+    let device = Default::default();
+    let dir = fixture_dir("embedding_project");
+    let config = RoFormerConfig::from_json_file(&dir.join("config.json")).unwrap();
+    let model = RoFormerForMaskedLM::<B>::new(&config, &device).unwrap();
+    let model = load_hf_safetensors(model, &dir.join("model.safetensors")).unwrap();
+    let out = std::env::temp_dir().join(format!(
+        "roformer-roundtrip-{}.safetensors",
+        std::process::id()
+    ));
+    save_hf_safetensors(&model, &out).unwrap();
+
+    // The file holds HF's names and every HF tensor except the regenerated table.
+    let bytes = std::fs::read(&out).unwrap();
+    let saved = SafeTensors::deserialize(&bytes).unwrap();
+    let original_bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let original = SafeTensors::deserialize(&original_bytes).unwrap();
+    let mut saved_names: Vec<String> = saved.names().into_iter().cloned().collect();
+    let mut hf_names: Vec<String> = original
+        .names()
+        .into_iter()
+        .filter(|n| !n.contains("embed_positions"))
+        .cloned()
+        .collect();
+    saved_names.sort();
+    hf_names.sort();
+    assert_eq!(saved_names, hf_names);
+    // Same bytes tensor by tensor: the transposes and renames invert exactly.
+    for name in &hf_names {
+        assert_eq!(
+            saved.tensor(name).unwrap().data(),
+            original.tensor(name).unwrap().data(),
+            "{name}"
+        );
+    }
+    let reloaded = load_hf_safetensors(
+        RoFormerForMaskedLM::<B>::new(&config, &device).unwrap(),
+        &out,
+    )
+    .unwrap();
+    std::fs::remove_file(&out).unwrap();
+    let expected = Expected::read("embedding_project");
+    let input = RoFormerInput::new(expected.int_tensor("input_ids"));
+    let a = model
+        .forward(input.clone())
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
+    let b = reloaded.forward(input).into_data().to_vec::<f32>().unwrap();
+    assert_eq!(a, b);
 }

@@ -1,0 +1,31 @@
+//! The one place the backend is chosen, by cargo feature: `wgpu` (GPU through WGPU) when
+//! enabled, else `ndarray` (CPU).
+
+#[cfg(feature = "wgpu")]
+mod chosen {
+    /// Inference backend.
+    pub type Inference = burn::backend::Wgpu;
+    /// Human-readable name.
+    pub const NAME: &str = "wgpu";
+}
+
+#[cfg(all(feature = "ndarray", not(feature = "wgpu")))]
+mod chosen {
+    /// Inference backend.
+    pub type Inference = burn::backend::NdArray;
+    /// Human-readable name.
+    pub const NAME: &str = "ndarray (CPU)";
+}
+
+#[cfg(not(any(feature = "ndarray", feature = "wgpu")))]
+compile_error!("enable a backend feature: `ndarray` (default) or `wgpu`");
+
+pub use chosen::{Inference, NAME};
+
+/// Training backend: the inference backend with automatic differentiation.
+pub type Training = burn::backend::Autodiff<Inference>;
+
+/// The default device of the chosen backend.
+pub fn device() -> burn::tensor::Device<Inference> {
+    Default::default()
+}

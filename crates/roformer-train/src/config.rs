@@ -1,0 +1,310 @@
+//! The training configuration file (TOML): `[model]`, `[data]`, `[tokenizer]`, `[training]`.
+//!
+//! Every section is a typed serde struct. Optional fields take the documented defaults; an
+//! unknown key (a typo), a wrong type or an invalid value is an error naming the file, the
+//! key and what was expected, raised before any work starts.
+
+use std::path::{Path, PathBuf};
+
+use roformer::RoFormerConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::error::TrainError;
+
+/// A whole training config file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// The encoder, with HF `config.json` field names. `vocab_size` is also the size of the
+    /// WordPiece vocabulary trained when `[tokenizer]` names no file.
+    pub model: RoFormerConfig,
+    /// The corpus and how it becomes masked-LM examples.
+    #[serde(default)]
+    pub data: DataConfig,
+    /// Where the tokenizer comes from.
+    #[serde(default)]
+    pub tokenizer: TokenizerConfig,
+    /// Optimisation and bookkeeping.
+    #[serde(default)]
+    pub training: TrainingConfig,
+}
+
+/// `[data]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// A folder of `.txt` files, one work each (with an optional `works.tsv`). Default:
+    /// `None`, the Shakespeare corpus shipped in `data/shakespeare`.
+    pub corpus: Option<PathBuf>,
+    /// Files (names in the corpus folder) held out for validation; the rest train.
+    /// Default: `None`, the fixed list [`crate::data::DEFAULT_VALIDATION_WORKS`] for the
+    /// shipped corpus, or the last file in name order for another corpus.
+    pub validation_works: Option<Vec<String>>,
+    /// Longest example in tokens, [CLS] and [SEP] included. Default: 128.
+    pub max_seq_len: usize,
+    /// Fraction of tokens selected for prediction. Default: 0.15 (BERT's).
+    pub mask_probability: f64,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            corpus: None,
+            validation_works: None,
+            max_seq_len: 128,
+            mask_probability: 0.15,
+        }
+    }
+}
+
+/// `[tokenizer]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenizerConfig {
+    /// An existing `tokenizer.json` or BERT `vocab.txt` to use instead of training one.
+    /// Default: `None`, train WordPiece on the training split.
+    pub path: Option<PathBuf>,
+    /// Lower-case text before tokenizing (BERT uncased). Default: true.
+    pub lowercase: bool,
+    /// Minimum count of a word piece to enter the trained vocabulary. Default: 2.
+    pub min_frequency: u64,
+}
+
+impl Default for TokenizerConfig {
+    fn default() -> Self {
+        Self {
+            path: None,
+            lowercase: true,
+            min_frequency: 2,
+        }
+    }
+}
+
+/// Learning-rate decay after warmup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decay {
+    /// Linear to zero at the last step.
+    Linear,
+    /// Half a cosine to zero at the last step.
+    Cosine,
+}
+
+/// `[training]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainingConfig {
+    /// Sequences per optimisation step. Default: 32.
+    pub batch_size: usize,
+    /// Peak learning rate (after warmup). Default: 5e-4.
+    pub learning_rate: f64,
+    /// Steps of linear warmup from 0. Default: 100.
+    pub warmup_steps: usize,
+    /// Decay after warmup. Default: `linear`.
+    pub decay: Decay,
+    /// AdamW's decoupled weight decay. Default: 0.01.
+    pub weight_decay: f64,
+    /// Clip the global gradient norm to this; `0` disables clipping. Default: 1.0.
+    pub max_grad_norm: f64,
+    /// Total optimisation steps. Default: 1000. Exclusive with `epochs`.
+    pub steps: Option<usize>,
+    /// Passes over the training split, instead of `steps`. Default: unset.
+    pub epochs: Option<usize>,
+    /// Evaluate on the validation split every this many steps (and at the end). Default: 100.
+    pub eval_every: usize,
+    /// Validation batches per evaluation; `0` means the whole split. Default: 0.
+    pub eval_batches: usize,
+    /// Write a checkpoint every this many steps (and at the end). Default: 100.
+    pub checkpoint_every: usize,
+    /// Seed of initialisation, shuffling and masking. Default: 42.
+    pub seed: u64,
+    /// Run directory, unless `--output` is given. Default: `runs/roformer`.
+    pub output_dir: PathBuf,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 32,
+            learning_rate: 5e-4,
+            warmup_steps: 100,
+            decay: Decay::Linear,
+            weight_decay: 0.01,
+            max_grad_norm: 1.0,
+            steps: None,
+            epochs: None,
+            eval_every: 100,
+            eval_batches: 0,
+            checkpoint_every: 100,
+            seed: 42,
+            output_dir: PathBuf::from("runs/roformer"),
+        }
+    }
+}
+
+/// How long training lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Duration {
+    /// A fixed number of optimisation steps.
+    Steps(usize),
+    /// A number of passes over the training split.
+    Epochs(usize),
+}
+
+impl TrainingConfig {
+    /// `steps` or `epochs` (1000 steps when neither is set).
+    pub fn duration(&self) -> Duration {
+        match (self.steps, self.epochs) {
+            (_, Some(epochs)) => Duration::Epochs(epochs),
+            (Some(steps), None) => Duration::Steps(steps),
+            (None, None) => Duration::Steps(1000),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Reads, parses and validates a TOML config file.
+    pub fn from_file(path: &Path) -> Result<Self, TrainError> {
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+        Self::from_toml_str(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates TOML text; `source` names it in errors.
+    pub fn from_toml_str(text: &str, source: &str) -> Result<Self, TrainError> {
+        let config_error = |key: String, message: String| TrainError::Config {
+            file: source.to_string(),
+            key,
+            message,
+        };
+        let deserializer = toml::Deserializer::parse(text)
+            .map_err(|e| config_error(".".into(), one_line(&e.to_string())))?;
+        let mut unknown = Vec::new();
+        let mut record_unknown = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+        let tracked = serde_ignored::Deserializer::new(deserializer, &mut record_unknown);
+        let parsed: Result<Self, _> = serde_path_to_error::deserialize(tracked);
+        // Unknown keys in `[model]` are tolerated by `RoFormerConfig` (for HF's config.json);
+        // in our own files they are typos.
+        if let Some(key) = unknown.first() {
+            return Err(config_error(key.clone(), "unknown key".into()));
+        }
+        let config = parsed.map_err(|e| {
+            let key = e.path().to_string();
+            config_error(key, one_line(&e.into_inner().to_string()))
+        })?;
+        config
+            .validate()
+            .map_err(|(key, message)| config_error(key, message))?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but cannot be trained with: `(key, what was expected)`.
+    fn validate(&self) -> Result<(), (String, String)> {
+        self.model.validate().map_err(|e| match e {
+            roformer::RoFormerError::InvalidConfig {
+                field,
+                expected,
+                found,
+            } => (
+                format!("model.{field}"),
+                format!("expected {expected}, got {found}"),
+            ),
+            other => ("model".into(), other.to_string()),
+        })?;
+        let fail = |key: &str, message: String| Err((key.to_string(), message));
+        let (data, training) = (&self.data, &self.training);
+        if data.max_seq_len < 3 {
+            return fail(
+                "data.max_seq_len",
+                format!(
+                    "expected at least 3 ([CLS], a token, [SEP]), got {}",
+                    data.max_seq_len
+                ),
+            );
+        }
+        if !(data.mask_probability > 0.0 && data.mask_probability < 1.0) {
+            return fail(
+                "data.mask_probability",
+                format!("expected a number in (0, 1), got {}", data.mask_probability),
+            );
+        }
+        if training.batch_size == 0 {
+            return fail(
+                "training.batch_size",
+                "expected a positive integer, got 0".into(),
+            );
+        }
+        if !(training.learning_rate.is_finite() && training.learning_rate > 0.0) {
+            return fail(
+                "training.learning_rate",
+                format!("expected a positive number, got {}", training.learning_rate),
+            );
+        }
+        if !(training.weight_decay.is_finite() && training.weight_decay >= 0.0) {
+            return fail(
+                "training.weight_decay",
+                format!(
+                    "expected a non-negative number, got {}",
+                    training.weight_decay
+                ),
+            );
+        }
+        if !(training.max_grad_norm.is_finite() && training.max_grad_norm >= 0.0) {
+            return fail(
+                "training.max_grad_norm",
+                format!(
+                    "expected a non-negative number, got {}",
+                    training.max_grad_norm
+                ),
+            );
+        }
+        match (training.steps, training.epochs) {
+            (Some(_), Some(_)) => {
+                return fail(
+                    "training.epochs",
+                    "expected either `steps` or `epochs`, not both".into(),
+                );
+            }
+            (Some(0), _) => {
+                return fail(
+                    "training.steps",
+                    "expected a positive integer, got 0".into(),
+                );
+            }
+            (_, Some(0)) => {
+                return fail(
+                    "training.epochs",
+                    "expected a positive integer, got 0".into(),
+                );
+            }
+            _ => {}
+        }
+        for (key, value) in [
+            ("training.eval_every", training.eval_every),
+            ("training.checkpoint_every", training.checkpoint_every),
+        ] {
+            if value == 0 {
+                return fail(key, "expected a positive integer, got 0".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The config as TOML, as it is saved in a run directory.
+    pub fn to_toml_string(&self) -> String {
+        toml::to_string_pretty(self).expect("a config always serializes")
+    }
+}
+
+/// TOML's errors span several lines (a source excerpt); keep the message on one.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|line| {
+            !line.is_empty()
+                && !line.starts_with('|')
+                && !line.chars().all(|c| c == '^' || c == ' ')
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}

@@ -1,0 +1,144 @@
+//! Training metrics: one JSON object per evaluation appended to `metrics.jsonl`, and the
+//! loss curves drawn to `loss.png` (plotters, with the DejaVu font embedded).
+
+use std::io::Write;
+use std::path::Path;
+
+use plotters::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::TrainError;
+
+/// One evaluation: a line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalRecord {
+    /// Optimisation steps done.
+    pub step: usize,
+    /// Mean training loss since the previous evaluation.
+    pub train_loss: f64,
+    /// Masked-LM loss on the validation split.
+    pub valid_loss: f64,
+    /// Fraction of masked validation tokens predicted exactly.
+    pub valid_accuracy: f64,
+    /// Real (non-padding) training tokens per second since the previous evaluation.
+    pub tokens_per_second: f64,
+    /// Learning rate at this step.
+    pub learning_rate: f64,
+}
+
+/// Appends `record` to `path` (one JSON object per line).
+pub fn append_record(path: &Path, record: &EvalRecord) -> Result<(), TrainError> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| TrainError::io(path, e))?;
+    let line = serde_json::to_string(record).expect("a record always serializes");
+    writeln!(file, "{line}").map_err(|e| TrainError::io(path, e))
+}
+
+/// Reads every record of `path` (none if the file does not exist).
+pub fn read_records(path: &Path) -> Result<Vec<EvalRecord>, TrainError> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, line)| {
+            serde_json::from_str(line).map_err(|e| {
+                TrainError::data(path.display().to_string(), format!("line {}: {e}", i + 1))
+            })
+        })
+        .collect()
+}
+
+/// Keeps the records of steps up to `step` (after a resume from an earlier checkpoint).
+pub fn truncate_records(path: &Path, step: usize) -> Result<(), TrainError> {
+    let kept: Vec<String> = read_records(path)?
+        .into_iter()
+        .filter(|r| r.step <= step)
+        .map(|r| serde_json::to_string(&r).expect("a record always serializes"))
+        .collect();
+    let mut text = kept.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    crate::fs_atomic::write_atomic(path, text.as_bytes())
+}
+
+/// Draws training and validation loss against steps to a PNG.
+pub fn plot_losses(records: &[EvalRecord], path: &Path) -> Result<(), TrainError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    register_font();
+    let plot_error =
+        |e: &dyn std::fmt::Display| TrainError::io(path, format!("cannot draw the loss plot: {e}"));
+    let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_error(&e))?;
+    let max_step = records.iter().map(|r| r.step).max().unwrap_or(1).max(1) as f64;
+    let losses = records.iter().flat_map(|r| [r.train_loss, r.valid_loss]);
+    let (low, high) = losses.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let margin = ((high - low) * 0.05).max(1e-3);
+    let mut chart = ChartBuilder::on(&root)
+        .caption("masked-LM loss", ("sans-serif", 24))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..max_step, (low - margin)..(high + margin))
+        .map_err(|e| plot_error(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .y_desc("loss")
+        .draw()
+        .map_err(|e| plot_error(&e))?;
+    let series = [
+        (
+            "train",
+            BLUE,
+            records
+                .iter()
+                .map(|r| (r.step as f64, r.train_loss))
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "validation",
+            RED,
+            records
+                .iter()
+                .map(|r| (r.step as f64, r.valid_loss))
+                .collect(),
+        ),
+    ];
+    for (label, color, points) in series {
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))
+            .map_err(|e| plot_error(&e))?
+            .label(label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| plot_error(&e))?;
+    root.present().map_err(|e| plot_error(&e))
+}
+
+fn register_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // The font is valid by construction; registering cannot fail for it.
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            dejavu::sans::regular(),
+        );
+    });
+}

@@ -1,0 +1,11 @@
+//! Masked-LM pretraining: schedule, metrics, checkpoints and the loop.
+
+pub mod checkpoint;
+pub mod metrics;
+pub mod schedule;
+pub mod trainer;
+
+pub use metrics::EvalRecord;
+pub use trainer::{
+    METRICS_FILE, PLOT_FILE, RUN_CONFIG_FILE, RunStart, TrainEvent, TrainSummary, train,
+};

@@ -1,0 +1,557 @@
+//! The training and inference pipeline end to end on a small slice of the shipped corpus:
+//! config errors, masking statistics, packing, the tokenizer, a short training run with
+//! checkpoint and resume (identical to an uninterrupted run), inference checked against
+//! direct model computations, and the binary's one-line errors.
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use burn::backend::{Autodiff, NdArray};
+use burn::tensor::{Int, Tensor, TensorData};
+use roformer::{IGNORE_INDEX, RoFormerInput};
+use roformer_train::TrainConfig;
+use roformer_train::data::{
+    DEFAULT_CORPUS_DIR, SpecialIds, TextTokenizer, mask_seed, mask_tokens, pack_lines,
+};
+use roformer_train::infer::{EncodeLine, embed, encode, fill_mask, write_encoded};
+use roformer_train::model_dir::load_model;
+use roformer_train::train::metrics::read_records;
+use roformer_train::train::{
+    METRICS_FILE, PLOT_FILE, RUN_CONFIG_FILE, RunStart, TrainEvent, train,
+};
+
+type B = NdArray;
+type AD = Autodiff<NdArray>;
+
+/// A corpus of three short works cut from the shipped one.
+fn small_corpus() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("roformer-test-corpus-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["macbeth.txt", "tempest.txt", "sonnets.txt"] {
+            let text = std::fs::read_to_string(Path::new(DEFAULT_CORPUS_DIR).join(name)).unwrap();
+            let head: Vec<&str> = text.lines().skip(100).take(400).collect();
+            std::fs::write(dir.join(name), head.join("\n")).unwrap();
+        }
+        dir
+    })
+}
+
+fn small_config_toml(steps: usize) -> String {
+    format!(
+        r#"
+[model]
+vocab_size = 300
+hidden_size = 32
+num_hidden_layers = 1
+num_attention_heads = 2
+intermediate_size = 64
+max_position_embeddings = 64
+hidden_dropout_prob = 0.0
+attention_probs_dropout_prob = 0.0
+
+[data]
+corpus = "{corpus}"
+validation_works = ["sonnets.txt"]
+max_seq_len = 24
+
+[tokenizer]
+min_frequency = 1
+
+[training]
+batch_size = 16
+learning_rate = 3e-3
+warmup_steps = 5
+steps = {steps}
+eval_every = 10
+checkpoint_every = 10
+seed = 7
+"#,
+        corpus = small_corpus().display()
+    )
+}
+
+fn run(config: RunStart, dir: &Path, stop_at: Option<usize>) {
+    train::<AD>(config, dir, &Default::default(), &mut |event| match event {
+        TrainEvent::Checkpointed { step, .. } if Some(step) == stop_at => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    })
+    .unwrap();
+}
+
+/// A 40-step run, trained once for all the tests that need a model.
+fn trained_run() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let config = TrainConfig::from_toml_str(&small_config_toml(40), "test.toml").unwrap();
+        run(RunStart::Fresh(config), &dir, None);
+        dir
+    })
+}
+
+#[test]
+fn shipped_configs_parse() {
+    for name in ["tiny", "small", "base"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../configs/{name}.toml"));
+        TrainConfig::from_file(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[test]
+fn config_errors_name_the_file_and_key() {
+    let base = small_config_toml(10);
+    let cases = [
+        (
+            base.replace("batch_size = 16", "batch_size = 16\nbatchsize = 3"),
+            "training.batchsize",
+        ),
+        (
+            base.replace("hidden_size = 32", "hidden_size = 32\nhiden_act = \"gelu\""),
+            "model.hiden_act",
+        ),
+        (
+            base.replace("batch_size = 16", "batch_size = \"many\""),
+            "training.batch_size",
+        ),
+        (
+            base.replace("batch_size = 16", "batch_size = 0"),
+            "training.batch_size",
+        ),
+        (
+            base.replace("num_attention_heads = 2", "num_attention_heads = 3"),
+            "model.hidden_size",
+        ),
+        (
+            base.replace(
+                "max_seq_len = 24",
+                "max_seq_len = 24\nmask_probability = 1.5",
+            ),
+            "data.mask_probability",
+        ),
+        (
+            base.replace("steps = 10", "steps = 10\nepochs = 2"),
+            "training.epochs",
+        ),
+    ];
+    for (text, key) in cases {
+        let error = TrainConfig::from_toml_str(&text, "bad.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("bad.toml: key `"), "{error}");
+        assert!(
+            error.contains(&format!("`{key}`")),
+            "expected key {key}: {error}"
+        );
+        assert!(!error.contains('\n'), "one line: {error}");
+    }
+}
+
+fn special() -> SpecialIds {
+    SpecialIds {
+        pad: 0,
+        unk: 1,
+        cls: 2,
+        sep: 3,
+        mask: 4,
+    }
+}
+
+#[test]
+fn masking_follows_bert_proportions() {
+    let special = special();
+    let ids: Vec<u32> = std::iter::once(2)
+        .chain((0..998).map(|i| 5 + (i % 90) as u32))
+        .chain(std::iter::once(3))
+        .collect();
+    let (mut selected, mut masked, mut random, mut kept, mut total) = (0usize, 0, 0, 0, 0);
+    for index in 0..200u64 {
+        let example = mask_tokens(&ids, &special, 100, 0.15, mask_seed(1, 0, index));
+        assert_eq!(example.labels[0], IGNORE_INDEX, "[CLS] is never selected");
+        assert_eq!(
+            *example.labels.last().unwrap(),
+            IGNORE_INDEX,
+            "[SEP] is never selected"
+        );
+        for ((&original, &input), &label) in ids.iter().zip(&example.input_ids).zip(&example.labels)
+        {
+            total += !special.contains(original) as usize;
+            if label == IGNORE_INDEX {
+                assert_eq!(input, original, "unselected tokens are untouched");
+                continue;
+            }
+            assert_eq!(label, original as i64);
+            selected += 1;
+            match input {
+                i if i == special.mask => masked += 1,
+                i if i == original => kept += 1,
+                i => {
+                    assert!(!special.contains(i) && i < 100, "random replacement {i}");
+                    random += 1
+                }
+            }
+        }
+    }
+    let rate = selected as f64 / total as f64;
+    assert!((rate - 0.15).abs() < 0.005, "selection rate {rate}");
+    let share = |n: usize| n as f64 / selected as f64;
+    assert!(
+        (share(masked) - 0.8).abs() < 0.01,
+        "[MASK] share {}",
+        share(masked)
+    );
+    // A random draw equals the original 1% of the time, which counts as kept.
+    assert!(
+        (share(random) - 0.1).abs() < 0.01,
+        "random share {}",
+        share(random)
+    );
+    assert!(
+        (share(kept) - 0.1).abs() < 0.01,
+        "kept share {}",
+        share(kept)
+    );
+
+    // Same seed, same masks; another epoch, other masks.
+    let a = mask_tokens(&ids, &special, 100, 0.15, mask_seed(1, 0, 5));
+    assert_eq!(
+        a,
+        mask_tokens(&ids, &special, 100, 0.15, mask_seed(1, 0, 5))
+    );
+    assert_ne!(
+        a,
+        mask_tokens(&ids, &special, 100, 0.15, mask_seed(1, 1, 5))
+    );
+}
+
+fn small_tokenizer() -> TextTokenizer {
+    let text = std::fs::read_to_string(small_corpus().join("macbeth.txt")).unwrap();
+    TextTokenizer::train(text.lines(), 300, 1, true).unwrap()
+}
+
+#[test]
+fn tokenizer_trains_saves_and_loads() {
+    let tokenizer = small_tokenizer();
+    assert_eq!(
+        tokenizer.special(),
+        special(),
+        "special tokens take ids 0..5"
+    );
+    assert!(tokenizer.vocab_size() <= 300);
+    let ids = tokenizer
+        .encode_with_special("Is this a dagger which I see before me?")
+        .unwrap();
+    assert_eq!((ids[0], *ids.last().unwrap()), (2, 3), "[CLS] ... [SEP]");
+    let plain = tokenizer
+        .encode_plain("Is this a dagger which I see before me?")
+        .unwrap();
+    assert_eq!(&ids[1..ids.len() - 1], plain.as_slice());
+
+    let dir = tempfile::tempdir().unwrap();
+    tokenizer.save(&dir.path().join("tokenizer.json")).unwrap();
+    let reloaded = TextTokenizer::from_file(&dir.path().join("tokenizer.json")).unwrap();
+    assert_eq!(
+        reloaded.encode_with_special("before me").unwrap(),
+        tokenizer.encode_with_special("before me").unwrap()
+    );
+
+    // The same vocabulary as a BERT vocab.txt gives the same ids.
+    let vocab: Vec<String> = (0..tokenizer.vocab_size() as u32)
+        .map(|id| tokenizer.token(id))
+        .collect();
+    std::fs::write(dir.path().join("vocab.txt"), vocab.join("\n")).unwrap();
+    let from_vocab = TextTokenizer::from_file(&dir.path().join("vocab.txt")).unwrap();
+    assert_eq!(
+        from_vocab.encode_with_special("Is this a dagger").unwrap(),
+        tokenizer.encode_with_special("Is this a dagger").unwrap()
+    );
+}
+
+#[test]
+fn packing_keeps_every_token_in_order() {
+    let tokenizer = small_tokenizer();
+    let text = "First line of text.\n\nA second, somewhat longer line of text follows here.\nthird";
+    let sequences = pack_lines(text, &tokenizer, 12).unwrap();
+    let mut joined = Vec::new();
+    for sequence in &sequences {
+        assert!(sequence.len() <= 12);
+        assert_eq!((sequence[0], *sequence.last().unwrap()), (2, 3));
+        joined.extend_from_slice(&sequence[1..sequence.len() - 1]);
+    }
+    let expected: Vec<u32> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .flat_map(|l| tokenizer.encode_plain(l).unwrap())
+        .collect();
+    assert_eq!(joined, expected);
+    assert!(sequences.len() >= 2);
+}
+
+#[test]
+fn training_writes_a_complete_run_directory_and_learns() {
+    let dir = trained_run();
+    for file in [
+        RUN_CONFIG_FILE,
+        "tokenizer.json",
+        "config.json",
+        "model.safetensors",
+        METRICS_FILE,
+        PLOT_FILE,
+    ] {
+        assert!(dir.join(file).is_file(), "{file} missing");
+    }
+    let png = std::fs::read(dir.join(PLOT_FILE)).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let records = read_records(&dir.join(METRICS_FILE)).unwrap();
+    assert_eq!(
+        records.iter().map(|r| r.step).collect::<Vec<_>>(),
+        vec![10, 20, 30, 40]
+    );
+    let (first, last) = (&records[0], records.last().unwrap());
+    assert!(
+        last.train_loss < first.train_loss - 0.3,
+        "{} -> {}",
+        first.train_loss,
+        last.train_loss
+    );
+    assert!(
+        last.valid_loss < first.valid_loss,
+        "{} -> {}",
+        first.valid_loss,
+        last.valid_loss
+    );
+    assert!(
+        records
+            .iter()
+            .all(|r| r.tokens_per_second > 0.0 && (0.0..=1.0).contains(&r.valid_accuracy))
+    );
+    assert!(!dir.join("checkpoint.tmp").exists() && dir.join("checkpoint/state.json").is_file());
+}
+
+#[test]
+fn resuming_gives_the_same_run_as_never_stopping() {
+    let reference = read_records(&trained_run().join(METRICS_FILE)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = TrainConfig::from_toml_str(&small_config_toml(40), "test.toml").unwrap();
+    run(RunStart::Fresh(config.clone()), dir.path(), Some(20));
+    // A killed write of a later checkpoint leaves a partial temporary folder behind.
+    std::fs::create_dir_all(dir.path().join("checkpoint.tmp")).unwrap();
+    std::fs::write(dir.path().join("checkpoint.tmp/model.mpk"), b"partial").unwrap();
+    // Starting afresh in the same directory is refused: nothing is overwritten.
+    let refused = train::<AD>(
+        RunStart::Fresh(config),
+        dir.path(),
+        &Default::default(),
+        &mut |_| ControlFlow::Continue(()),
+    );
+    assert!(refused.unwrap_err().to_string().contains("--resume"));
+
+    run(RunStart::Resume, dir.path(), None);
+    let resumed = read_records(&dir.path().join(METRICS_FILE)).unwrap();
+    assert_eq!(resumed.len(), reference.len());
+    for (a, b) in resumed.iter().zip(&reference) {
+        assert_eq!(a.step, b.step);
+        // Same batches, masks and optimizer state: the same losses (dropout is off).
+        assert!(
+            (a.valid_loss - b.valid_loss).abs() < 1e-4,
+            "step {}: {} vs {}",
+            a.step,
+            a.valid_loss,
+            b.valid_loss
+        );
+        assert!(
+            (a.train_loss - b.train_loss).abs() < 1e-4,
+            "step {}: {} vs {}",
+            a.step,
+            a.train_loss,
+            b.train_loss
+        );
+    }
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn inference_matches_direct_model_computation() {
+    let device = Default::default();
+    let loaded = load_model::<B>(trained_run(), &device).unwrap();
+    let texts = vec![
+        "the king is dead".to_string(),
+        "o, my love, my love".to_string(),
+    ];
+
+    // encode: the same numbers as the model's own forward pass on the padded batch.
+    let lines: Vec<EncodeLine> = texts
+        .iter()
+        .map(|t| EncodeLine::Text { text: t.clone() })
+        .collect();
+    let encoded = encode(&loaded, &lines, true, &device).unwrap().value;
+    let ids: Vec<Vec<u32>> = texts
+        .iter()
+        .map(|t| loaded.tokenizer.encode_with_special(t).unwrap())
+        .collect();
+    let longest = ids.iter().map(Vec::len).max().unwrap();
+    assert_eq!(encoded.shape, [2, longest]);
+    let refs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
+    let (input_ids, mask) = roformer_train::data::pad_ids::<B>(&refs, 0, &device);
+    let hidden = loaded
+        .model
+        .roformer
+        .forward(RoFormerInput::new(input_ids).with_attention_mask(mask));
+    let direct: Vec<f32> = hidden.clone().into_data().to_vec().unwrap();
+    assert!(max_abs_diff(&encoded.last_hidden_state, &direct) < 1e-6);
+    let logits: Vec<f32> = loaded.model.logits(hidden).into_data().to_vec().unwrap();
+    assert!(max_abs_diff(encoded.mlm_logits.as_ref().unwrap(), &logits) < 1e-6);
+
+    // embed: the mean over real tokens of those hidden states.
+    let embeddings = embed(&loaded, &texts, &device).unwrap().value;
+    let width = encoded.hidden_size;
+    for (row, tokens) in ids.iter().enumerate() {
+        let mut mean = vec![0f32; width];
+        for position in 0..tokens.len() {
+            let start = (row * longest + position) * width;
+            for (m, v) in mean
+                .iter_mut()
+                .zip(&encoded.last_hidden_state[start..start + width])
+            {
+                *m += v / tokens.len() as f32;
+            }
+        }
+        assert!(max_abs_diff(&embeddings[row], &mean) < 1e-5);
+    }
+
+    // fill-mask: the softmax of the logits at the mask, best first.
+    let predictions = fill_mask(&loaded, "the king is [MASK]", 3, &device)
+        .unwrap()
+        .value;
+    assert_eq!(predictions.len(), 1);
+    let position = predictions[0].position;
+    let masked_ids = loaded
+        .tokenizer
+        .encode_with_special("the king is [MASK]")
+        .unwrap();
+    let input = Tensor::<B, 2, Int>::from_data(
+        TensorData::new(
+            masked_ids.iter().map(|&i| i as i64).collect::<Vec<_>>(),
+            [1, masked_ids.len()],
+        ),
+        &device,
+    );
+    let row: Vec<f32> = loaded
+        .model
+        .forward(RoFormerInput::new(input))
+        .into_data()
+        .to_vec()
+        .unwrap();
+    let vocab = loaded.config.vocab_size;
+    let row = &row[position * vocab..(position + 1) * vocab];
+    let max = row.iter().cloned().fold(f32::MIN, f32::max);
+    let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
+    let best = row
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .unwrap()
+        .0;
+    let top = &predictions[0].candidates[0];
+    assert_eq!(top.id as usize, best);
+    assert!((top.probability - (row[best] - max).exp() / sum).abs() < 1e-5);
+    assert!(
+        predictions[0]
+            .candidates
+            .windows(2)
+            .all(|w| w[0].probability >= w[1].probability)
+    );
+
+    // The output file holds the same tensors.
+    let out = tempfile::tempdir().unwrap();
+    write_encoded(&encoded, &out.path().join("out.safetensors")).unwrap();
+    let bytes = std::fs::read(out.path().join("out.safetensors")).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(
+        file.tensor("last_hidden_state").unwrap().shape(),
+        &[2, longest, width]
+    );
+    assert_eq!(
+        file.tensor("mlm_logits").unwrap().shape(),
+        &[2, longest, vocab]
+    );
+}
+
+fn roformer(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_roformer"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_binary_reports_bad_input_in_one_line() {
+    let model = trained_run().display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let bad_ids = dir.path().join("bad.jsonl");
+    std::fs::write(&bad_ids, "{\"input_ids\": [2, 99999, 3]}\n").unwrap();
+    let out = dir.path().join("out.safetensors").display().to_string();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["fill-mask", "--model", "/nonexistent/model", "a [MASK]"],
+            "/nonexistent/model",
+        ),
+        (
+            vec!["fill-mask", "--model", &model, "no mask here"],
+            "[MASK]",
+        ),
+        (
+            vec![
+                "encode",
+                "--model",
+                &model,
+                "--input",
+                bad_ids.to_str().unwrap(),
+                "--output",
+                &out,
+            ],
+            "99999",
+        ),
+        (
+            vec!["train", "--config", "/nonexistent.toml"],
+            "/nonexistent.toml",
+        ),
+    ];
+    for (args, needle) in cases {
+        let (ok, _, stderr) = roformer(&args);
+        assert!(!ok, "{args:?} should fail");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {stderr}");
+        assert!(
+            lines[0].starts_with("error: ") && lines[0].contains(needle),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"));
+    }
+    // And a good call prints predictions.
+    let (ok, stdout, _) = roformer(&[
+        "fill-mask",
+        "--model",
+        &model,
+        "--json",
+        "the king is [MASK]",
+    ]);
+    assert!(ok);
+    let parsed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(parsed[0]["candidates"].as_array().unwrap().len(), 5);
+}
