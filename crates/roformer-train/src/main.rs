@@ -196,7 +196,7 @@ fn run_train(
         (Some(path), None) => {
             let config = TrainConfig::from_file(&path)?;
             let run_dir = output.unwrap_or_else(|| config.training.output_dir.clone());
-            (RunStart::Fresh(config), run_dir)
+            (RunStart::Fresh(Box::new(config)), run_dir)
         }
         (None, None) => bail!("give --config FILE or --resume DIR"),
     };

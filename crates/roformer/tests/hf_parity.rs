@@ -200,12 +200,12 @@ fn saving_in_hf_layout_round_trips() {
     let saved = SafeTensors::deserialize(&bytes).unwrap();
     let original_bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
     let original = SafeTensors::deserialize(&original_bytes).unwrap();
-    let mut saved_names: Vec<String> = saved.names().into_iter().cloned().collect();
+    let mut saved_names: Vec<String> = saved.names().into_iter().map(str::to_string).collect();
     let mut hf_names: Vec<String> = original
         .names()
         .into_iter()
         .filter(|n| !n.contains("embed_positions"))
-        .cloned()
+        .map(str::to_string)
         .collect();
     saved_names.sort();
     hf_names.sort();

@@ -42,7 +42,7 @@ pub const METRICS_FILE: &str = "metrics.jsonl";
 pub const PLOT_FILE: &str = "loss.png";
 
 /// Salt of the validation masks, so they differ from any training epoch's.
-const VALIDATION_SALT: u64 = 0x5EED_0F_FA11;
+const VALIDATION_SALT: u64 = 0x005E_ED0F_FA11;
 
 /// What the loop reports while it runs.
 #[derive(Debug, Clone)]
@@ -100,7 +100,7 @@ pub struct TrainSummary {
 /// Where a run starts.
 pub enum RunStart {
     /// A new run into an empty (or new) directory.
-    Fresh(TrainConfig),
+    Fresh(Box<TrainConfig>),
     /// Continue the run in this directory from its last checkpoint.
     Resume,
 }
@@ -147,6 +147,7 @@ pub fn train<B: AutodiffBackend>(
     let resuming = matches!(start, RunStart::Resume);
     let config = match start {
         RunStart::Fresh(config) => {
+            let config = *config;
             if latest_checkpoint(run_dir).is_some() || run_dir.join(RUN_CONFIG_FILE).exists() {
                 return Err(TrainError::model_dir(
                     run_dir,
@@ -209,7 +210,7 @@ pub fn train<B: AutodiffBackend>(
     B::seed(device, training.seed);
     let model = RoFormerForMaskedLM::<B>::new(&config.model, device)?;
     let clipping = (training.max_grad_norm > 0.0)
-        .then(|| GradientClippingConfig::Norm(training.max_grad_norm as f32));
+        .then_some(GradientClippingConfig::Norm(training.max_grad_norm as f32));
     let optimizer = AdamWConfig::new()
         .with_weight_decay(training.weight_decay as f32)
         .with_grad_clipping(clipping)
