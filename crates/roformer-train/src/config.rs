@@ -104,7 +104,9 @@ pub struct TrainingConfig {
     pub decay: Decay,
     /// AdamW's decoupled weight decay. Default: 0.01.
     pub weight_decay: f64,
-    /// Clip the global gradient norm to this; `0` disables clipping. Default: 1.0.
+    /// Clip each parameter tensor's gradient to this L2 norm (burn's
+    /// `GradientClippingConfig::Norm`, applied per tensor, unlike PyTorch's global
+    /// `clip_grad_norm_`); `0` disables clipping. Default: 1.0.
     pub max_grad_norm: f64,
     /// Total optimisation steps. Default: 1000. Exclusive with `epochs`.
     pub steps: Option<usize>,
