@@ -87,12 +87,12 @@ fn run(config: RunStart, dir: &Path, stop_at: Option<usize>) {
     .unwrap();
 }
 
-/// An 80-step run, trained once for all the tests that need a model.
+/// A 120-step run, trained once for all the tests that need a model.
 fn trained_run() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap().keep();
-        let config = TrainConfig::from_toml_str(&small_config_toml(80), "test.toml").unwrap();
+        let config = TrainConfig::from_toml_str(&small_config_toml(120), "test.toml").unwrap();
         run(RunStart::Fresh(Box::new(config)), &dir, None);
         dir
     })
@@ -313,9 +313,10 @@ fn training_writes_a_complete_run_directory_and_learns() {
     let records = read_records(&dir.join(METRICS_FILE)).unwrap();
     assert_eq!(
         records.iter().map(|r| r.step).collect::<Vec<_>>(),
-        vec![20, 40, 60, 80]
+        vec![20, 40, 60, 80, 100, 120]
     );
     let (first, last) = (&records[0], records.last().unwrap());
+    eprintln!("train loss {} -> {}, valid loss {} -> {}", first.train_loss, last.train_loss, first.valid_loss, last.valid_loss);
     assert!(
         last.train_loss < first.train_loss - 0.1,
         "{} -> {}",
@@ -342,7 +343,7 @@ fn resuming_gives_the_same_run_as_never_stopping() {
     let dir = tempfile::tempdir().unwrap();
     // The reference run's tokenizer: the `tokenizers` crate's WordPiece trainer breaks
     // frequency ties in hash order, so a second training could pick other pieces.
-    let mut config = TrainConfig::from_toml_str(&small_config_toml(80), "test.toml").unwrap();
+    let mut config = TrainConfig::from_toml_str(&small_config_toml(120), "test.toml").unwrap();
     config.tokenizer.path = Some(trained_run().join("tokenizer.json"));
     run(
         RunStart::Fresh(Box::new(config.clone())),
