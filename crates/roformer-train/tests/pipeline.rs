@@ -316,7 +316,10 @@ fn training_writes_a_complete_run_directory_and_learns() {
         vec![20, 40, 60, 80, 100, 120]
     );
     let (first, last) = (&records[0], records.last().unwrap());
-    eprintln!("train loss {} -> {}, valid loss {} -> {}", first.train_loss, last.train_loss, first.valid_loss, last.valid_loss);
+    eprintln!(
+        "train loss {} -> {}, valid loss {} -> {}",
+        first.train_loss, last.train_loss, first.valid_loss, last.valid_loss
+    );
     assert!(
         last.train_loss < first.train_loss - 0.1,
         "{} -> {}",
