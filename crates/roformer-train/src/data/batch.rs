@@ -7,13 +7,18 @@ use roformer::{IGNORE_INDEX, RoFormerInput};
 
 use crate::data::masking::MaskedExample;
 
-/// A padded masked-LM batch.
+/// A padded masked-LM batch. Only the selected positions carry targets, flattened over
+/// `[batch, seq]`, so the vocabulary projection runs on those rows alone.
 #[derive(Debug, Clone)]
 pub struct MlmBatch<B: Backend> {
     /// Corrupted input, `[batch, seq]`.
     pub input: RoFormerInput<B>,
-    /// Labels, [`IGNORE_INDEX`] at unselected and padded positions, `[batch, seq]`.
-    pub labels: Tensor<B, 2, Int>,
+    /// Row-major indices into `[batch * seq]` of the positions to predict, `[masked]`.
+    pub masked_positions: Tensor<B, 1, Int>,
+    /// The original token at each of those positions, `[masked]`.
+    pub masked_labels: Tensor<B, 1, Int>,
+    /// Number of positions to predict.
+    pub masked_count: usize,
     /// Real (non-padding) tokens in the batch.
     pub real_tokens: usize,
 }
@@ -48,18 +53,23 @@ pub fn mlm_batch<B: Backend>(
 ) -> MlmBatch<B> {
     let inputs: Vec<&[u32]> = examples.iter().map(|e| e.input_ids.as_slice()).collect();
     let (input_ids, attention_mask) = pad_ids::<B>(&inputs, pad, device);
-    let [rows, longest] = input_ids.dims();
-    let mut labels = Vec::with_capacity(rows * longest);
-    for example in examples {
-        labels.extend_from_slice(&example.labels);
-        labels.extend(std::iter::repeat_n(
-            IGNORE_INDEX,
-            longest - example.labels.len(),
-        ));
+    let longest = input_ids.dims()[1];
+    let (mut positions, mut labels) = (Vec::new(), Vec::new());
+    for (row, example) in examples.iter().enumerate() {
+        for (column, &label) in example.labels.iter().enumerate() {
+            if label != IGNORE_INDEX {
+                positions.push((row * longest + column) as i64);
+                labels.push(label);
+            }
+        }
     }
+    let count = positions.len();
+    let int = |values: Vec<i64>| Tensor::from_data(TensorData::new(values, [count]), device);
     MlmBatch {
         input: RoFormerInput::new(input_ids).with_attention_mask(attention_mask),
-        labels: Tensor::from_data(TensorData::new(labels, [rows, longest]), device),
+        masked_positions: int(positions),
+        masked_labels: int(labels),
+        masked_count: count,
         real_tokens: inputs.iter().map(|s| s.len()).sum(),
     }
 }

@@ -13,7 +13,7 @@ use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{AutodiffModule, Module};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+use burn::tensor::{ElementConversion, Tensor};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -21,7 +21,8 @@ use roformer::{RoFormerForMaskedLM, masked_lm_loss};
 
 use crate::config::{Duration, TrainConfig};
 use crate::data::{
-    Corpus, MaskedExample, SpecialIds, TextTokenizer, mask_seed, mask_tokens, mlm_batch, pack_lines,
+    Corpus, MaskedExample, MlmBatch, SpecialIds, TextTokenizer, mask_seed, mask_tokens, mlm_batch,
+    pack_lines,
 };
 use crate::error::TrainError;
 use crate::fs_atomic::write_atomic;
@@ -268,7 +269,7 @@ pub fn train<B: AutodiffBackend>(
             .collect();
         let batch = mlm_batch::<B>(&examples, special.pad, device);
         tokens += batch.real_tokens;
-        let (loss, _) = masked_lm_step(&model, &examples, batch.input, device);
+        let (loss, _) = masked_lm_step(&model, batch);
         let loss_value: f64 = loss.clone().into_scalar().elem();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let learning_rate = schedule.at(step);
@@ -357,37 +358,21 @@ fn check_tokenizer_fits(tokenizer: &TextTokenizer, config: &TrainConfig) -> Resu
     Ok(())
 }
 
-/// The masked positions of a padded batch (row-major over `[batch, longest]`) and their labels.
-fn masked_positions(examples: &[MaskedExample]) -> (Vec<i64>, Vec<i64>) {
-    let longest = examples.iter().map(|e| e.labels.len()).max().unwrap_or(0);
-    let mut positions = Vec::new();
-    let mut labels = Vec::new();
-    for (row, example) in examples.iter().enumerate() {
-        for (column, &label) in example.labels.iter().enumerate() {
-            if label >= 0 {
-                positions.push((row * longest + column) as i64);
-                labels.push(label);
-            }
-        }
-    }
-    (positions, labels)
-}
-
 /// Loss over the masked positions and the number predicted exactly. Only the masked rows
 /// go through the vocabulary projection, which saves most of the head's work.
 fn masked_lm_step<B: Backend>(
     model: &RoFormerForMaskedLM<B>,
-    examples: &[MaskedExample],
-    input: roformer::RoFormerInput<B>,
-    device: &B::Device,
+    batch: MlmBatch<B>,
 ) -> (Tensor<B, 1>, usize) {
-    let (positions, labels) = masked_positions(examples);
-    let count = positions.len();
-    let hidden = model.roformer.forward(input);
-    let [batch, seq, width] = hidden.dims();
-    let positions = Tensor::<B, 1, Int>::from_data(TensorData::new(positions, [count]), device);
-    let targets = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [count]), device);
-    let logits = model.logits(hidden.reshape([batch * seq, width]).select(0, positions));
+    let count = batch.masked_count;
+    let hidden = model.roformer.forward(batch.input);
+    let [rows, seq, width] = hidden.dims();
+    let logits = model.logits(
+        hidden
+            .reshape([rows * seq, width])
+            .select(0, batch.masked_positions),
+    );
+    let targets = batch.masked_labels;
     let correct: i64 = logits
         .clone()
         .argmax(1)
@@ -438,12 +423,9 @@ fn evaluate<B: Backend>(
                 )
             })
             .collect();
-        let masked: usize = examples
-            .iter()
-            .map(|e| e.labels.iter().filter(|&&l| l >= 0).count())
-            .sum();
         let batch = mlm_batch::<B>(&examples, special.pad, device);
-        let (loss, hits) = masked_lm_step(model, &examples, batch.input, device);
+        let masked = batch.masked_count;
+        let (loss, hits) = masked_lm_step(model, batch);
         let loss: f64 = loss.into_scalar().elem();
         loss_sum += loss * masked as f64;
         correct += hits;
