@@ -15,6 +15,21 @@ and loading bugs), and writes to `crates/roformer/tests/fixtures/hf/<case>/`:
   reference outputs `last_hidden_state`, `logits` and `hidden_states.N` (the embedding
   output, then each layer's; float32), computed in eval mode.
 
+Each case directory is a complete HF model directory (plus `vocab.txt`, a placeholder
+vocabulary) so that it loads through `roformer --model DIR`. Cases cover rotary_value on
+and off, `embedding_size != hidden_size`, padding in a batch, a 1024-token sequence
+(max positions 1536; no per-layer states, to keep it small), a `pytorch_model.bin` written
+by `torch.save(state_dict)` (which, as older checkpoints do, also holds the tied decoder),
+a bare `RoFormerModel` (no `cls.` head: `expected` has no `logits`), and bf16 / f16 weight
+files (the reference is computed in f32 from the rounded weights).
+
+`tokenizer_zh/` holds a Chinese/English `vocab.txt` and `cases.json`: sentences with the
+ids HF's `RoFormerTokenizer` (jieba, `HMM=False`) gives them. NB: transformers 5.24's
+`RoFormerTokenizer.from_pretrained(dir)` hands the vocabulary *file name* to its
+`JiebaPreTokenizer`, so no jieba word is ever found "in the vocabulary"; the fixture is
+made with the tokenizer built from the vocabulary itself (`RoFormerTokenizer(vocab=...)`),
+which gives the documented behaviour (`今天天气非常好。` → `今 天 天 气 非常 好 。`).
+
 It also writes `default_config.json` (HF's `RoFormerConfig()` defaults) and `VERSIONS.json`.
 """
 
@@ -25,7 +40,7 @@ import sys
 
 import torch
 from safetensors.torch import save_file
-from transformers import RoFormerConfig, RoFormerForMaskedLM
+from transformers import RoFormerConfig, RoFormerForMaskedLM, RoFormerModel, RoFormerTokenizer
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 OUT = ROOT / "crates" / "roformer" / "tests" / "fixtures" / "hf"
@@ -43,12 +58,18 @@ BASE = dict(
     pad_token_id=0,
 )
 
-# name: (config overrides, sequence lengths of the batch; shorter ones are right-padded)
+# name: (config overrides, sequence lengths of the batch (shorter ones are right-padded),
+#        how the weights are saved)
 CASES = {
-    "base": (dict(), [11, 11]),
-    "rotary_value": (dict(rotary_value=True, hidden_act="gelu_new"), [13, 13]),
-    "embedding_project": (dict(embedding_size=16, hidden_act="relu"), [9, 9]),
-    "padding": (dict(), [12, 7, 3]),
+    "base": (dict(), [11, 11], "safetensors"),
+    "rotary_value": (dict(rotary_value=True, hidden_act="gelu_new"), [13, 13], "safetensors"),
+    "embedding_project": (dict(embedding_size=16, hidden_act="relu"), [9, 9], "safetensors"),
+    "padding": (dict(), [12, 7, 3], "safetensors"),
+    "long": (dict(max_position_embeddings=1536), [1024], "safetensors"),
+    "pytorch_bin": (dict(), [10, 6], "bin"),
+    "encoder_only": (dict(rotary_value=True), [8, 5], "encoder"),
+    "bf16": (dict(), [9, 9], "bf16"),
+    "f16": (dict(embedding_size=16), [9, 9], "f16"),
 }
 
 
@@ -70,12 +91,23 @@ def randomize(model: torch.nn.Module, generator: torch.Generator) -> None:
                 param.copy_(0.5 * noise)
 
 
-def make_case(name: str, overrides: dict, lengths: list, seed: int) -> None:
+def placeholder_vocab(size: int) -> list:
+    return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(5, size)]
+
+
+def make_case(name: str, overrides: dict, lengths: list, storage: str, seed: int) -> None:
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     config = RoFormerConfig(**{**BASE, **overrides})
-    model = RoFormerForMaskedLM(config).eval()
+    model = (RoFormerModel(config) if storage == "encoder" else RoFormerForMaskedLM(config)).eval()
     randomize(model, generator)
+    if storage in ("bf16", "f16"):
+        # Round the weights to the file's precision; the reference uses the rounded values.
+        half = torch.bfloat16 if storage == "bf16" else torch.float16
+        with torch.no_grad():
+            for param_name, param in model.named_parameters():
+                if "embed_positions" not in param_name:  # regenerated in f32 on loading
+                    param.copy_(param.to(half).float())
 
     batch, seq = len(lengths), max(lengths)
     input_ids = torch.randint(1, config.vocab_size, (batch, seq), generator=generator)
@@ -99,28 +131,87 @@ def make_case(name: str, overrides: dict, lengths: list, seed: int) -> None:
 
     directory = OUT / name
     directory.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(directory)
-    save_file(
-        {
-            "input_ids": input_ids.contiguous(),
-            "attention_mask": attention_mask.contiguous(),
-            "token_type_ids": token_type_ids.contiguous(),
-            "last_hidden_state": outputs.hidden_states[-1].float().contiguous(),
-            "logits": outputs.logits.float().contiguous(),
-            # Embedding output and every layer's output, to localise a mismatch.
-            **{
-                f"hidden_states.{i}": h.float().clone().contiguous()
-                for i, h in enumerate(outputs.hidden_states)
-            },
-        },
-        directory / "expected.safetensors",
-    )
+    for stale in ("model.safetensors", "pytorch_model.bin"):
+        (directory / stale).unlink(missing_ok=True)
+    if storage == "bin":
+        config.save_pretrained(directory)
+        torch.save(model.state_dict(), directory / "pytorch_model.bin")
+    elif storage in ("bf16", "f16"):
+        model.to(torch.bfloat16 if storage == "bf16" else torch.float16).save_pretrained(directory)
+    else:
+        model.save_pretrained(directory)
+    (directory / "vocab.txt").write_text("\n".join(placeholder_vocab(config.vocab_size)) + "\n")
+    expected = {
+        "input_ids": input_ids.contiguous(),
+        "attention_mask": attention_mask.contiguous(),
+        "token_type_ids": token_type_ids.contiguous(),
+        "last_hidden_state": outputs.hidden_states[-1].float().contiguous(),
+    }
+    if storage != "encoder":
+        expected["logits"] = outputs.logits.float().contiguous()
+    if name != "long":
+        # Embedding output and every layer's output, to localise a mismatch.
+        for i, h in enumerate(outputs.hidden_states):
+            expected[f"hidden_states.{i}"] = h.float().clone().contiguous()
+    save_file(expected, directory / "expected.safetensors")
     print(f"{name}: batch {batch} x {seq}, mean max attention prob {peak:.3f}", file=sys.stderr)
 
 
+ZH_SENTENCES = [
+    "今天天气非常好。",
+    "我爱北京天安门！",
+    "RoFormer使用旋转位置编码(RoPE)，效果很好。",
+    "Hello, World! 你好，世界。",
+    "他说：“机器学习很有趣”。",
+    "2021年，苏剑林提出了RoFormer模型。",
+    "自然语言处理 NLP 是人工智能的一个分支",
+    "今天[MASK]很好",
+    "ÀÉÎ accents and UPPER case 中文分词",
+    "emoji 😀 and\ttabs\nnew line，北京大学的学生",
+    "unaffable 的 running 测试 tokenization 工具",
+]
+
+
+def make_tokenizer_case() -> None:
+    """A vocabulary with every character of the sentences, some of jieba's words (so that
+    both branches run: word kept whole, word split into characters) and WordPieces."""
+    import rjieba
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    words, chars = [], []
+    for sentence in ZH_SENTENCES:
+        for word in rjieba.cut(sentence.lower(), False):
+            word = word.strip()
+            if len(word) > 1 and any("\u4e00" <= c <= "\u9fff" for c in word) and word not in words:
+                words.append(word)
+        for c in sentence.lower():
+            if not c.isspace() and c not in chars:
+                chars.append(c)
+    kept_words = words[::2]  # every other word: the rest falls back to characters
+    english = ["hello", "world", "ro", "##former", "##pe", "nlp", "accents", "and", "upper",
+               "case", "emoji", "tabs", "new", "line", "un", "##aff", "##able", "run",
+               "##ning", "token", "##ization", "a", "##e", "##i"]
+    vocab = specials + chars + [w for w in kept_words if w not in chars] + [
+        w for w in english if w not in chars]
+    vocab = list(dict.fromkeys(vocab))
+    directory = OUT / "tokenizer_zh"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tokenizer = RoFormerTokenizer(vocab={w: i for i, w in enumerate(vocab)})
+    cases = []
+    for sentence in ZH_SENTENCES:
+        ids = tokenizer(sentence).input_ids
+        cases.append({"text": sentence, "input_ids": ids,
+                      "tokens": tokenizer.convert_ids_to_tokens(ids)})
+    (directory / "cases.json").write_text(json.dumps(cases, ensure_ascii=False, indent=1) + "\n")
+    kept = sum(1 for c in cases for t in c["tokens"] if t in kept_words)
+    print(f"tokenizer_zh: {len(vocab)} tokens, {kept} whole jieba words kept", file=sys.stderr)
+
+
 def main() -> None:
-    for index, (name, (overrides, lengths)) in enumerate(CASES.items()):
-        make_case(name, overrides, lengths, seed=1000 + index)
+    for index, (name, (overrides, lengths, storage)) in enumerate(CASES.items()):
+        make_case(name, overrides, lengths, storage, seed=1000 + index)
+    make_tokenizer_case()
     # HF's own defaults, to check that ours are the same.
     (OUT / "default_config.json").write_text(RoFormerConfig().to_json_string())
     versions = {"torch": torch.__version__, "transformers": __import__("transformers").__version__}

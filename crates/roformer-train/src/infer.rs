@@ -65,6 +65,7 @@ pub fn fill_mask<B: Backend>(
     top_k: usize,
     device: &B::Device,
 ) -> Result<WithWarnings<Vec<MaskPrediction>>, TrainError> {
+    let model = loaded.masked_lm()?;
     let tokenizer = &loaded.tokenizer;
     let special = tokenizer.special();
     if text.trim().is_empty() {
@@ -98,7 +99,7 @@ pub fn fill_mask<B: Backend>(
         ));
     }
     let (input_ids, _) = pad_ids::<B>(&[&ids], special.pad, device);
-    let logits = loaded.model.forward(RoFormerInput::new(input_ids));
+    let logits = model.forward(RoFormerInput::new(input_ids));
     let [_, seq, vocab] = logits.dims();
     let probabilities = softmax(logits.reshape([seq, vocab]), 1);
     let mut predictions = Vec::with_capacity(positions.len());
@@ -159,8 +160,7 @@ pub fn embed<B: Backend>(
         let refs: Vec<&[u32]> = chunk.iter().map(Vec::as_slice).collect();
         let (input_ids, mask) = pad_ids::<B>(&refs, special.pad, device);
         let hidden = loaded
-            .model
-            .roformer
+            .encoder()
             .forward(RoFormerInput::new(input_ids).with_attention_mask(mask.clone()));
         let [rows, _, width] = hidden.dims();
         let weights = mask.float().unsqueeze_dim::<3>(2);
@@ -348,8 +348,13 @@ pub fn encode<B: Backend>(
     let input = RoFormerInput::new(int(flat_ids))
         .with_attention_mask(int(flat_mask.clone()))
         .with_token_type_ids(int(flat_types));
-    let hidden = loaded.model.roformer.forward(input);
-    let mlm_logits = with_logits.then(|| loaded.model.logits(hidden.clone()));
+    let mlm_head = if with_logits {
+        Some(loaded.masked_lm()?)
+    } else {
+        None
+    };
+    let hidden = loaded.encoder().forward(input);
+    let mlm_logits = mlm_head.map(|model| model.logits(hidden.clone()));
     let to_vec = |t: Tensor<B, 3>| {
         t.into_data()
             .to_vec::<f32>()

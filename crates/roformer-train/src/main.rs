@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use roformer_train::TrainConfig;
 use roformer_train::infer::{self, WithWarnings};
-use roformer_train::model_dir::load_model;
+use roformer_train::model_dir::{load_model, write_model_dir};
 use roformer_train::train::{RunStart, TrainEvent, train};
 
 /// Train and run RoFormer (rotary position embedding) encoders.
@@ -79,6 +79,27 @@ enum Command {
         #[arg(long)]
         mlm_logits: bool,
     },
+    /// Convert a Hugging Face RoFormer directory (safetensors or pytorch_model.bin, f32,
+    /// f16 or bf16) into a model directory of ours (f32 safetensors, tokenizer files).
+    Import {
+        /// The HF directory: config.json, model.safetensors or pytorch_model.bin, vocab.txt
+        /// and/or tokenizer.json.
+        #[arg(long, value_name = "HF_DIR")]
+        from: PathBuf,
+        /// The new model directory (must not hold a model yet).
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+    },
+    /// Write a model as a directory that transformers loads with
+    /// `RoFormerForMaskedLM.from_pretrained` (config.json, model.safetensors, tokenizer).
+    ExportHf {
+        /// A run directory or model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// The new HF directory (must not hold a model yet).
+        #[arg(long, value_name = "HF_DIR")]
+        output: PathBuf,
+    },
 }
 
 fn main() {
@@ -93,6 +114,8 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Import { from, to } => convert(&from, &to),
+        Command::ExportHf { model, output } => convert(&model, &output),
         Command::Train {
             config,
             output,
@@ -156,6 +179,30 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Loads a model directory (any format `--model` takes) and writes it in HF layout.
+fn convert(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
+    let device = backend::device();
+    let loaded = load_model::<backend::Inference>(from, &device)?;
+    write_model_dir(&loaded, to)?;
+    let architecture = if loaded.weights.masked_lm().is_some() {
+        "RoFormerForMaskedLM"
+    } else {
+        "RoFormerModel (no masked-LM head)"
+    };
+    let tokenizer = if loaded.tokenizer.uses_jieba() {
+        "WordPiece after jieba segmentation"
+    } else {
+        "WordPiece"
+    };
+    eprintln!(
+        "wrote {} from {}: {architecture}, vocabulary {} ({tokenizer})",
+        to.display(),
+        from.display(),
+        loaded.tokenizer.vocab_size()
+    );
+    Ok(())
 }
 
 /// Prints an inference call's warnings to stderr and returns its value.

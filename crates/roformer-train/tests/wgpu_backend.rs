@@ -8,7 +8,7 @@ use burn::backend::{Autodiff, NdArray, Wgpu};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
-use roformer::hf_weights::{load_hf_safetensors, save_hf_safetensors};
+use roformer::hf_weights::{load_hf_masked_lm, save_hf_safetensors};
 use roformer::{RoFormerConfig, RoFormerForMaskedLM, RoFormerInput, masked_lm_loss};
 
 fn config() -> RoFormerConfig {
@@ -45,11 +45,8 @@ fn wgpu_matches_ndarray_and_trains() {
     let weights = dir.path().join("model.safetensors");
     let cpu_model = RoFormerForMaskedLM::<NdArray>::new(&config(), &cpu).unwrap();
     save_hf_safetensors(&cpu_model, &weights).unwrap();
-    let gpu_model = load_hf_safetensors(
-        RoFormerForMaskedLM::<Wgpu>::new(&config(), &gpu).unwrap(),
-        &weights,
-    )
-    .unwrap();
+    let gpu_model: RoFormerForMaskedLM<Wgpu> =
+        load_hf_masked_lm(&config(), &weights, &gpu).unwrap();
 
     let expected = values(cpu_model.roformer.forward(input::<NdArray>(&cpu)));
     let got = values(gpu_model.roformer.forward(input::<Wgpu>(&gpu)));
@@ -68,11 +65,7 @@ fn wgpu_matches_ndarray_and_trains() {
     );
 
     type AD = Autodiff<Wgpu>;
-    let mut model = load_hf_safetensors(
-        RoFormerForMaskedLM::<AD>::new(&config(), &gpu).unwrap(),
-        &weights,
-    )
-    .unwrap();
+    let mut model: RoFormerForMaskedLM<AD> = load_hf_masked_lm(&config(), &weights, &gpu).unwrap();
     let mut optimizer = AdamWConfig::new().init();
     let labels = Tensor::<AD, 2, Int>::from_data(
         TensorData::new(

@@ -72,6 +72,43 @@ impl Default for RoFormerConfig {
     }
 }
 
+/// The keys of an HF `config.json` that say which model it is, checked before the rest.
+#[derive(Deserialize)]
+struct HfHeader {
+    model_type: Option<String>,
+    tie_word_embeddings: Option<bool>,
+}
+
+/// Refuses a config of another model type (a BERT `config.json` would otherwise parse,
+/// every field having a default) and an untied decoder, which this crate cannot express.
+fn check_hf_header(json: &str, source: &str) -> Result<(), RoFormerError> {
+    let parse_error = |key: &str, message: String| RoFormerError::ConfigParse {
+        source_name: source.to_string(),
+        key: key.to_string(),
+        message,
+    };
+    let Ok(header) = serde_json::from_str::<HfHeader>(json) else {
+        return Ok(()); // the full parse below reports where the JSON is wrong
+    };
+    match header.model_type.as_deref() {
+        None | Some("roformer") => {}
+        Some(other) => {
+            return Err(parse_error(
+                "model_type",
+                format!("expected \"roformer\", got \"{other}\": not a RoFormer model"),
+            ));
+        }
+    }
+    if header.tie_word_embeddings == Some(false) {
+        return Err(parse_error(
+            "tie_word_embeddings",
+            "expected true: the masked-LM decoder is always tied to the word embeddings here"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 impl RoFormerConfig {
     /// Width of the token embeddings (`embedding_size`, or `hidden_size` when unset).
     pub fn embedding_size(&self) -> usize {
@@ -86,6 +123,7 @@ impl RoFormerConfig {
     /// Parses a JSON config (an HF `config.json` or one of ours) and validates it. `source`
     /// names the file in error messages.
     pub fn from_json_str(json: &str, source: &str) -> Result<Self, RoFormerError> {
+        check_hf_header(json, source)?;
         let deserializer = &mut serde_json::Deserializer::from_str(json);
         let config: Self = serde_path_to_error::deserialize(deserializer).map_err(|error| {
             RoFormerError::ConfigParse {

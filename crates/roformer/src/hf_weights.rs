@@ -1,20 +1,31 @@
-//! Loading weights saved by HF transformers (`RoFormerForMaskedLM.save_pretrained`)
-//! into [`RoFormerForMaskedLM`].
+//! Hugging Face RoFormer weight files: loading `model.safetensors` or `pytorch_model.bin`
+//! written by transformers (`RoFormerForMaskedLM` or a bare `RoFormerModel`), and saving
+//! ours in the same layout.
 //!
 //! HF names map onto ours through one declarative table ([`HF_KEY_TABLE`]) applied by
 //! burn-store's `KeyRemapper`; burn-store's `PyTorchToBurnAdapter` transposes linear
-//! weights (`[out, in]` → `[in, out]`). Loading is strict: every parameter must be filled and every tensor in
-//! the file used or on [`IGNORED_HF_TENSORS`]; anything else is an error listing the names.
+//! weights (`[out, in]` → `[in, out]`). f16 and bf16 files are converted to the backend's
+//! float type. Loading is strict: every parameter must be filled and every tensor in the
+//! file used or on [`IGNORED_HF_TENSORS`]; anything else is an error listing the names.
+//! A decoder stored in the file (older `.bin` files keep `cls.predictions.decoder.*`) must
+//! equal the word embeddings and the output bias it is tied to.
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::rc::Rc;
 
+use burn::module::Module;
 use burn::tensor::backend::Backend;
+use burn::tensor::{DType, Element};
 use burn_store::{
-    BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
+    BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter,
+    PytorchStore, SafetensorsStore, TensorSnapshot,
 };
 
+use crate::config::RoFormerConfig;
 use crate::error::RoFormerError;
 use crate::heads::RoFormerForMaskedLM;
+use crate::model::RoFormerModel;
 
 /// HF parameter-name patterns and their replacements, applied in order. Everything not
 /// listed is named identically on both sides.
@@ -27,8 +38,10 @@ pub const HF_KEY_TABLE: &[(&str, &str)] = &[
     (r"\.attention\.self\.", ".attention.self_attention."),
 ];
 
-/// Tensors HF files may hold that are not parameters here: the sinusoidal table (we
-/// regenerate it) and the decoder, tied to the word embeddings and the output bias.
+/// Tensors HF files may hold that are not parameters here (names as in a
+/// `RoFormerForMaskedLM` file; a bare `RoFormerModel` file has them without `roformer.`):
+/// the sinusoidal position table (deterministic: we regenerate it; some files omit it) and
+/// the decoder, which is tied to the word embeddings and the output bias (checked equal).
 pub const IGNORED_HF_TENSORS: &[&str] = &[
     "roformer.encoder.embed_positions.weight",
     "cls.predictions.decoder.weight",
@@ -43,53 +56,202 @@ pub const BURN_TO_HF_KEY_TABLE: &[(&str, &str)] = &[
     (r"\.attention\.self_attention\.", ".attention.self."),
 ];
 
-/// Saves `model` as an HF `model.safetensors` (HF names, PyTorch `[out, in]` linear
-/// weights), loadable by `RoFormerForMaskedLM.from_pretrained` and by
-/// [`load_hf_safetensors`]. The tied decoder and the sinusoidal table are not written,
-/// as `save_pretrained` does not write them either.
-pub fn save_hf_safetensors<B: Backend>(
-    model: &RoFormerForMaskedLM<B>,
-    path: &Path,
-) -> Result<(), RoFormerError> {
-    let remapper = KeyRemapper::from_patterns(BURN_TO_HF_KEY_TABLE.to_vec())
-        .expect("BURN_TO_HF_KEY_TABLE patterns are valid regexes");
-    let mut store = SafetensorsStore::from_file(path)
-        .with_to_adapter(BurnToPyTorchAdapter)
-        .remap(remapper)
-        .metadata("format", "pt");
-    model
-        .save_into(&mut store)
-        .map_err(|error| RoFormerError::Io {
-            path: path.display().to_string(),
-            message: error.to_string(),
-        })
+/// Prefix of the encoder's tensors in a file that also holds a head.
+const ENCODER_PREFIX: &str = "roformer.";
+/// Prefix of the masked-LM head's tensors.
+const MLM_HEAD_PREFIX: &str = "cls.";
+const DECODER_WEIGHT: &str = "cls.predictions.decoder.weight";
+const DECODER_BIAS: &str = "cls.predictions.decoder.bias";
+const WORD_EMBEDDINGS: &str = "roformer.embeddings.word_embeddings.weight";
+const OUTPUT_BIAS: &str = "cls.predictions.bias";
+
+/// A checkpoint loaded from an HF file: with its masked-LM head when the file has one
+/// (`RoFormerForMaskedLM`), otherwise the bare encoder (`RoFormerModel`).
+#[derive(Debug)]
+pub enum RoFormerWeights<B: Backend> {
+    /// Encoder and masked-LM head.
+    MaskedLm(RoFormerForMaskedLM<B>),
+    /// Encoder only.
+    Encoder(RoFormerModel<B>),
 }
 
-fn hf_key_remapper() -> KeyRemapper {
-    KeyRemapper::from_patterns(HF_KEY_TABLE.to_vec())
-        .expect("HF_KEY_TABLE patterns are valid regexes")
+impl<B: Backend> RoFormerWeights<B> {
+    /// The encoder.
+    pub fn encoder(&self) -> &RoFormerModel<B> {
+        match self {
+            Self::MaskedLm(model) => &model.roformer,
+            Self::Encoder(model) => model,
+        }
+    }
+
+    /// The encoder with its masked-LM head, if the checkpoint has one.
+    pub fn masked_lm(&self) -> Option<&RoFormerForMaskedLM<B>> {
+        match self {
+            Self::MaskedLm(model) => Some(model),
+            Self::Encoder(_) => None,
+        }
+    }
 }
 
-/// Loads an HF `model.safetensors` of `RoFormerForMaskedLM` into `model` (built from the
-/// same config). Fails, naming every tensor at fault, unless the file fills the model exactly.
-pub fn load_hf_safetensors<B: Backend>(
-    mut model: RoFormerForMaskedLM<B>,
+/// Which kind of file `path` is, from its name.
+fn is_pytorch_pickle(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e == "bin" || e == "pt" || e == "pth")
+}
+
+/// Reads every tensor of a safetensors or PyTorch (`.bin`, `.pt`, `.pth`) file, by name.
+fn read_tensors(path: &Path) -> Result<BTreeMap<String, TensorSnapshot>, RoFormerError> {
+    let format_error = |message: String| RoFormerError::WeightsFormat {
+        path: path.display().to_string(),
+        message,
+    };
+    if !path.is_file() {
+        return Err(format_error("no such file".into()));
+    }
+    if is_pytorch_pickle(path) {
+        PytorchStore::from_file(path)
+            .get_all_snapshots()
+            .cloned()
+            .map_err(|e| format_error(e.to_string()))
+    } else {
+        SafetensorsStore::from_file(path)
+            .get_all_snapshots()
+            .cloned()
+            .map_err(|e| format_error(e.to_string()))
+    }
+}
+
+fn renamed(mut snapshot: TensorSnapshot, name: &str) -> TensorSnapshot {
+    snapshot.path_stack = Some(name.split('.').map(str::to_string).collect());
+    snapshot
+}
+
+/// `snapshot` with its data converted to `target` (f16/bf16 files into an f32 model).
+fn converted(snapshot: TensorSnapshot, target: DType) -> TensorSnapshot {
+    if snapshot.dtype == target {
+        return snapshot;
+    }
+    let read = snapshot.clone_data_fn();
+    let mut out = TensorSnapshot::from_closure(
+        Rc::new(move || Ok(read()?.convert_dtype(target))),
+        target,
+        snapshot.shape.clone(),
+        snapshot.path_stack.clone().unwrap_or_default(),
+        snapshot.container_stack.clone().unwrap_or_default(),
+        snapshot.tensor_id.unwrap_or_default(),
+    );
+    out.container_stack = snapshot.container_stack;
+    out.tensor_id = snapshot.tensor_id;
+    out
+}
+
+fn values(snapshot: &TensorSnapshot) -> Result<Vec<f32>, String> {
+    snapshot
+        .to_data()
+        .map_err(|e| format!("{e:?}"))?
+        .convert_dtype(DType::F32)
+        .to_vec::<f32>()
+        .map_err(|e| format!("{e:?}"))
+}
+
+/// Checks that a stored decoder tensor equals the tensor it is tied to.
+fn check_tied(
+    tensors: &BTreeMap<String, TensorSnapshot>,
+    stored: &str,
+    tied_to: &str,
+    problems: &mut Vec<String>,
+) {
+    let (Some(stored_tensor), Some(tied_tensor)) = (tensors.get(stored), tensors.get(tied_to))
+    else {
+        return;
+    };
+    match (values(stored_tensor), values(tied_tensor)) {
+        (Ok(a), Ok(b)) if a.len() == b.len() => {
+            let max_diff = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max);
+            if max_diff > 0.0 {
+                problems.push(format!(
+                    "  {stored} differs from {tied_to} (max |diff| {max_diff:e}): this model ties them, untied decoders are not supported"
+                ));
+            }
+        }
+        (Ok(_), Ok(_)) => problems.push(format!(
+            "  {stored} {:?} does not match the shape of {tied_to} {:?}",
+            stored_tensor.shape, tied_tensor.shape
+        )),
+        (Err(e), _) | (_, Err(e)) => problems.push(format!("  {stored}: unreadable: {e}")),
+    }
+}
+
+/// Loads an HF weights file (`model.safetensors` or `pytorch_model.bin`) for a model of
+/// `config`: a `RoFormerForMaskedLM` file (or an older one that also stores the tied
+/// decoder) gives [`RoFormerWeights::MaskedLm`]; a file without `cls.` tensors (a bare
+/// `RoFormerModel`, with or without the `roformer.` prefix) gives
+/// [`RoFormerWeights::Encoder`]. Fails, naming the file and every tensor at fault, unless
+/// the file fills the model exactly.
+pub fn load_hf_weights<B: Backend>(
+    config: &RoFormerConfig,
     path: &Path,
-) -> Result<RoFormerForMaskedLM<B>, RoFormerError> {
+    device: &B::Device,
+) -> Result<RoFormerWeights<B>, RoFormerError> {
     let path_name = path.display().to_string();
-    let mut store = SafetensorsStore::from_file(path)
-        .with_from_adapter(PyTorchToBurnAdapter)
-        .remap(hf_key_remapper())
-        .allow_partial(true)
-        .validate(false);
-    let result = model
-        .load_from(&mut store)
-        .map_err(|error| RoFormerError::WeightsFormat {
-            path: path_name.clone(),
-            message: error.to_string(),
-        })?;
+    let tensors = read_tensors(path)?;
+    if tensors.is_empty() {
+        return Err(RoFormerError::WeightsFormat {
+            path: path_name,
+            message: "the file holds no tensors".into(),
+        });
+    }
+    let has_mlm_head = tensors.keys().any(|k| k.starts_with(MLM_HEAD_PREFIX));
 
     let mut problems: Vec<String> = Vec::new();
+    let target = <B::FloatElem as Element>::dtype();
+    let mut snapshots = Vec::with_capacity(tensors.len());
+    let mut ignored_present = Vec::new();
+    for (name, snapshot) in &tensors {
+        // One naming for the checks: the full `RoFormerForMaskedLM` one.
+        let full_name = if has_mlm_head || name.starts_with(ENCODER_PREFIX) {
+            name.clone()
+        } else {
+            format!("{ENCODER_PREFIX}{name}")
+        };
+        if IGNORED_HF_TENSORS.contains(&full_name.as_str()) {
+            ignored_present.push(full_name);
+            continue;
+        }
+        if !matches!(snapshot.dtype, DType::F32 | DType::F16 | DType::BF16) {
+            problems.push(format!(
+                "  {name}: dtype {:?}, expected F32, F16 or BF16",
+                snapshot.dtype
+            ));
+            continue;
+        }
+        // A bare encoder is loaded into `RoFormerModel`, whose names have no prefix.
+        let module_name = if has_mlm_head {
+            full_name
+        } else {
+            full_name[ENCODER_PREFIX.len()..].to_string()
+        };
+        snapshots.push(converted(renamed(snapshot.clone(), &module_name), target));
+    }
+    if has_mlm_head {
+        check_tied(&tensors, DECODER_WEIGHT, WORD_EMBEDDINGS, &mut problems);
+        check_tied(&tensors, DECODER_BIAS, OUTPUT_BIAS, &mut problems);
+    }
+    let (snapshots, _) = hf_key_remapper().remap(snapshots);
+
+    let (weights, result) = if has_mlm_head {
+        let mut model = RoFormerForMaskedLM::new(config, device)?;
+        let result = model.apply(snapshots, None, Some(Box::new(PyTorchToBurnAdapter)), true);
+        (RoFormerWeights::MaskedLm(model), result)
+    } else {
+        let mut model = RoFormerModel::new(config, device)?;
+        let result = model.apply(snapshots, None, Some(Box::new(PyTorchToBurnAdapter)), true);
+        (RoFormerWeights::Encoder(model), result)
+    };
     problems.extend(result.errors.iter().map(|error| format!("  {error}")));
     problems.extend(
         result
@@ -101,15 +263,75 @@ pub fn load_hf_safetensors<B: Backend>(
         result
             .unused
             .iter()
-            .filter(|name| !IGNORED_HF_TENSORS.contains(&name.as_str()))
             .map(|name| format!("  not a parameter of the model: {name}")),
     );
     if problems.is_empty() {
-        Ok(model)
+        Ok(weights)
     } else {
         Err(RoFormerError::WeightsMismatch {
             path: path_name,
             problems: problems.join("\n"),
         })
+    }
+}
+
+/// Loads an HF `RoFormerForMaskedLM` weights file; fails if the file has no masked-LM head.
+pub fn load_hf_masked_lm<B: Backend>(
+    config: &RoFormerConfig,
+    path: &Path,
+    device: &B::Device,
+) -> Result<RoFormerForMaskedLM<B>, RoFormerError> {
+    match load_hf_weights(config, path, device)? {
+        RoFormerWeights::MaskedLm(model) => Ok(model),
+        RoFormerWeights::Encoder(_) => Err(RoFormerError::WeightsMismatch {
+            path: path.display().to_string(),
+            problems: "  the checkpoint has no masked-LM head (no `cls.` tensors)".into(),
+        }),
+    }
+}
+
+fn hf_key_remapper() -> KeyRemapper {
+    KeyRemapper::from_patterns(HF_KEY_TABLE.to_vec())
+        .expect("HF_KEY_TABLE patterns are valid regexes")
+}
+
+fn save_module<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
+    module: &M,
+    path: &Path,
+) -> Result<(), RoFormerError> {
+    let remapper = KeyRemapper::from_patterns(BURN_TO_HF_KEY_TABLE.to_vec())
+        .expect("BURN_TO_HF_KEY_TABLE patterns are valid regexes");
+    let mut store = SafetensorsStore::from_file(path)
+        .with_to_adapter(BurnToPyTorchAdapter)
+        .remap(remapper)
+        .metadata("format", "pt");
+    module
+        .save_into(&mut store)
+        .map_err(|error| RoFormerError::Io {
+            path: path.display().to_string(),
+            message: error.to_string(),
+        })
+}
+
+/// Saves `model` as an HF `model.safetensors` (HF names, PyTorch `[out, in]` linear
+/// weights), loadable by `RoFormerForMaskedLM.from_pretrained` and by
+/// [`load_hf_weights`]. The tied decoder and the sinusoidal table are not written,
+/// as `save_pretrained` does not write them either.
+pub fn save_hf_safetensors<B: Backend>(
+    model: &RoFormerForMaskedLM<B>,
+    path: &Path,
+) -> Result<(), RoFormerError> {
+    save_module(model, path)
+}
+
+/// Saves a checkpoint as HF would: a masked-LM model as [`save_hf_safetensors`], a bare
+/// encoder as `RoFormerModel.save_pretrained` does (no `roformer.` prefix).
+pub fn save_hf_weights<B: Backend>(
+    weights: &RoFormerWeights<B>,
+    path: &Path,
+) -> Result<(), RoFormerError> {
+    match weights {
+        RoFormerWeights::MaskedLm(model) => save_module(model, path),
+        RoFormerWeights::Encoder(model) => save_module(model, path),
     }
 }

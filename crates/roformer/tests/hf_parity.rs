@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use burn::backend::NdArray;
 use burn::tensor::{Int, Tensor, TensorData};
-use roformer::hf_weights::{load_hf_safetensors, save_hf_safetensors};
+use roformer::hf_weights::{load_hf_masked_lm, save_hf_safetensors};
 use roformer::{RoFormerConfig, RoFormerForMaskedLM, RoFormerInput};
 use safetensors::{Dtype, SafeTensors};
 
@@ -86,8 +86,8 @@ fn check_case(case: &str, expect_config: impl Fn(&RoFormerConfig)) {
     let device = Default::default();
     let config = RoFormerConfig::from_json_file(&dir.join("config.json")).unwrap();
     expect_config(&config);
-    let model = RoFormerForMaskedLM::<B>::new(&config, &device).unwrap();
-    let model = load_hf_safetensors(model, &dir.join("model.safetensors")).unwrap();
+    let model: RoFormerForMaskedLM<B> =
+        load_hf_masked_lm(&config, &dir.join("model.safetensors"), &device).unwrap();
 
     let expected = Expected::read(case);
     let (_, mask) = expected.i64("attention_mask");
@@ -171,10 +171,10 @@ fn a_file_that_does_not_fit_is_an_error_listing_the_tensors() {
     // differ and `embeddings_project` is unexpected.
     let device = Default::default();
     let config = RoFormerConfig::from_json_file(&fixture_dir("base").join("config.json")).unwrap();
-    let model = RoFormerForMaskedLM::<B>::new(&config, &device).unwrap();
-    let error = load_hf_safetensors(
-        model,
+    let error = load_hf_masked_lm::<B>(
+        &config,
         &fixture_dir("embedding_project").join("model.safetensors"),
+        &device,
     )
     .unwrap_err()
     .to_string();
@@ -187,8 +187,8 @@ fn saving_in_hf_layout_round_trips() {
     let device = Default::default();
     let dir = fixture_dir("embedding_project");
     let config = RoFormerConfig::from_json_file(&dir.join("config.json")).unwrap();
-    let model = RoFormerForMaskedLM::<B>::new(&config, &device).unwrap();
-    let model = load_hf_safetensors(model, &dir.join("model.safetensors")).unwrap();
+    let model: RoFormerForMaskedLM<B> =
+        load_hf_masked_lm(&config, &dir.join("model.safetensors"), &device).unwrap();
     let out = std::env::temp_dir().join(format!(
         "roformer-roundtrip-{}.safetensors",
         std::process::id()
@@ -218,11 +218,7 @@ fn saving_in_hf_layout_round_trips() {
             "{name}"
         );
     }
-    let reloaded = load_hf_safetensors(
-        RoFormerForMaskedLM::<B>::new(&config, &device).unwrap(),
-        &out,
-    )
-    .unwrap();
+    let reloaded: RoFormerForMaskedLM<B> = load_hf_masked_lm(&config, &out, &device).unwrap();
     std::fs::remove_file(&out).unwrap();
     let expected = Expected::read("embedding_project");
     let input = RoFormerInput::new(expected.int_tensor("input_ids"));

@@ -26,7 +26,7 @@ use crate::data::{
 };
 use crate::error::TrainError;
 use crate::fs_atomic::write_atomic;
-use crate::model_dir::{TOKENIZER_FILE, save_model};
+use crate::model_dir::{load_tokenizer, save_model, save_tokenizer};
 use crate::train::checkpoint::{
     TrainingState, latest_checkpoint, load_checkpoint, save_checkpoint,
 };
@@ -167,9 +167,8 @@ pub fn train<B: AutodiffBackend>(
     let (data, training) = (&config.data, &config.training);
 
     let corpus = Corpus::load(data.corpus.as_deref(), data.validation_works.as_deref())?;
-    let tokenizer_path = run_dir.join(TOKENIZER_FILE);
     let tokenizer = if resuming {
-        TextTokenizer::from_file(&tokenizer_path)?
+        load_tokenizer(run_dir)?
     } else {
         let tokenizer = match &config.tokenizer.path {
             Some(path) => TextTokenizer::from_file(path)?,
@@ -180,7 +179,7 @@ pub fn train<B: AutodiffBackend>(
                 config.tokenizer.lowercase,
             )?,
         };
-        tokenizer.save(&tokenizer_path)?;
+        save_tokenizer(run_dir, &tokenizer)?;
         tokenizer
     };
     check_tokenizer_fits(&tokenizer, &config)?;
