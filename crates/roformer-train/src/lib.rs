@@ -3,6 +3,7 @@
 //! `B: AutodiffBackend`); the binary picks the backend by cargo feature. This library
 //! never prints: progress comes as [`train::TrainEvent`]s, problems as [`TrainError`]s.
 
+pub mod bench;
 pub mod config;
 pub mod data;
 mod error;

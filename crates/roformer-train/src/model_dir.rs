@@ -84,7 +84,9 @@ pub fn save_model<B: Backend>(
     std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
     write_atomic(&dir.join(CONFIG_FILE), config.to_hf_json().as_bytes())?;
     produce_atomic(&dir.join(WEIGHTS_FILE), |tmp| {
-        Ok(roformer::hf_weights::save_hf_safetensors(model, tmp)?)
+        Ok(roformer::hf_weights::save_hf_safetensors(
+            model, config, tmp,
+        )?)
     })
 }
 
@@ -225,7 +227,7 @@ pub fn write_model_dir<B: Backend>(model: &LoadedModel<B>, out: &Path) -> Result
         config_json = serde_json::to_string_pretty(&value).expect("JSON always serializes");
     }
     produce_atomic(&out.join(WEIGHTS_FILE), |tmp| {
-        Ok(save_hf_weights(&model.weights, tmp)?)
+        Ok(save_hf_weights(&model.weights, &model.config, tmp)?)
     })?;
     save_tokenizer(out, &model.tokenizer)?;
     write_atomic(&out.join(CONFIG_FILE), config_json.as_bytes())

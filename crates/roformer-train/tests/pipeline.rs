@@ -420,12 +420,17 @@ fn inference_matches_direct_model_computation() {
     let refs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
     let (input_ids, mask) = roformer_train::data::pad_ids::<B>(&refs, 0, &device);
     let hidden = loaded
-        .model
-        .roformer
+        .encoder()
         .forward(RoFormerInput::new(input_ids).with_attention_mask(mask));
     let direct: Vec<f32> = hidden.clone().into_data().to_vec().unwrap();
     assert!(max_abs_diff(&encoded.last_hidden_state, &direct) < 1e-6);
-    let logits: Vec<f32> = loaded.model.logits(hidden).into_data().to_vec().unwrap();
+    let logits: Vec<f32> = loaded
+        .masked_lm()
+        .unwrap()
+        .logits(hidden)
+        .into_data()
+        .to_vec()
+        .unwrap();
     assert!(max_abs_diff(encoded.mlm_logits.as_ref().unwrap(), &logits) < 1e-6);
 
     // embed: the mean over real tokens of those hidden states.
@@ -463,7 +468,8 @@ fn inference_matches_direct_model_computation() {
         &device,
     );
     let row: Vec<f32> = loaded
-        .model
+        .masked_lm()
+        .unwrap()
         .forward(RoFormerInput::new(input))
         .into_data()
         .to_vec()

@@ -44,7 +44,7 @@ fn wgpu_matches_ndarray_and_trains() {
     let dir = tempfile::tempdir().unwrap();
     let weights = dir.path().join("model.safetensors");
     let cpu_model = RoFormerForMaskedLM::<NdArray>::new(&config(), &cpu).unwrap();
-    save_hf_safetensors(&cpu_model, &weights).unwrap();
+    save_hf_safetensors(&cpu_model, &config(), &weights).unwrap();
     let gpu_model: RoFormerForMaskedLM<Wgpu> =
         load_hf_masked_lm(&config(), &weights, &gpu).unwrap();
 

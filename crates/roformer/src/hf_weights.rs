@@ -295,6 +295,60 @@ fn hf_key_remapper() -> KeyRemapper {
         .expect("HF_KEY_TABLE patterns are valid regexes")
 }
 
+/// HF's `RoFormerSinusoidalPositionalEmbedding.create_weight`: `[n_pos, dim]`, sines of
+/// `pos / 10000^(2i/dim)` in the first half of each row and cosines in the second,
+/// computed in f64 and stored in f32 as numpy → torch does.
+pub fn sinusoidal_position_table(n_pos: usize, dim: usize) -> Vec<f32> {
+    let sentinel = dim.div_ceil(2);
+    let mut table = vec![0f32; n_pos * dim];
+    for pos in 0..n_pos {
+        let row = &mut table[pos * dim..(pos + 1) * dim];
+        for j in 0..dim {
+            // Column j of HF's `position_enc` uses exponent 2 * (j // 2) / dim.
+            let angle =
+                |col: usize| pos as f64 / 10000f64.powf((2 * (col / 2)) as f64 / dim as f64);
+            if j < sentinel {
+                row[j] = angle(2 * j).sin() as f32;
+            } else {
+                row[j] = angle(2 * (j - sentinel) + 1).cos() as f32;
+            }
+        }
+    }
+    table
+}
+
+/// Adds the sinusoidal table to a saved file, as `save_pretrained` writes it, so that
+/// transformers finds every key it expects.
+fn append_position_table(
+    path: &Path,
+    name: &str,
+    config: &RoFormerConfig,
+) -> Result<(), RoFormerError> {
+    let io_error = |message: String| RoFormerError::Io {
+        path: path.display().to_string(),
+        message,
+    };
+    let bytes = std::fs::read(path).map_err(|e| io_error(e.to_string()))?;
+    let (_, header) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| io_error(e.to_string()))?;
+    let file =
+        safetensors::SafeTensors::deserialize(&bytes).map_err(|e| io_error(e.to_string()))?;
+    let (n_pos, dim) = (config.max_position_embeddings, config.head_size());
+    let table: Vec<u8> = sinusoidal_position_table(n_pos, dim)
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let mut tensors = file.tensors();
+    tensors.push((
+        name.to_string(),
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![n_pos, dim], &table)
+            .map_err(|e| io_error(e.to_string()))?,
+    ));
+    let out = safetensors::serialize(tensors, header.metadata().clone())
+        .map_err(|e| io_error(e.to_string()))?;
+    std::fs::write(path, out).map_err(|e| io_error(e.to_string()))
+}
+
 fn save_module<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
     module: &M,
     path: &Path,
@@ -314,24 +368,30 @@ fn save_module<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
 }
 
 /// Saves `model` as an HF `model.safetensors` (HF names, PyTorch `[out, in]` linear
-/// weights), loadable by `RoFormerForMaskedLM.from_pretrained` and by
-/// [`load_hf_weights`]. The tied decoder and the sinusoidal table are not written,
-/// as `save_pretrained` does not write them either.
+/// weights, and the sinusoidal table as `save_pretrained` writes it), loadable by
+/// `RoFormerForMaskedLM.from_pretrained` with no missing keys and by [`load_hf_weights`].
+/// The tied decoder is not written, as `save_pretrained` does not write it either.
 pub fn save_hf_safetensors<B: Backend>(
     model: &RoFormerForMaskedLM<B>,
+    config: &RoFormerConfig,
     path: &Path,
 ) -> Result<(), RoFormerError> {
-    save_module(model, path)
+    save_module(model, path)?;
+    append_position_table(path, IGNORED_HF_TENSORS[0], config)
 }
 
 /// Saves a checkpoint as HF would: a masked-LM model as [`save_hf_safetensors`], a bare
 /// encoder as `RoFormerModel.save_pretrained` does (no `roformer.` prefix).
 pub fn save_hf_weights<B: Backend>(
     weights: &RoFormerWeights<B>,
+    config: &RoFormerConfig,
     path: &Path,
 ) -> Result<(), RoFormerError> {
     match weights {
-        RoFormerWeights::MaskedLm(model) => save_module(model, path),
-        RoFormerWeights::Encoder(model) => save_module(model, path),
+        RoFormerWeights::MaskedLm(model) => save_hf_safetensors(model, config, path),
+        RoFormerWeights::Encoder(model) => {
+            save_module(model, path)?;
+            append_position_table(path, &IGNORED_HF_TENSORS[0][ENCODER_PREFIX.len()..], config)
+        }
     }
 }

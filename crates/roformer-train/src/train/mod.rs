@@ -6,6 +6,7 @@ pub mod schedule;
 pub mod trainer;
 
 pub use metrics::EvalRecord;
+pub(crate) use trainer::masked_lm_step;
 pub use trainer::{
     METRICS_FILE, PLOT_FILE, RUN_CONFIG_FILE, RunStart, TrainEvent, TrainSummary, train,
 };

@@ -359,7 +359,7 @@ fn check_tokenizer_fits(tokenizer: &TextTokenizer, config: &TrainConfig) -> Resu
 
 /// Loss over the masked positions and the number predicted exactly. Only the masked rows
 /// go through the vocabulary projection, which saves most of the head's work.
-fn masked_lm_step<B: Backend>(
+pub(crate) fn masked_lm_step<B: Backend>(
     model: &RoFormerForMaskedLM<B>,
     batch: MlmBatch<B>,
 ) -> (Tensor<B, 1>, usize) {

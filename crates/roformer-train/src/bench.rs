@@ -1,0 +1,275 @@
+//! `roformer bench`: tokens per second, milliseconds per step and peak memory of inference
+//! (masked-LM logits at every position) and of one masked-LM training step (forward,
+//! loss on 15% masked positions, backward, AdamW), on random token ids, for the backend
+//! the binary was built with. `scripts/bench_pytorch.py` times the same work in HF
+//! transformers and counts FLOPs the same way ([`flops_per_token`]).
+
+use std::time::Instant;
+
+use burn::module::{AutodiffModule, Module};
+use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Int, Tensor, TensorData};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use roformer::{RoFormerConfig, RoFormerForMaskedLM, RoFormerInput};
+use serde::Serialize;
+
+use crate::data::MlmBatch;
+use crate::error::TrainError;
+use crate::train::masked_lm_step;
+
+/// Fraction of positions masked in a training step (as in pretraining).
+const MASK_PROBABILITY: f64 = 0.15;
+/// Default step counts aim at a few seconds per run: about this many tokens are timed.
+const INFERENCE_TOKENS: usize = 16 * 1024;
+const TRAIN_TOKENS: usize = 8 * 1024;
+const MIN_STEPS: usize = 3;
+/// First id of an ordinary token (0..5 are the special tokens).
+const FIRST_WORD_ID: usize = 5;
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Sequences per step.
+    pub batch: usize,
+    /// Tokens per sequence.
+    pub seq: usize,
+    /// Time a training step instead of inference.
+    pub train: bool,
+    /// Timed steps (default: enough for ~16k tokens of inference or ~8k of training).
+    pub steps: Option<usize>,
+    /// Untimed steps first (allocations, kernel compilation).
+    pub warmup: usize,
+}
+
+/// One measurement, in the JSON schema `scripts/bench_vs_pytorch.sh` reads.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// Always "roformer-rs".
+    pub implementation: &'static str,
+    /// The burn backend.
+    pub backend: String,
+    /// "inference" or "train".
+    pub mode: &'static str,
+    /// Sequences per step.
+    pub batch: usize,
+    /// Tokens per sequence.
+    pub seq: usize,
+    /// Worker threads available to the backend.
+    pub threads: usize,
+    /// Timed steps.
+    pub steps: usize,
+    /// `batch * seq * steps / seconds`.
+    pub tokens_per_second: f64,
+    /// Mean wall time of a step.
+    pub ms_per_step: f64,
+    /// Peak resident memory of the process so far (Linux `VmHWM`), MiB.
+    pub peak_rss_mb: Option<f64>,
+    /// Parameters of the model.
+    pub params: usize,
+    /// Model FLOPs per token of one step ([`flops_per_token`]).
+    pub flops_per_token: f64,
+}
+
+/// Parameters that take part in a matrix multiplication once per token: per layer the
+/// four attention projections and the feed-forward pair, `embeddings_project`, the MLM
+/// transform and the tied decoder. Lookups, biases and LayerNorm are not counted.
+pub fn matmul_params(config: &RoFormerConfig) -> usize {
+    let (h, i, e, v) = (
+        config.hidden_size,
+        config.intermediate_size,
+        config.embedding_size(),
+        config.vocab_size,
+    );
+    let mut p = config.num_hidden_layers * (4 * h * h + 2 * h * i);
+    if e != h {
+        p += e * h;
+    }
+    p + h * e + v * e
+}
+
+/// Model FLOPs per token: `2·P + A` for inference, `6·P + 3·A` for training, with
+/// `P` = [`matmul_params`] and `A = layers · 2 · 2 · seq · hidden` (QKᵀ and the weighted
+/// sum of V). Same formula as `scripts/bench_pytorch.py`; it counts the vocabulary
+/// projection at every position, which our training step skips for unmasked positions.
+pub fn flops_per_token(config: &RoFormerConfig, seq: usize, train: bool) -> f64 {
+    let p = matmul_params(config) as f64;
+    let attention = (config.num_hidden_layers * 2 * 2 * seq * config.hidden_size) as f64;
+    if train {
+        6.0 * p + 3.0 * attention
+    } else {
+        2.0 * p + attention
+    }
+}
+
+/// Peak resident set size of this process in MiB (Linux), if known.
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Threads the CPU backends use (rayon's pool honours `RAYON_NUM_THREADS`).
+fn worker_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// The model config a bench uses: `config` without dropout (both sides do the same
+/// work), with room for `seq` positions.
+pub fn bench_config(config: &RoFormerConfig, seq: usize) -> RoFormerConfig {
+    RoFormerConfig {
+        hidden_dropout_prob: 0.0,
+        attention_probs_dropout_prob: 0.0,
+        max_position_embeddings: config.max_position_embeddings.max(seq),
+        ..config.clone()
+    }
+}
+
+fn random_ids<B: Backend>(
+    rng: &mut StdRng,
+    config: &RoFormerConfig,
+    batch: usize,
+    seq: usize,
+    device: &B::Device,
+) -> (Vec<i64>, Tensor<B, 2, Int>) {
+    let ids: Vec<i64> = (0..batch * seq)
+        .map(|_| rng.random_range(FIRST_WORD_ID..config.vocab_size) as i64)
+        .collect();
+    let tensor = Tensor::from_data(TensorData::new(ids.clone(), [batch, seq]), device);
+    (ids, tensor)
+}
+
+fn report(
+    backend: &str,
+    options: &BenchOptions,
+    config: &RoFormerConfig,
+    steps: usize,
+    seconds: f64,
+    params: usize,
+) -> BenchReport {
+    let tokens = (options.batch * options.seq * steps) as f64;
+    BenchReport {
+        implementation: "roformer-rs",
+        backend: backend.to_string(),
+        mode: if options.train { "train" } else { "inference" },
+        batch: options.batch,
+        seq: options.seq,
+        threads: worker_threads(),
+        steps,
+        tokens_per_second: tokens / seconds,
+        ms_per_step: seconds * 1000.0 / steps as f64,
+        peak_rss_mb: peak_rss_mb(),
+        params,
+        flops_per_token: flops_per_token(config, options.seq, options.train),
+    }
+}
+
+fn check(options: &BenchOptions) -> Result<usize, TrainError> {
+    if options.batch == 0 || options.seq < 2 {
+        return Err(TrainError::data(
+            "bench",
+            "--batch must be at least 1 and --seq at least 2",
+        ));
+    }
+    let tokens = if options.train {
+        TRAIN_TOKENS
+    } else {
+        INFERENCE_TOKENS
+    };
+    Ok(options
+        .steps
+        .unwrap_or((tokens / (options.batch * options.seq)).max(MIN_STEPS))
+        .max(1))
+}
+
+/// Times inference: masked-LM logits at every position of `batch × seq` random tokens.
+pub fn bench_inference<B: Backend>(
+    config: &RoFormerConfig,
+    options: &BenchOptions,
+    backend: &str,
+    device: &B::Device,
+) -> Result<BenchReport, TrainError> {
+    let steps = check(options)?;
+    let config = bench_config(config, options.seq);
+    let model = RoFormerForMaskedLM::<B>::new(&config, device)?;
+    let mut rng = StdRng::seed_from_u64(0);
+    let (_, ids) = random_ids::<B>(&mut rng, &config, options.batch, options.seq, device);
+    let run = || {
+        let logits = model.forward(RoFormerInput::new(ids.clone()));
+        // Waits for the device; reading one value keeps the transfer negligible.
+        let _ = logits.slice([0..1, 0..1, 0..1]).into_data();
+    };
+    for _ in 0..options.warmup {
+        run();
+    }
+    let started = Instant::now();
+    for _ in 0..steps {
+        run();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(report(
+        backend,
+        options,
+        &config,
+        steps,
+        seconds,
+        model.num_params(),
+    ))
+}
+
+/// Times a training step: forward, masked-LM loss at 15% random positions (only those
+/// go through the vocabulary projection, as in `roformer train`), backward, AdamW.
+pub fn bench_train<B: AutodiffBackend>(
+    config: &RoFormerConfig,
+    options: &BenchOptions,
+    backend: &str,
+    device: &B::Device,
+) -> Result<BenchReport, TrainError> {
+    let steps = check(options)?;
+    let config = bench_config(config, options.seq);
+    let mut model = RoFormerForMaskedLM::<B>::new(&config, device)?;
+    let params = model.num_params();
+    let mut optimizer = AdamWConfig::new().with_weight_decay(0.01).init();
+    let mut rng = StdRng::seed_from_u64(0);
+    let (ids, input_ids) = random_ids::<B>(&mut rng, &config, options.batch, options.seq, device);
+    let mut positions: Vec<i64> = (0..ids.len())
+        .filter(|_| rng.random_bool(MASK_PROBABILITY))
+        .map(|p| p as i64)
+        .collect();
+    if positions.is_empty() {
+        positions.push(0);
+    }
+    let labels: Vec<i64> = positions.iter().map(|&p| ids[p as usize]).collect();
+    let count = positions.len();
+    let int =
+        |values: Vec<i64>| Tensor::<B, 1, Int>::from_data(TensorData::new(values, [count]), device);
+    let batch = MlmBatch {
+        input: RoFormerInput::new(input_ids),
+        masked_positions: int(positions),
+        masked_labels: int(labels),
+        masked_count: count,
+        real_tokens: ids.len(),
+    };
+    let mut step = |model: RoFormerForMaskedLM<B>| {
+        // `masked_lm_step` reads the accuracy back, which waits for the device.
+        let (loss, _) = masked_lm_step(&model, batch.clone());
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        optimizer.step(1e-4, model, grads)
+    };
+    for _ in 0..options.warmup {
+        model = step(model);
+    }
+    let started = Instant::now();
+    for _ in 0..steps {
+        model = step(model);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let _ = model.valid();
+    Ok(report(backend, options, &config, steps, seconds, params))
+}

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Exports a model of ours with `roformer export-hf` and checks it in HF transformers.
+
+Run by hand (not by CI), from the repository root, after training (e.g. the README's
+`configs/tiny.toml` run):
+
+    python3 -m venv .venv && .venv/bin/pip install torch transformers safetensors numpy
+    cargo build --release
+    .venv/bin/python scripts/check_export_in_transformers.py --model runs/tiny
+
+It checks that:
+- `RoFormerForMaskedLM.from_pretrained(export)` reports no missing, unexpected or
+  mismatched keys;
+- `AutoTokenizer.from_pretrained(export)` gives the same token ids as our tokenizer;
+- the masked-LM logits of transformers and of `roformer encode --mlm-logits` agree
+  within 1e-3 (max absolute difference over real tokens).
+Exit status 0 when all hold.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+import torch
+from safetensors.torch import load_file
+from transformers import AutoTokenizer, RoFormerForMaskedLM
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+TEXTS = [
+    "Good [MASK], my lord.",
+    "To be, or not to be, that is the question.",
+    "Now is the winter of our discontent made glorious summer by this sun of York.",
+    "O Romeo, Romeo! wherefore art thou Romeo?",
+]
+TOLERANCE = 1e-3
+
+
+def roformer_binary() -> str:
+    target = os.environ.get("CARGO_TARGET_DIR", str(pathlib.Path.home() / ".cache/roformer-rs/target"))
+    return os.environ.get("ROFORMER_BIN", str(pathlib.Path(target) / "release" / "roformer"))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="runs/tiny", help="a run or model directory of ours")
+    args = parser.parse_args()
+    binary = roformer_binary()
+    work = pathlib.Path(tempfile.mkdtemp(prefix="roformer-export-"))
+    export = work / "hf"
+    subprocess.run([binary, "export-hf", "--model", args.model, "--output", str(export)], check=True)
+
+    model, info = RoFormerForMaskedLM.from_pretrained(export, output_loading_info=True)
+    model.eval()
+    problems = {k: v for k, v in info.items() if v}
+    print(f"loading info: {info}")
+
+    tokenizer = AutoTokenizer.from_pretrained(export)
+    lines = work / "inputs.jsonl"
+    lines.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
+    ours_file = work / "ours.safetensors"
+    subprocess.run(
+        [binary, "encode", "--model", str(export), "--input", str(lines), "--output", str(ours_file), "--mlm-logits"],
+        check=True,
+    )
+    ours = load_file(ours_file)
+
+    worst = 0.0
+    for row, text in enumerate(TEXTS):
+        ids = tokenizer(text).input_ids
+        length = int(ours["attention_mask"][row].sum())
+        if length != len(ids):
+            problems[f"tokenizer: {text!r}"] = f"{len(ids)} tokens in transformers vs {length} here"
+            continue
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids])).logits[0]
+        diff = (logits - ours["mlm_logits"][row, :length]).abs().max().item()
+        worst = max(worst, diff)
+        print(f"{text!r}: {len(ids)} tokens, max |logits diff| {diff:.2e}")
+    if worst > TOLERANCE:
+        problems["logits"] = f"max |diff| {worst:.2e} > {TOLERANCE}"
+    if problems:
+        print(f"FAILED: {problems}", file=sys.stderr)
+        return 1
+    print(f"OK: transformers loads {export} with no missing or unexpected keys; "
+          f"same token ids; max |logits diff| {worst:.2e} (tolerance {TOLERANCE})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
