@@ -173,7 +173,7 @@ for run in runs:
         order.append(key)
     cell = best.setdefault((impl,) + key, [0.0, 0.0])
     cell[0] = max(cell[0], run["tokens_per_second"])
-    cell[1] = max(cell[1], run["peak_rss_mb"])
+    cell[1] = max(cell[1], run["peak_rss_mb"] or 0.0)
 
 ours, theirs = "roformer-rs", "pytorch"
 print()

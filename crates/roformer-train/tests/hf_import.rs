@@ -106,7 +106,7 @@ fn hf_directories_load_as_they_are_and_match_transformers() {
         match logits {
             Some(diff) => assert!(diff < 1e-3, "{case}: logits max |diff| {diff}"),
             None => {
-                let error = loaded.masked_lm().err().expect("no head").to_string();
+                let error = loaded.masked_lm().expect_err("no head").to_string();
                 assert!(error.contains("no masked-LM head"), "{error}");
             }
         }

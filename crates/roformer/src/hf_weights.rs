@@ -68,6 +68,8 @@ const OUTPUT_BIAS: &str = "cls.predictions.bias";
 /// A checkpoint loaded from an HF file: with its masked-LM head when the file has one
 /// (`RoFormerForMaskedLM`), otherwise the bare encoder (`RoFormerModel`).
 #[derive(Debug)]
+// One per loaded model; boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum RoFormerWeights<B: Backend> {
     /// Encoder and masked-LM head.
     MaskedLm(RoFormerForMaskedLM<B>),
@@ -303,15 +305,14 @@ pub fn sinusoidal_position_table(n_pos: usize, dim: usize) -> Vec<f32> {
     let mut table = vec![0f32; n_pos * dim];
     for pos in 0..n_pos {
         let row = &mut table[pos * dim..(pos + 1) * dim];
-        for j in 0..dim {
-            // Column j of HF's `position_enc` uses exponent 2 * (j // 2) / dim.
-            let angle =
-                |col: usize| pos as f64 / 10000f64.powf((2 * (col / 2)) as f64 / dim as f64);
-            if j < sentinel {
-                row[j] = angle(2 * j).sin() as f32;
+        // Column c of HF's `position_enc` uses exponent 2 * (c // 2) / dim.
+        let angle = |col: usize| pos as f64 / 10000f64.powf((2 * (col / 2)) as f64 / dim as f64);
+        for (j, value) in row.iter_mut().enumerate() {
+            *value = if j < sentinel {
+                angle(2 * j).sin() as f32
             } else {
-                row[j] = angle(2 * (j - sentinel) + 1).cos() as f32;
-            }
+                angle(2 * (j - sentinel) + 1).cos() as f32
+            };
         }
     }
     table

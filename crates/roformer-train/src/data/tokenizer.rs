@@ -52,7 +52,7 @@ enum Pipeline {
     /// Anything a `tokenizer.json` can express (BERT pre-tokenisation included).
     Standard(Tokenizer),
     /// WordPiece after jieba segmentation, which `tokenizer.json` cannot express.
-    Jieba(Box<JiebaTokenizer>),
+    Jieba(JiebaTokenizer),
 }
 
 /// BERT's special tokens, in the order they take ids 0..5 in a trained vocabulary.
@@ -199,7 +199,7 @@ impl TextTokenizer {
                 .with_post_processor(Some(processor))
                 .with_decoder(Some(WordPieceDecoder::default()));
             tokenizer.add_special_tokens(specials).map_err(err)?;
-            Pipeline::Jieba(Box::new(tokenizer))
+            Pipeline::Jieba(tokenizer)
         } else {
             let mut tokenizer = Tokenizer::new(model);
             tokenizer
