@@ -1,5 +1,5 @@
 //! The one place the backend is chosen, by cargo feature: `wgpu` (GPU through WGPU) when
-//! enabled, else `ndarray` (CPU).
+//! enabled, else `flex` (burn's gemm-based CPU backend) when enabled, else `ndarray` (CPU).
 
 #[cfg(feature = "wgpu")]
 mod chosen {
@@ -9,7 +9,15 @@ mod chosen {
     pub const NAME: &str = "wgpu";
 }
 
-#[cfg(all(feature = "ndarray", not(feature = "wgpu")))]
+#[cfg(all(feature = "flex", not(feature = "wgpu")))]
+mod chosen {
+    /// Inference backend.
+    pub type Inference = burn::backend::Flex;
+    /// Human-readable name.
+    pub const NAME: &str = "flex (CPU)";
+}
+
+#[cfg(all(feature = "ndarray", not(any(feature = "wgpu", feature = "flex"))))]
 mod chosen {
     /// Inference backend.
     pub type Inference = burn::backend::NdArray;
@@ -17,8 +25,8 @@ mod chosen {
     pub const NAME: &str = "ndarray (CPU)";
 }
 
-#[cfg(not(any(feature = "ndarray", feature = "wgpu")))]
-compile_error!("enable a backend feature: `ndarray` (default) or `wgpu`");
+#[cfg(not(any(feature = "ndarray", feature = "wgpu", feature = "flex")))]
+compile_error!("enable a backend feature: `ndarray` (default), `flex` or `wgpu`");
 
 pub use chosen::{Inference, NAME};
 
