@@ -52,6 +52,56 @@ fn rotary(c: &mut Criterion) {
                 bench.iter(|| naive_rotate(x.clone(), cos.clone(), sin.clone()).into_primitive())
             },
         );
+        if std::env::var("ROPE_BENCH_PARTS").is_ok() {
+            // Where the time goes: one broadcast multiply, the pair flip alone, and the
+            // partner computed as a matmul with a signed permutation instead.
+            let [b, h, _, _] = shape;
+            let cos3 = Tensor::<B, 3>::random([1, seq, dim], Distribution::Default, &device);
+            let flat: Tensor<B, 3> = x.clone().reshape([b * h, seq, dim]);
+            group.bench_function(BenchmarkId::new("part_broadcast_mul", &label), |bench| {
+                bench.iter(|| (flat.clone() * cos3.clone()).into_primitive())
+            });
+            group.bench_function(BenchmarkId::new("part_flip_pairs", &label), |bench| {
+                bench.iter(|| {
+                    flat.clone()
+                        .reshape([b * h, seq, dim / 2, 2])
+                        .flip([3])
+                        .reshape([b * h, seq, dim])
+                        .into_primitive()
+                })
+            });
+            let mut perm = vec![0f32; dim * dim];
+            for i in 0..dim {
+                perm[(i ^ 1) * dim + i] = 1.0;
+            }
+            let perm =
+                Tensor::<B, 2>::from_data(burn::tensor::TensorData::new(perm, [dim, dim]), &device);
+            let rows: Tensor<B, 2> = x.clone().reshape([b * h * seq, dim]);
+            group.bench_function(BenchmarkId::new("part_matmul_partner", &label), |bench| {
+                bench.iter(|| rows.clone().matmul(perm.clone()).into_primitive())
+            });
+            // Even/odd halves of each pair as strided views, combined without a flip.
+            let cos_half =
+                Tensor::<B, 4>::random([1, seq, dim / 2, 1], Distribution::Default, &device);
+            let sin_half =
+                Tensor::<B, 4>::random([1, seq, dim / 2, 1], Distribution::Default, &device);
+            group.bench_function(BenchmarkId::new("part_even_odd", &label), |bench| {
+                bench.iter(|| {
+                    let pairs = flat.clone().reshape([b * h, seq, dim / 2, 2]);
+                    let even = pairs.clone().narrow(3, 0, 1);
+                    let odd = pairs.narrow(3, 1, 1);
+                    let out_even = even.clone() * cos_half.clone() - odd.clone() * sin_half.clone();
+                    let out_odd = odd * cos_half.clone() + even * sin_half.clone();
+                    Tensor::cat(vec![out_even, out_odd], 3)
+                        .reshape([b * h, seq, dim])
+                        .into_primitive()
+                })
+            });
+            let cos_full: Tensor<B, 2> = cos3.clone().reshape([seq, dim]).repeat_dim(0, b * h);
+            group.bench_function(BenchmarkId::new("part_same_shape_mul", &label), |bench| {
+                bench.iter(|| (rows.clone() * cos_full.clone()).into_primitive())
+            });
+        }
     }
     group.finish();
 }
