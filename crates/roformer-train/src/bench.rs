@@ -188,6 +188,19 @@ fn check(options: &BenchOptions) -> Result<usize, TrainError> {
         .max(1))
 }
 
+/// Runs `step` `warmup` times untimed, then `steps` times timed, threading `state`
+/// (the model, for training) through; returns the state and the timed seconds.
+fn timed<S>(mut state: S, warmup: usize, steps: usize, mut step: impl FnMut(S) -> S) -> (S, f64) {
+    for _ in 0..warmup {
+        state = step(state);
+    }
+    let started = Instant::now();
+    for _ in 0..steps {
+        state = step(state);
+    }
+    (state, started.elapsed().as_secs_f64())
+}
+
 /// Times inference: masked-LM logits at every position of `batch × seq` random tokens.
 pub fn bench_inference<B: Backend>(
     config: &RoFormerConfig,
@@ -200,19 +213,11 @@ pub fn bench_inference<B: Backend>(
     let model = RoFormerForMaskedLM::<B>::new(&config, device)?;
     let mut rng = StdRng::seed_from_u64(0);
     let (_, ids) = random_ids::<B>(&mut rng, &config, options.batch, options.seq, device);
-    let run = || {
+    let ((), seconds) = timed((), options.warmup, steps, |()| {
         let logits = model.forward(RoFormerInput::new(ids.clone()));
         // Waits for the device; reading one value keeps the transfer negligible.
         let _ = logits.slice([0..1, 0..1, 0..1]).into_data();
-    };
-    for _ in 0..options.warmup {
-        run();
-    }
-    let started = Instant::now();
-    for _ in 0..steps {
-        run();
-    }
-    let seconds = started.elapsed().as_secs_f64();
+    });
     Ok(report(
         backend,
         options,
@@ -233,7 +238,7 @@ pub fn bench_train<B: AutodiffBackend>(
 ) -> Result<BenchReport, TrainError> {
     let steps = check(options)?;
     let config = bench_config(config, options.seq);
-    let mut model = RoFormerForMaskedLM::<B>::new(&config, device)?;
+    let model = RoFormerForMaskedLM::<B>::new(&config, device)?;
     let params = model.num_params();
     let mut optimizer = AdamWConfig::new().with_weight_decay(0.01).init();
     let mut rng = StdRng::seed_from_u64(0);
@@ -262,14 +267,7 @@ pub fn bench_train<B: AutodiffBackend>(
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         optimizer.step(1e-4, model, grads)
     };
-    for _ in 0..options.warmup {
-        model = step(model);
-    }
-    let started = Instant::now();
-    for _ in 0..steps {
-        model = step(model);
-    }
-    let seconds = started.elapsed().as_secs_f64();
+    let (model, seconds) = timed(model, options.warmup, steps, &mut step);
     let _ = model.valid();
     Ok(report(backend, options, &config, steps, seconds, params))
 }

@@ -219,13 +219,11 @@ pub fn write_model_dir<B: Backend>(model: &LoadedModel<B>, out: &Path) -> Result
         ));
     }
     std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
-    let mut config_json = model.config.to_hf_json();
-    if model.weights.masked_lm().is_none() {
-        let mut value: serde_json::Value =
-            serde_json::from_str(&config_json).expect("our own JSON parses");
-        value["architectures"] = serde_json::json!(["RoFormerModel"]);
-        config_json = serde_json::to_string_pretty(&value).expect("JSON always serializes");
-    }
+    let architecture = match model.weights.masked_lm() {
+        Some(_) => "RoFormerForMaskedLM",
+        None => "RoFormerModel",
+    };
+    let config_json = model.config.to_hf_json_for(architecture);
     produce_atomic(&out.join(WEIGHTS_FILE), |tmp| {
         Ok(save_hf_weights(&model.weights, &model.config, tmp)?)
     })?;

@@ -148,14 +148,17 @@ impl RoFormerConfig {
     /// The config as an HF `config.json` for `RoFormerForMaskedLM` (our fields plus
     /// `model_type`, `architectures` and the tied-embedding flag).
     pub fn to_hf_json(&self) -> String {
+        self.to_hf_json_for("RoFormerForMaskedLM")
+    }
+
+    /// The config as an HF `config.json` whose `architectures` names `architecture`
+    /// (`RoFormerForMaskedLM`, or `RoFormerModel` for a checkpoint without a head).
+    pub fn to_hf_json_for(&self, architecture: &str) -> String {
         let mut value = serde_json::to_value(self).expect("a config always serializes");
         let object = value.as_object_mut().expect("a config is a JSON object");
         object.insert("embedding_size".into(), self.embedding_size().into());
         object.insert("model_type".into(), "roformer".into());
-        object.insert(
-            "architectures".into(),
-            serde_json::json!(["RoFormerForMaskedLM"]),
-        );
+        object.insert("architectures".into(), serde_json::json!([architecture]));
         object.insert("tie_word_embeddings".into(), true.into());
         serde_json::to_string_pretty(&value).expect("JSON always serializes")
     }

@@ -107,12 +107,7 @@ impl TextTokenizer {
             .vocab_size(vocab_size)
             .min_frequency(min_frequency)
             .show_progress(false)
-            .special_tokens(
-                SPECIAL_TOKENS
-                    .iter()
-                    .map(|t| AddedToken::from(*t, true))
-                    .collect(),
-            )
+            .special_tokens(special_added_tokens())
             .build();
         let mut tokenizer = TokenizerBuilder::new()
             .with_model(WordPiece::default())
@@ -125,10 +120,7 @@ impl TextTokenizer {
         tokenizer.train(&mut trainer, texts).map_err(err)?;
         let mut tokenizer = Tokenizer::from(tokenizer);
         let special = special_ids(|t| tokenizer.token_to_id(t), "training")?;
-        tokenizer.with_post_processor(Some(BertProcessing::new(
-            ("[SEP]".into(), special.sep),
-            ("[CLS]".into(), special.cls),
-        )));
+        tokenizer.with_post_processor(Some(bert_processing(special)));
         Ok(Self {
             inner: Pipeline::Standard(tokenizer),
             special,
@@ -178,12 +170,8 @@ impl TextTokenizer {
         let vocab = tokenizers::Model::get_vocab(&model);
         let special = special_ids(|t| vocab.get(t).copied(), &name)?;
         let words: Vec<String> = vocab.into_keys().collect();
-        let specials: Vec<AddedToken> = SPECIAL_TOKENS
-            .iter()
-            .map(|t| AddedToken::from(*t, true))
-            .collect();
-        let processor =
-            BertProcessing::new(("[SEP]".into(), special.sep), ("[CLS]".into(), special.cls));
+        let specials = special_added_tokens();
+        let processor = bert_processing(special);
         let inner = if options.jieba {
             // HF: BertNormalizer without CJK spacing (jieba must see whole words).
             let mut tokenizer = JiebaTokenizer::new(model.into());
@@ -253,7 +241,7 @@ impl TextTokenizer {
                     .with_post_processor(tokenizer.get_post_processor().cloned())
                     .with_decoder(tokenizer.get_decoder().cloned());
                 standard
-                    .add_special_tokens(SPECIAL_TOKENS.iter().map(|t| AddedToken::from(*t, true)))
+                    .add_special_tokens(special_added_tokens())
                     .map_err(err)?;
                 standard.to_string(true).map_err(err)?
             }
@@ -320,6 +308,19 @@ impl TextTokenizer {
         };
         token.unwrap_or_else(|| format!("<{id}>"))
     }
+}
+
+/// The special tokens as `tokenizers` added tokens (matched whole, never normalised).
+fn special_added_tokens() -> Vec<AddedToken> {
+    SPECIAL_TOKENS
+        .iter()
+        .map(|t| AddedToken::from(*t, true))
+        .collect()
+}
+
+/// BERT's `[CLS] text [SEP]` template.
+fn bert_processing(special: SpecialIds) -> BertProcessing {
+    BertProcessing::new(("[SEP]".into(), special.sep), ("[CLS]".into(), special.cls))
 }
 
 fn special_ids(
