@@ -9,7 +9,9 @@
 //! The rotation is evaluated as `x·cos + partner(x)·signed_sin`, where `partner` swaps the
 //! two features of each plane (a `flip` over a length-2 axis) and the sign of the sine is
 //! folded into the precomputed table: two multiplies, one add, no slicing, negation or
-//! concatenation per call.
+//! concatenation per call. On burn-ndarray (f32, no autodiff) the same formula runs as one
+//! fused pass (`roformer_kernels::rotary`), because ndarray materialises the pair swap
+//! element by element.
 
 use core::ops::Range;
 
@@ -17,6 +19,8 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
+
+use roformer_kernels::Pairing;
 
 use crate::error::RopeError;
 use crate::layout::RopeLayout;
@@ -158,6 +162,13 @@ impl<B: Backend> RotaryEmbedding<B> {
             settings.head_dim
         );
         let (cos, signed_sin) = self.rows(offset..offset + seq, &x.device());
+        let pairing = match settings.layout {
+            RopeLayout::Interleaved => Pairing::Adjacent,
+            RopeLayout::Half => Pairing::Halves,
+        };
+        if let Some(rotated) = roformer_kernels::rotary(&x, &cos, &signed_sin, pairing) {
+            return rotated;
+        }
         if settings.rotary_dim == head_dim {
             return self.rotate(x, cos, signed_sin);
         }

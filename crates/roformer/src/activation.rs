@@ -28,7 +28,8 @@ impl HiddenAct {
     /// Applies the activation element-wise.
     pub fn forward<B: Backend, const D: usize>(self, x: Tensor<B, D>) -> Tensor<B, D> {
         match self {
-            HiddenAct::Gelu => activation::gelu(x),
+            // The fused kernel when the tensor is on burn-ndarray (inference), else burn's.
+            HiddenAct::Gelu => roformer_kernels::gelu(&x).unwrap_or_else(|| activation::gelu(x)),
             HiddenAct::GeluNew => activation::gelu_approximate(x),
             HiddenAct::Relu => activation::relu(x),
             HiddenAct::Silu => activation::silu(x),

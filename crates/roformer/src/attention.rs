@@ -3,7 +3,10 @@
 //! burn's `MultiHeadAttention` has no hook between the projections and the dot product,
 //! so attention is written here: project q, k, v; rotate q and k (and v when
 //! `rotary_value`) by position (Su et al. 2021, eq. 34); scaled dot product with an
-//! additive padding bias; softmax; dropout; weighted sum of values.
+//! additive padding bias; softmax; dropout; weighted sum of values. On burn-ndarray and
+//! `Autodiff<NdArray>` (f32) the part after the rotation runs as one fused kernel per head
+//! (`roformer_kernels::attention`, with its backward step when training); the tensor
+//! operations below are its reference and what every other backend runs.
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear};
@@ -13,6 +16,7 @@ use burn::tensor::backend::Backend;
 use roformer_rope::RotaryEmbedding;
 
 use crate::config::RoFormerConfig;
+use crate::dense::linear;
 use crate::init::normal_linear;
 
 /// The query/key/value projections of one layer (HF `attention.self`).
@@ -63,17 +67,29 @@ impl<B: Backend> RoFormerSelfAttention<B> {
                 .swap_dims(1, 2)
         };
 
-        let query = rope.apply(heads(self.query.forward(hidden.clone())), position_offset);
-        let key = rope.apply(heads(self.key.forward(hidden.clone())), position_offset);
-        let value = heads(self.value.forward(hidden));
+        let query = rope.apply(heads(linear(&self.query, hidden.clone())), position_offset);
+        let key = rope.apply(heads(linear(&self.key, hidden.clone())), position_offset);
+        let value = heads(linear(&self.value, hidden));
         let value = if self.rotary_value {
             rope.apply(value, position_offset)
         } else {
             value
         };
 
+        let scale = 1.0 / (self.head_size as f64).sqrt();
+        // On burn-ndarray one fused pass per head (with its gradient on Autodiff<NdArray>).
+        if let Some(context) = roformer_kernels::attention(
+            &query,
+            &key,
+            &value,
+            score_bias.as_ref(),
+            scale as f32,
+            self.dropout.prob,
+        ) {
+            return context;
+        }
         // Scaling q before the product touches seq·d values instead of seq² scores.
-        let query = query.mul_scalar(1.0 / (self.head_size as f64).sqrt());
+        let query = query.mul_scalar(scale);
         let scores = query.matmul(key.swap_dims(2, 3));
         let scores = match score_bias {
             Some(bias) => scores + bias,

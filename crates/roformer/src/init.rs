@@ -33,9 +33,15 @@ pub(crate) fn normal_embedding<B: Backend>(
     device: &B::Device,
 ) -> Embedding<B> {
     let weight: Param<Tensor<B, 2>> = normal(std).init([count, size], device);
+    // The zeroed table must again be a leaf that requires a gradient: `slice_assign`'s
+    // output is an operation node, and the optimizer finds no gradient for such a parameter
+    // (the embeddings then stayed frozen at their initial values).
     let weight = match padding_row {
-        Some(row) if row < count => weight
-            .map(|w| w.slice_assign([row..row + 1, 0..size], Tensor::zeros([1, size], device))),
+        Some(row) if row < count => weight.map(|w| {
+            w.slice_assign([row..row + 1, 0..size], Tensor::zeros([1, size], device))
+                .detach()
+                .require_grad()
+        }),
         _ => weight,
     };
     Embedding { weight }

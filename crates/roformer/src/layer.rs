@@ -11,6 +11,7 @@ use roformer_rope::RotaryEmbedding;
 use crate::activation::HiddenAct;
 use crate::attention::RoFormerSelfAttention;
 use crate::config::RoFormerConfig;
+use crate::dense::{add_layer_norm, linear};
 use crate::init::normal_linear;
 
 /// `dense → dropout → LayerNorm(x + residual)`: HF `RoFormerSelfOutput` and `RoFormerOutput`.
@@ -22,6 +23,7 @@ pub struct ResidualOutput<B: Backend> {
     pub layer_norm: LayerNorm<B>,
     /// Dropout with `hidden_dropout_prob`.
     pub dropout: Dropout,
+    layer_norm_eps: f64,
 }
 
 impl<B: Backend> ResidualOutput<B> {
@@ -37,13 +39,14 @@ impl<B: Backend> ResidualOutput<B> {
                 .with_epsilon(config.layer_norm_eps)
                 .init(device),
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
+            layer_norm_eps: config.layer_norm_eps,
         }
     }
 
     /// `LayerNorm(dropout(dense(x)) + residual)`.
     pub fn forward(&self, x: Tensor<B, 3>, residual: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.layer_norm
-            .forward(self.dropout.forward(self.dense.forward(x)) + residual)
+        let projected = self.dropout.forward(linear(&self.dense, x));
+        add_layer_norm(&self.layer_norm, self.layer_norm_eps, projected, residual)
     }
 }
 
@@ -114,7 +117,7 @@ impl<B: Backend> RoFormerLayer<B> {
         let expanded = self
             .intermediate
             .activation
-            .forward(self.intermediate.dense.forward(attended.clone()));
+            .forward(linear(&self.intermediate.dense, attended.clone()));
         self.output.forward(expanded, attended)
     }
 }

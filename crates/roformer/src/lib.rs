@@ -50,6 +50,7 @@
 mod activation;
 mod attention;
 mod config;
+mod dense;
 mod embeddings;
 mod encoder;
 mod error;

@@ -94,14 +94,22 @@ fn masked_lm_loss_at_initialisation_is_near_ln_vocab() {
         initializer_range: 0.02,
         ..small_config()
     };
-    let model = RoFormerForMaskedLM::<B>::new(&config, &Default::default()).unwrap();
     let tokens: Vec<i64> = (0..24).map(|i| (i * 37 + 5) % 1000).collect();
-    let input = ids(&[&tokens[..12], &tokens[12..]]);
     // Targets unrelated to the inputs: with the input token as its own target, the tied
     // decoder correlates logit and label and the loss drifts from ln(vocab) by chance.
     let shifted: Vec<i64> = tokens.iter().map(|t| (t + 500) % 1000).collect();
-    let labels = ids(&[&shifted[..12], &shifted[12..]]);
-    let loss: f32 = masked_lm_loss(model.forward(RoFormerInput::new(input)), labels).into_scalar();
+    // Averaged over several unseeded initialisations: one model's loss strays from
+    // ln(vocab) by up to ~0.07 (seen in about one run in ten with a single model).
+    let models = 8;
+    let loss: f32 = (0..models)
+        .map(|_| {
+            let model = RoFormerForMaskedLM::<B>::new(&config, &Default::default()).unwrap();
+            let input = ids(&[&tokens[..12], &tokens[12..]]);
+            let labels = ids(&[&shifted[..12], &shifted[12..]]);
+            masked_lm_loss(model.forward(RoFormerInput::new(input)), labels).into_scalar()
+        })
+        .sum::<f32>()
+        / models as f32;
     let expected = (1000f32).ln();
     assert!(
         (loss - expected).abs() < 0.05,

@@ -10,6 +10,7 @@ use burn::tensor::{Int, Tensor};
 
 use crate::activation::HiddenAct;
 use crate::config::RoFormerConfig;
+use crate::dense::{linear, tied_projection};
 use crate::error::RoFormerError;
 use crate::init::normal_linear;
 use crate::model::{RoFormerInput, RoFormerModel};
@@ -89,19 +90,13 @@ impl<B: Backend> RoFormerForMaskedLM<B> {
         let transformed = transform.layer_norm.forward(
             transform
                 .activation
-                .forward(transform.dense.forward(hidden)),
+                .forward(linear(&transform.dense, hidden)),
         );
-        let mut dims = transformed.dims();
-        let width = dims[D - 1];
-        let rows = dims[..D - 1].iter().product();
-        let decoder = self.roformer.embeddings.word_embeddings.weight.val();
-        let vocab = decoder.dims()[0];
-        let logits = transformed
-            .reshape([rows, width])
-            .matmul(decoder.transpose())
-            + self.cls.predictions.bias.val().unsqueeze::<2>();
-        dims[D - 1] = vocab;
-        logits.reshape(dims)
+        tied_projection(
+            transformed,
+            self.roformer.embeddings.word_embeddings.weight.val(),
+            self.cls.predictions.bias.val(),
+        )
     }
 }
 

@@ -1,0 +1,374 @@
+//! Scaled dot-product attention in one pass per block of queries: HF
+//! `RoFormerSelfAttention.forward` from the rotated q, k, v to the merged context.
+//!
+//! For each (batch, head, block of up to [`QUERY_BLOCK`] queries): scores = `scale·q·kᵀ`
+//! by `matrixmultiply::sgemm` reading q and k in place (any row stride), `+ bias`, softmax
+//! along the keys, dropout when training, then `probabilities·v` written straight into the
+//! `[batch, seq, heads·d]` context. No head transposes are copied, and for inference
+//! nothing of size `[batch, heads, seq, seq]` is allocated. On `Autodiff<NdArray>` the
+//! probabilities (and dropout multipliers) are kept for the backward step
+//! (`attention_backward.rs`), as burn's own operations would keep them.
+
+use std::sync::Arc;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, Tensor};
+use ndarray::{ArcArray, IxDyn};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use rayon::prelude::*;
+
+use crate::attention_backward::{AttentionBackward, AttentionSaved};
+use crate::autodiff::{record, tracked_f32};
+use crate::exp::exp;
+use crate::ndarray_bridge::{ndarray_f32, tensor_from_f32};
+use crate::parallel::SharedPtr;
+use crate::vectorize::{self, multiversion};
+
+/// Queries per task: a `[QUERY_BLOCK, keys]` score block stays in cache for moderate key
+/// counts, and there are enough tasks to keep every core busy at batch 1.
+const QUERY_BLOCK: usize = 64;
+
+/// `softmax(scale·q·kᵀ + bias)·v` with the heads merged: q `[b, h, s_q, d]`, k
+/// `[b, h, s_k, d]`, v `[b, h, s_k, d_v]` (any strides with a unit stride on the last axis),
+/// bias `[b or 1, 1, 1, s_k]` (added to every query's scores; a constant, it gets no
+/// gradient), output `[b, s_q, h·d_v]`.
+///
+/// On burn-ndarray this is inference (`dropout` unused, as burn's `Dropout` is inactive
+/// without autodiff). On `Autodiff<NdArray>`, attention probabilities are dropped with
+/// probability `dropout` (kept ones scaled by `1/(1 − dropout)`, masks drawn from a seed
+/// taken from the backend's generator, so `B::seed` makes runs repeat) and the backward step
+/// is recorded. Returns `None` for any other backend or form.
+pub fn attention<B: Backend>(
+    query: &Tensor<B, 4>,
+    key: &Tensor<B, 4>,
+    value: &Tensor<B, 4>,
+    score_bias: Option<&Tensor<B, 4>>,
+    scale: f32,
+    dropout: f64,
+) -> Option<Tensor<B, 3>> {
+    if let Some(q) = ndarray_f32(query) {
+        let (k, v) = (ndarray_f32(key)?, ndarray_f32(value)?);
+        let dims = Dims::of(&q, &k, &v)?;
+        let bias = match score_bias {
+            Some(bias) => Some(KeyBias::new(ndarray_f32(bias)?, dims.batch, dims.seq_k)?),
+            None => None,
+        };
+        let inputs = Inputs {
+            q,
+            k,
+            v,
+            bias,
+            dims,
+            scale,
+        };
+        let (context, _) = forward(&inputs, None, false);
+        return Some(tensor_from_f32(context, &inputs.dims.context_shape()));
+    }
+    let ((tracked_q, q), (tracked_k, k), (tracked_v, v)) =
+        (tracked_f32(query)?, tracked_f32(key)?, tracked_f32(value)?);
+    let dims = Dims::of(&q, &k, &v)?;
+    let bias = match score_bias {
+        Some(bias) => Some(KeyBias::new(tracked_f32(bias)?.1, dims.batch, dims.seq_k)?),
+        None => None,
+    };
+    let dropout = (dropout > 0.0).then(|| DropoutMask {
+        keep: 1.0 - dropout as f32,
+        seed: seed_from_backend(query),
+    });
+    let inputs = Inputs {
+        q,
+        k,
+        v,
+        bias,
+        dims,
+        scale,
+    };
+    let (context, saved) = forward(&inputs, dropout, true);
+    let (probabilities, multipliers) = saved.expect("kept when asked");
+    let shape = inputs.dims.context_shape();
+    let saved = AttentionSaved {
+        q: inputs.q,
+        k: inputs.k,
+        v: inputs.v,
+        probabilities,
+        multipliers,
+        dims: inputs.dims,
+        scale,
+    };
+    let context = ArcArray::from_shape_vec(IxDyn(&shape), context).ok()?;
+    Some(record(
+        AttentionBackward,
+        saved,
+        [&tracked_q, &tracked_k, &tracked_v],
+        context,
+    ))
+}
+
+/// The extents of one attention call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dims {
+    pub(crate) batch: usize,
+    pub(crate) heads: usize,
+    pub(crate) seq_q: usize,
+    pub(crate) seq_k: usize,
+    pub(crate) d: usize,
+    pub(crate) d_v: usize,
+}
+
+impl Dims {
+    /// Checks q `[b, h, s_q, d]`, k `[b, h, s_k, d]`, v `[b, h, s_k, d_v]`, unit last strides.
+    fn of(
+        q: &ArcArray<f32, IxDyn>,
+        k: &ArcArray<f32, IxDyn>,
+        v: &ArcArray<f32, IxDyn>,
+    ) -> Option<Self> {
+        if q.ndim() != 4 || v.ndim() != 4 {
+            return None;
+        }
+        let (qs, vs) = (q.shape(), v.shape());
+        let dims = Self {
+            batch: qs[0],
+            heads: qs[1],
+            seq_q: qs[2],
+            d: qs[3],
+            seq_k: vs[2],
+            d_v: vs[3],
+        };
+        let shapes_fit = k.shape() == [dims.batch, dims.heads, dims.seq_k, dims.d]
+            && vs[..2] == [dims.batch, dims.heads];
+        let unit_last = [q, k, v].iter().all(|a| a.strides()[3] == 1);
+        (shapes_fit && unit_last && !q.is_empty() && dims.seq_k > 0).then_some(dims)
+    }
+
+    /// `[b, s_q, h·d_v]`.
+    pub(crate) fn context_shape(&self) -> [usize; 3] {
+        [self.batch, self.seq_q, self.heads * self.d_v]
+    }
+}
+
+struct Inputs {
+    q: ArcArray<f32, IxDyn>,
+    k: ArcArray<f32, IxDyn>,
+    v: ArcArray<f32, IxDyn>,
+    bias: Option<KeyBias>,
+    dims: Dims,
+    scale: f32,
+}
+
+/// Dropout of attention probabilities: keep probability and the seed of this call's masks.
+#[derive(Clone, Copy)]
+struct DropoutMask {
+    keep: f32,
+    seed: u64,
+}
+
+/// A seed drawn from the backend's own generator (one number), so that seeding the backend
+/// makes dropout masks repeat.
+fn seed_from_backend<B: Backend>(like: &Tensor<B, 4>) -> u64 {
+    let draw = Tensor::<B, 1>::random([2], Distribution::Default, &like.device());
+    let values = draw.into_data().to_vec::<f32>().unwrap_or_default();
+    values.iter().fold(0u64, |seed, v| {
+        (seed << 32) ^ u64::from((v * 4_294_967_296.0) as u32)
+    })
+}
+
+/// The context `[b, s_q, h·d_v]` and, when `keep` is set, the attention probabilities
+/// `[b, h, s_q, s_k]` and dropout multipliers (0 or `1/keep`, same shape).
+#[allow(clippy::type_complexity)]
+fn forward(
+    inputs: &Inputs,
+    dropout: Option<DropoutMask>,
+    keep: bool,
+) -> (Vec<f32>, Option<(Arc<[f32]>, Option<Arc<[f32]>>)>) {
+    let Dims {
+        batch,
+        heads,
+        seq_q,
+        seq_k,
+        d,
+        d_v,
+    } = inputs.dims;
+    let width = heads * d_v;
+    let mut context = vec![0f32; batch * seq_q * width];
+    let mut probabilities = if keep {
+        vec![0f32; batch * heads * seq_q * seq_k]
+    } else {
+        Vec::new()
+    };
+    let mut multipliers = if keep && dropout.is_some() {
+        vec![0f32; probabilities.len()]
+    } else {
+        Vec::new()
+    };
+    let out = SharedPtr(context.as_mut_ptr());
+    let saved_probabilities = SharedPtr(probabilities.as_mut_ptr());
+    let saved_multipliers = SharedPtr(multipliers.as_mut_ptr());
+    let (q, k, v) = (&inputs.q, &inputs.k, &inputs.v);
+    let (qp, kp, vp) = (
+        SharedPtr::new_const(q.as_ptr()),
+        SharedPtr::new_const(k.as_ptr()),
+        SharedPtr::new_const(v.as_ptr()),
+    );
+    let (qs, ks, vs) = (q.strides(), k.strides(), v.strides());
+    let blocks = seq_q.div_ceil(QUERY_BLOCK);
+    (0..batch * heads * blocks)
+        .into_par_iter()
+        .for_each(|task| {
+            let (bh, block) = (task / blocks, task % blocks);
+            let (b, h) = (bh / heads, bh % heads);
+            let first = block * QUERY_BLOCK;
+            let rows = QUERY_BLOCK.min(seq_q - first);
+            let (b_i, h_i) = (b as isize, h as isize);
+            let block_offset = ((bh * seq_q + first) * seq_k) as isize;
+            let mut scratch = Vec::new();
+            let scores: &mut [f32] = if keep {
+                // SAFETY: rows `first..first + rows` of head `bh` belong to this task alone.
+                unsafe {
+                    core::slice::from_raw_parts_mut(
+                        saved_probabilities.at(block_offset),
+                        rows * seq_k,
+                    )
+                }
+            } else {
+                scratch.resize(rows * seq_k, 0f32);
+                &mut scratch
+            };
+            // SAFETY (both products): every pointer is an element of its array, offset by
+            // indices within the shapes checked by `Dims::of` and the array's own strides; the
+            // arrays outlive this loop; each task writes its own rows of its own head's columns.
+            unsafe {
+                matrixmultiply::sgemm(
+                    rows,
+                    d,
+                    seq_k,
+                    inputs.scale,
+                    qp.at(b_i * qs[0] + h_i * qs[1] + first as isize * qs[2]),
+                    qs[2],
+                    1,
+                    kp.at(b_i * ks[0] + h_i * ks[1]),
+                    1,
+                    ks[2],
+                    0.0,
+                    scores.as_mut_ptr(),
+                    seq_k as isize,
+                    1,
+                );
+            }
+            if let Some(bias) = &inputs.bias {
+                for row in scores.chunks_exact_mut(seq_k) {
+                    bias.add_to(b, row);
+                }
+            }
+            softmax_rows(scores, seq_k);
+            let mut dropped = Vec::new();
+            let weights: &[f32] = match dropout {
+                Some(mask) => {
+                    let mut rng = StdRng::seed_from_u64(
+                        mask.seed ^ (task as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                    );
+                    let threshold = (f64::from(mask.keep) * 4_294_967_296.0) as u64;
+                    let scale = 1.0 / mask.keep;
+                    dropped.reserve(scores.len());
+                    // SAFETY: the same rows of the multiplier array, owned by this task.
+                    let kept: &mut [f32] = if keep {
+                        unsafe {
+                            core::slice::from_raw_parts_mut(
+                                saved_multipliers.at(block_offset),
+                                rows * seq_k,
+                            )
+                        }
+                    } else {
+                        &mut []
+                    };
+                    for (i, &p) in scores.iter().enumerate() {
+                        let multiplier = if u64::from(rng.random::<u32>()) < threshold {
+                            scale
+                        } else {
+                            0.0
+                        };
+                        if keep {
+                            kept[i] = multiplier;
+                        }
+                        dropped.push(p * multiplier);
+                    }
+                    &dropped
+                }
+                None => scores,
+            };
+            unsafe {
+                matrixmultiply::sgemm(
+                    rows,
+                    seq_k,
+                    d_v,
+                    1.0,
+                    weights.as_ptr(),
+                    seq_k as isize,
+                    1,
+                    vp.at(b_i * vs[0] + h_i * vs[1]),
+                    vs[2],
+                    1,
+                    0.0,
+                    out.at(((b * seq_q + first) * width + h * d_v) as isize),
+                    width as isize,
+                    1,
+                );
+            }
+        });
+    let saved = keep.then(|| {
+        let multipliers = dropout.map(|_| Arc::<[f32]>::from(multipliers));
+        (Arc::<[f32]>::from(probabilities), multipliers)
+    });
+    (context, saved)
+}
+
+/// An additive bias over keys, `[b or 1, 1, 1, s_k]`, shared by all heads and queries.
+struct KeyBias {
+    array: ArcArray<f32, IxDyn>,
+    batch_stride: isize,
+    key_stride: isize,
+}
+
+impl KeyBias {
+    fn new(array: ArcArray<f32, IxDyn>, batch: usize, seq_k: usize) -> Option<Self> {
+        let s = array.shape();
+        let fits =
+            s.len() == 4 && (s[0] == batch || s[0] == 1) && s[1] == 1 && s[2] == 1 && s[3] == seq_k;
+        if !fits {
+            return None;
+        }
+        let batch_stride = if s[0] == 1 { 0 } else { array.strides()[0] };
+        let key_stride = array.strides()[3];
+        Some(Self {
+            array,
+            batch_stride,
+            key_stride,
+        })
+    }
+
+    fn add_to(&self, b: usize, row: &mut [f32]) {
+        let base = SharedPtr::new_const(self.array.as_ptr());
+        let start = b as isize * self.batch_stride;
+        for (j, score) in row.iter_mut().enumerate() {
+            // SAFETY: `b` < batch (or stride 0) and `j` < s_k, the array's own extents.
+            *score += unsafe { *base.at(start + j as isize * self.key_stride) };
+        }
+    }
+}
+
+multiversion! {
+    /// Numerically stable softmax of each row of `width` (the maximum is subtracted
+    /// before `exp`).
+    fn softmax_rows(rows: &mut [f32], width: usize) {
+        for row in rows.chunks_exact_mut(width) {
+            let max = vectorize::max(row);
+            for x in row.iter_mut() {
+                *x = exp(*x - max);
+            }
+            let inverse = 1.0 / vectorize::sum(row);
+            for x in row.iter_mut() {
+                *x *= inverse;
+            }
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! The backward step of [`attention`](crate::attention) on `Autodiff<NdArray>`.
+//!
+//! With `P` the attention probabilities, `M` the dropout multipliers (all 1 without
+//! dropout), `P̃ = P ⊙ M` and `O = P̃·V` per (batch, head):
+//! `dV = P̃ᵀ·dO`, `dP = (dO·Vᵀ) ⊙ M`, `dS = P ⊙ (dP − rowsum(dP ⊙ P))` (softmax),
+//! `dQ = scale·dS·K`, `dK = scale·dSᵀ·Q`. The products read q, k, v and the context
+//! gradient in place, as the forward does.
+
+use std::sync::Arc;
+
+use burn::backend::NdArray;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops};
+use burn_ndarray::NdArrayTensor;
+use ndarray::{ArcArray, IxDyn};
+use rayon::prelude::*;
+
+use crate::attention::Dims;
+use crate::ndarray_bridge::{array_from_f32, primitive_f32};
+use crate::parallel::SharedPtr;
+use crate::vectorize::multiversion;
+
+/// What the forward keeps for the backward step.
+#[derive(Clone)]
+pub(crate) struct AttentionSaved {
+    pub(crate) q: ArcArray<f32, IxDyn>,
+    pub(crate) k: ArcArray<f32, IxDyn>,
+    pub(crate) v: ArcArray<f32, IxDyn>,
+    /// `P`, `[b, h, s_q, s_k]` row-major.
+    pub(crate) probabilities: Arc<[f32]>,
+    /// `M`, same layout; `None` without dropout.
+    pub(crate) multipliers: Option<Arc<[f32]>>,
+    pub(crate) dims: Dims,
+    pub(crate) scale: f32,
+}
+
+impl core::fmt::Debug for AttentionSaved {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("AttentionSaved")
+            .field("dims", &self.dims)
+            .field("dropout", &self.multipliers.is_some())
+            .finish()
+    }
+}
+
+/// Records the gradients of q, k and v.
+#[derive(Debug)]
+pub(crate) struct AttentionBackward;
+
+impl Backward<NdArray, 3> for AttentionBackward {
+    type State = AttentionSaved;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let context_gradient = grads.consume::<NdArray>(&ops.node);
+        let context_gradient =
+            primitive_f32(context_gradient).expect("gradients of f32 tensors are f32");
+        let [dq, dk, dv] = gradients(&ops.state, &context_gradient);
+        for (parent, gradient) in ops.parents.into_iter().zip([dq, dk, dv]) {
+            if let Some(node) = parent {
+                grads.register::<NdArray>(node.id, NdArrayTensor::from(gradient));
+            }
+        }
+    }
+}
+
+/// `[dQ, dK, dV]`, shaped like q, k, v (row-major).
+fn gradients(
+    saved: &AttentionSaved,
+    context_gradient: &ArcArray<f32, IxDyn>,
+) -> [ArcArray<f32, IxDyn>; 3] {
+    let Dims {
+        batch,
+        heads,
+        seq_q,
+        seq_k,
+        d,
+        d_v,
+    } = saved.dims;
+    let width = heads * d_v;
+    let d_out = context_gradient.as_standard_layout();
+    let d_out = d_out.as_slice().expect("standard layout");
+    let mut dq = vec![0f32; batch * heads * seq_q * d];
+    let mut dk = vec![0f32; batch * heads * seq_k * d];
+    let mut dv = vec![0f32; batch * heads * seq_k * d_v];
+    let (dq_p, dk_p, dv_p) = (
+        SharedPtr(dq.as_mut_ptr()),
+        SharedPtr(dk.as_mut_ptr()),
+        SharedPtr(dv.as_mut_ptr()),
+    );
+    let (q, k, v) = (&saved.q, &saved.k, &saved.v);
+    let (qp, kp, vp, op) = (
+        SharedPtr::new_const(q.as_ptr()),
+        SharedPtr::new_const(k.as_ptr()),
+        SharedPtr::new_const(v.as_ptr()),
+        SharedPtr::new_const(d_out.as_ptr()),
+    );
+    let (qs, ks, vs) = (q.strides(), k.strides(), v.strides());
+    let scale = saved.scale;
+    (0..batch * heads).into_par_iter().for_each(|bh| {
+        let (b, h) = (bh / heads, bh % heads);
+        let (b_i, h_i) = (b as isize, h as isize);
+        let head = bh * seq_q * seq_k..(bh + 1) * seq_q * seq_k;
+        let probabilities = &saved.probabilities[head.clone()];
+        let multipliers = saved.multipliers.as_ref().map(|m| &m[head]);
+        let dropped: Vec<f32>;
+        let weights = match multipliers {
+            Some(m) => {
+                dropped = probabilities.iter().zip(m).map(|(p, m)| p * m).collect();
+                &dropped[..]
+            }
+            None => probabilities,
+        };
+        let d_out_head = op.at(((b * seq_q) * width + h * d_v) as isize);
+        let mut d_scores = vec![0f32; seq_q * seq_k];
+        // SAFETY (all products): pointers are elements of their arrays, offset within the
+        // shapes in `Dims` by each array's strides; each task writes only head `bh` of
+        // dq, dk, dv; everything outlives the loop.
+        unsafe {
+            // dV = P̃ᵀ · dO
+            matrixmultiply::sgemm(
+                seq_k,
+                seq_q,
+                d_v,
+                1.0,
+                weights.as_ptr(),
+                1,
+                seq_k as isize,
+                d_out_head,
+                width as isize,
+                1,
+                0.0,
+                dv_p.at((bh * seq_k * d_v) as isize),
+                d_v as isize,
+                1,
+            );
+            // dP̃ = dO · Vᵀ
+            matrixmultiply::sgemm(
+                seq_q,
+                d_v,
+                seq_k,
+                1.0,
+                d_out_head,
+                width as isize,
+                1,
+                vp.at(b_i * vs[0] + h_i * vs[1]),
+                1,
+                vs[2],
+                0.0,
+                d_scores.as_mut_ptr(),
+                seq_k as isize,
+                1,
+            );
+        }
+        if let Some(m) = multipliers {
+            for (g, m) in d_scores.iter_mut().zip(m) {
+                *g *= m;
+            }
+        }
+        softmax_backward_rows(&mut d_scores, probabilities, seq_k);
+        unsafe {
+            // dQ = scale · dS · K
+            matrixmultiply::sgemm(
+                seq_q,
+                seq_k,
+                d,
+                scale,
+                d_scores.as_ptr(),
+                seq_k as isize,
+                1,
+                kp.at(b_i * ks[0] + h_i * ks[1]),
+                ks[2],
+                1,
+                0.0,
+                dq_p.at((bh * seq_q * d) as isize),
+                d as isize,
+                1,
+            );
+            // dK = scale · dSᵀ · Q
+            matrixmultiply::sgemm(
+                seq_k,
+                seq_q,
+                d,
+                scale,
+                d_scores.as_ptr(),
+                1,
+                seq_k as isize,
+                qp.at(b_i * qs[0] + h_i * qs[1]),
+                qs[2],
+                1,
+                0.0,
+                dk_p.at((bh * seq_k * d) as isize),
+                d as isize,
+                1,
+            );
+        }
+    });
+    [
+        array_from_f32(dq, &[batch, heads, seq_q, d]),
+        array_from_f32(dk, &[batch, heads, seq_k, d]),
+        array_from_f32(dv, &[batch, heads, seq_k, d_v]),
+    ]
+}
+
+multiversion! {
+    /// In place: `dP` → `dS = P ⊙ (dP − rowsum(dP ⊙ P))`, rows of `width`.
+    fn softmax_backward_rows(d_probabilities: &mut [f32], probabilities: &[f32], width: usize) {
+        let rows = d_probabilities.chunks_exact_mut(width).zip(probabilities.chunks_exact(width));
+        for (g, p) in rows {
+            let mut lanes = [0f32; 16];
+            let chunks = g.chunks_exact(16).zip(p.chunks_exact(16));
+            for (gc, pc) in chunks {
+                for ((lane, &a), &b) in lanes.iter_mut().zip(gc).zip(pc) {
+                    *lane += a * b;
+                }
+            }
+            let tail = width - width % 16;
+            let dot: f32 = lanes.iter().sum::<f32>()
+                + g[tail..].iter().zip(&p[tail..]).map(|(a, b)| a * b).sum::<f32>();
+            for (g, &p) in g.iter_mut().zip(p) {
+                *g = p * (*g - dot);
+            }
+        }
+    }
+}

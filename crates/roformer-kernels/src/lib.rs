@@ -1,0 +1,39 @@
+//! Fused CPU kernels for burn's ndarray backend.
+//!
+//! burn-ndarray evaluates a model one tensor operation at a time, and any operand that is
+//! not in row-major order (the head split `[b, s, h, d] → [b, h, s, d]`, a transposed key,
+//! the pair swap of a rotary embedding) is first copied element by element through
+//! ndarray's dynamic-rank iterator. For RoFormer's attention that copying, and the extra
+//! passes over memory of composite operations, cost about as much as the matrix products
+//! themselves. The kernels here do the same arithmetic in one pass over the data:
+//!
+//! - [`rotary`]: `x·cos + partner(x)·signed_sin` (Su et al. 2021, eq. 34), any input strides;
+//! - [`attention`]: `softmax(q·kᵀ·scale + bias)·v`, the heads merged on output, with the
+//!   products by `matrixmultiply` on strided views of q, k and v;
+//! - [`gelu`]: `x·Φ(x)` with the erf approximation PyTorch's vectorised CPU GELU uses;
+//! - [`linear`]: `x·W + b` as one GEMM accumulating onto the bias rows;
+//! - [`add_layer_norm`]: `LayerNorm(x + residual)` in one pass per row.
+//!
+//! Every kernel returns `None` unless its tensors are f32 tensors of burn-ndarray (f64,
+//! GPU backends… decline); the caller then runs its own composition of tensor operations,
+//! which is the reference the kernels are tested against. [`rotary`] and [`gelu`] also
+//! take `Autodiff<NdArray>` tensors, the CPU training backend, and record their backward
+//! step in its graph; the others are for inference only.
+
+mod attention;
+mod attention_backward;
+mod autodiff;
+mod exp;
+mod gelu;
+mod layer_norm;
+mod linear;
+mod ndarray_bridge;
+mod parallel;
+mod rotary;
+mod vectorize;
+
+pub use attention::attention;
+pub use gelu::gelu;
+pub use layer_norm::add_layer_norm;
+pub use linear::linear;
+pub use rotary::{Pairing, rotary};

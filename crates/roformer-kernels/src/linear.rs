@@ -1,0 +1,188 @@
+//! An affine map `x·W + b` as one strided GEMM: the output rows start as copies of the
+//! bias and the product is accumulated onto them (`β = 1`), so there is no separate
+//! broadcast add, and a `[batch, seq, in]` input is multiplied as one `[batch·seq, in]`
+//! matrix (matrixmultiply splits it across its threads) rather than batch by batch.
+//!
+//! burn's `Linear` (`y = x·W + b`, `W` stored `[d_in, d_out]`) and a tied output embedding
+//! (`W` = `Eᵀ`, a transposed view) are both this. On `Autodiff<NdArray>` the backward step
+//! is recorded too: `dX = dY·Wᵀ`, `dW = Xᵀ·dY`, `db = Σ_rows dY`, each product on the
+//! arrays in place (burn's generic backward copies the transposed operands first).
+
+use burn::backend::NdArray;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops};
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+use burn_ndarray::NdArrayTensor;
+use ndarray::{ArcArray, IxDyn};
+
+use crate::autodiff::{record, tracked_f32};
+use crate::ndarray_bridge::{array_from_f32, ndarray_f32, primitive_f32, tensor_from_array};
+
+/// `x·weight (+ bias)` over the last axis of `x` (`[..., d_in]`, row-major) with `weight`
+/// `[d_in, d_out]` (any strides) and `bias` `[d_out]`. `None` unless all are f32 tensors of
+/// burn-ndarray, or of `Autodiff<NdArray>` with a bias (then the backward step is recorded).
+pub fn linear<B: Backend, const D: usize>(
+    x: &Tensor<B, D>,
+    weight: &Tensor<B, 2>,
+    bias: Option<&Tensor<B, 1>>,
+) -> Option<Tensor<B, D>> {
+    if let Some(x) = ndarray_f32(x) {
+        let weight = ndarray_f32(weight)?;
+        let bias = match bias {
+            Some(bias) => Some(ndarray_f32(bias)?),
+            None => None,
+        };
+        return Some(tensor_from_array(affine(&x, &weight, bias.as_ref())?));
+    }
+    let (tracked_x, x) = tracked_f32(x)?;
+    let (tracked_weight, weight) = tracked_f32(weight)?;
+    let (tracked_bias, bias) = tracked_f32(bias?)?;
+    let output = affine(&x, &weight, Some(&bias))?;
+    Some(record(
+        LinearBackward,
+        (x, weight),
+        [&tracked_x, &tracked_weight, &tracked_bias],
+        output,
+    ))
+}
+
+/// The forward product on arrays.
+fn affine(
+    x: &ArcArray<f32, IxDyn>,
+    weight: &ArcArray<f32, IxDyn>,
+    bias: Option<&ArcArray<f32, IxDyn>>,
+) -> Option<ArcArray<f32, IxDyn>> {
+    if weight.ndim() != 2 {
+        return None;
+    }
+    let (d_in, d_out) = (weight.shape()[0], weight.shape()[1]);
+    let mut shape = x.shape().to_vec();
+    if shape.last() != Some(&d_in) || !x.is_standard_layout() || d_in == 0 {
+        return None;
+    }
+    let rows = x.len() / d_in;
+    let mut out = match bias {
+        Some(bias) => {
+            if bias.shape() != [d_out] {
+                return None;
+            }
+            let bias = bias.as_standard_layout();
+            let bias = bias.as_slice()?;
+            let mut out = Vec::with_capacity(rows * d_out);
+            for _ in 0..rows {
+                out.extend_from_slice(bias);
+            }
+            out
+        }
+        None => vec![0f32; rows * d_out],
+    };
+    let beta = if bias.is_some() { 1.0 } else { 0.0 };
+    // SAFETY: `x` is row-major `[rows, d_in]`, `weight` is `[d_in, d_out]` with its own
+    // strides, `out` holds `rows·d_out` elements; all outlive the call.
+    unsafe {
+        matrixmultiply::sgemm(
+            rows,
+            d_in,
+            d_out,
+            1.0,
+            x.as_ptr(),
+            d_in as isize,
+            1,
+            weight.as_ptr(),
+            weight.strides()[0],
+            weight.strides()[1],
+            beta,
+            out.as_mut_ptr(),
+            d_out as isize,
+            1,
+        );
+    }
+    *shape.last_mut()? = d_out;
+    Some(array_from_f32(out, &shape))
+}
+
+/// Records the gradients of x, the weight and the bias.
+#[derive(Debug)]
+struct LinearBackward;
+
+impl Backward<NdArray, 3> for LinearBackward {
+    /// The forward's `x` (row-major) and weight.
+    type State = (ArcArray<f32, IxDyn>, ArcArray<f32, IxDyn>);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let (x, weight) = ops.state;
+        let gradient = grads.consume::<NdArray>(&ops.node);
+        let gradient = primitive_f32(gradient).expect("gradients of f32 tensors are f32");
+        let gradient = gradient.as_standard_layout();
+        let d_y = gradient.as_slice().expect("standard layout");
+        let (d_in, d_out) = (weight.shape()[0], weight.shape()[1]);
+        let rows = x.len() / d_in;
+        let [x_parent, weight_parent, bias_parent] = ops.parents;
+        // SAFETY (all products): `d_y` is row-major `[rows, d_out]`, `x` row-major
+        // `[rows, d_in]`, `weight` `[d_in, d_out]` with its own strides, outputs sized to
+        // their products; all outlive the calls.
+        if let Some(node) = x_parent {
+            let mut d_x = vec![0f32; rows * d_in];
+            unsafe {
+                matrixmultiply::sgemm(
+                    rows,
+                    d_out,
+                    d_in,
+                    1.0,
+                    d_y.as_ptr(),
+                    d_out as isize,
+                    1,
+                    weight.as_ptr(),
+                    weight.strides()[1],
+                    weight.strides()[0],
+                    0.0,
+                    d_x.as_mut_ptr(),
+                    d_in as isize,
+                    1,
+                );
+            }
+            let d_x = array_from_f32(d_x, x.shape());
+            grads.register::<NdArray>(node.id, NdArrayTensor::from(d_x));
+        }
+        if let Some(node) = weight_parent {
+            let mut d_weight = vec![0f32; d_in * d_out];
+            unsafe {
+                matrixmultiply::sgemm(
+                    d_in,
+                    rows,
+                    d_out,
+                    1.0,
+                    x.as_ptr(),
+                    1,
+                    d_in as isize,
+                    d_y.as_ptr(),
+                    d_out as isize,
+                    1,
+                    0.0,
+                    d_weight.as_mut_ptr(),
+                    d_out as isize,
+                    1,
+                );
+            }
+            let d_weight = array_from_f32(d_weight, &[d_in, d_out]);
+            grads.register::<NdArray>(node.id, NdArrayTensor::from(d_weight));
+        }
+        if let Some(node) = bias_parent {
+            let mut d_bias = vec![0f32; d_out];
+            for row in d_y.chunks_exact(d_out) {
+                for (sum, &g) in d_bias.iter_mut().zip(row) {
+                    *sum += g;
+                }
+            }
+            let d_bias = array_from_f32(d_bias, &[d_out]);
+            grads.register::<NdArray>(node.id, NdArrayTensor::from(d_bias));
+        }
+    }
+}

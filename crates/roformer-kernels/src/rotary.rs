@@ -1,0 +1,148 @@
+//! The rotary position embedding in one pass: Su et al. 2021 (arXiv 2104.09864), eq. 34,
+//! as HF `RoFormerSelfAttention.apply_rotary_position_embeddings` computes it.
+//!
+//! `out[j] = x[j]·cos[m, j] + x[partner(j)]·signed_sin[m, j]` for each row at position `m`;
+//! features past the tables' width pass through unchanged.
+
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+use rayon::prelude::*;
+
+use ndarray::{ArcArray, IxDyn};
+
+use crate::autodiff::{RotaryBackward, record, tracked_f32};
+use crate::ndarray_bridge::{array_from_f32, ndarray_f32, tensor_from_array};
+use crate::parallel::{SharedPtr, row_offsets};
+
+/// Which feature each rotated feature pairs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pairing {
+    /// `(x0, x1), (x2, x3), …` — RoFormer.
+    Adjacent,
+    /// `x_i` with `x_{i + r/2}` for `r` rotated features — GPT-NeoX, LLaMA.
+    Halves,
+}
+
+impl Pairing {
+    /// The feature rotated together with feature `j` of `rotated`.
+    pub fn partner(self, j: usize, rotated: usize) -> usize {
+        match self {
+            Pairing::Adjacent => j ^ 1,
+            Pairing::Halves => (j + rotated / 2) % rotated,
+        }
+    }
+}
+
+/// Rows per parallel task: large enough to amortise scheduling, small enough to balance.
+const ROWS_PER_TASK: usize = 256;
+
+/// Rotates `x` (`[..., seq, d]`) by the rows of `cos` and `signed_sin` (`[seq, r]`,
+/// `r ≤ d` even, row `m` for position `m` of `x`). Returns `None` unless the tensors are
+/// f32 tensors of burn-ndarray or of `Autodiff<NdArray>` (where the rotation's backward
+/// step is recorded) of that form.
+pub fn rotary<B: Backend, const D: usize>(
+    x: &Tensor<B, D>,
+    cos: &Tensor<B, 2>,
+    signed_sin: &Tensor<B, 2>,
+    pairing: Pairing,
+) -> Option<Tensor<B, D>> {
+    if D < 2 {
+        return None;
+    }
+    if let Some(x) = ndarray_f32(x) {
+        let (cos, signed_sin) = (ndarray_f32(cos)?, ndarray_f32(signed_sin)?);
+        return Some(tensor_from_array(rotate(&x, &cos, &signed_sin, pairing)?));
+    }
+    let (tracked, x) = tracked_f32(x)?;
+    let ((_, cos), (_, signed_sin)) = (tracked_f32(cos)?, tracked_f32(signed_sin)?);
+    let rotated = rotate(&x, &cos, &signed_sin, pairing)?;
+    // ∂out_j/∂x_k: c_k for j = k, and s_j for the j whose partner is k (j = partner(k)).
+    // So the backward is the same rotation with `sin'[m, k] = signed_sin[m, partner(k)]`.
+    let width = signed_sin.shape()[1];
+    let partner_sin = ndarray::Array2::from_shape_fn((signed_sin.shape()[0], width), |(m, k)| {
+        signed_sin[[m, pairing.partner(k, width)]]
+    });
+    Some(record(
+        RotaryBackward,
+        (cos, partner_sin.into_dyn().into_shared(), pairing),
+        [&tracked],
+        rotated,
+    ))
+}
+
+/// The rotation on arrays: `x` `[..., seq, d]` (any strides), tables `[seq, r]`.
+pub(crate) fn rotate(
+    x: &ArcArray<f32, IxDyn>,
+    cos: &ArcArray<f32, IxDyn>,
+    signed_sin: &ArcArray<f32, IxDyn>,
+    pairing: Pairing,
+) -> Option<ArcArray<f32, IxDyn>> {
+    let shape = x.shape().to_vec();
+    let rank = shape.len();
+    if rank < 2 || x.is_empty() {
+        return None;
+    }
+    let (seq, d) = (shape[rank - 2], shape[rank - 1]);
+    let rotated = cos.shape()[1];
+    let tables_fit = cos.shape() == [seq, rotated]
+        && signed_sin.shape() == [seq, rotated]
+        && rotated <= d
+        && rotated.is_multiple_of(2);
+    if !tables_fit {
+        return None;
+    }
+    // Rows are read in place when contiguous; otherwise (rare: some gradients) copied once.
+    let x = if x.strides()[rank - 1] == 1 {
+        x.clone()
+    } else {
+        x.as_standard_layout().into_shared()
+    };
+    let (cos, signed_sin) = (cos.as_standard_layout(), signed_sin.as_standard_layout());
+    let (cos, signed_sin) = (cos.as_slice()?, signed_sin.as_slice()?);
+
+    let offsets = row_offsets(&shape, x.strides());
+    let input = SharedPtr::new_const(x.as_ptr());
+    let mut out = vec![0f32; x.len()];
+    out.par_chunks_mut(ROWS_PER_TASK * d)
+        .enumerate()
+        .for_each(|(task, rows)| {
+            for (i, out_row) in rows.chunks_exact_mut(d).enumerate() {
+                let row = task * ROWS_PER_TASK + i;
+                // SAFETY: `offsets[row]` is the start of a row of `d` contiguous elements
+                // (unit last stride) inside `x`, which outlives this loop.
+                let x_row = unsafe { core::slice::from_raw_parts(input.at(offsets[row]), d) };
+                let m = row % seq;
+                let table = m * rotated..(m + 1) * rotated;
+                rotate_row(
+                    x_row,
+                    &cos[table.clone()],
+                    &signed_sin[table],
+                    pairing,
+                    out_row,
+                );
+            }
+        });
+    Some(array_from_f32(out, &shape))
+}
+
+fn rotate_row(x: &[f32], cos: &[f32], signed_sin: &[f32], pairing: Pairing, out: &mut [f32]) {
+    let rotated = cos.len();
+    match pairing {
+        Pairing::Adjacent => {
+            for j in (0..rotated).step_by(2) {
+                let (a, b) = (x[j], x[j + 1]);
+                out[j] = a * cos[j] + b * signed_sin[j];
+                out[j + 1] = b * cos[j + 1] + a * signed_sin[j + 1];
+            }
+        }
+        Pairing::Halves => {
+            let half = rotated / 2;
+            for j in 0..half {
+                let (a, b) = (x[j], x[j + half]);
+                out[j] = a * cos[j] + b * signed_sin[j];
+                out[j + half] = b * cos[j + half] + a * signed_sin[j + half];
+            }
+        }
+    }
+    out[rotated..].copy_from_slice(&x[rotated..]);
+}

@@ -1,0 +1,80 @@
+//! Compiling the elementwise loops twice: for the baseline target and for AVX2 + FMA,
+//! picked at run time (Rust's default x86-64 target only has SSE2), plus reductions
+//! written as independent lanes so that the compiler can vectorise them without
+//! reassociating floating-point sums itself.
+
+/// Defines `fn name(args)` whose body is compiled for the baseline target and, on x86-64,
+/// also with AVX2 and FMA enabled; the AVX2 copy runs when the CPU has both.
+macro_rules! multiversion {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) {
+                    body($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU has the features `avx2` is compiled for.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+pub(crate) use multiversion;
+
+/// Lanes of the vectorisable reductions (two AVX2 registers).
+const LANES: usize = 16;
+
+/// Sum of `values` accumulated in [`LANES`] independent partial sums.
+#[inline(always)]
+pub(crate) fn sum(values: &[f32]) -> f32 {
+    let mut lanes = [0f32; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (lane, &value) in lanes.iter_mut().zip(chunk) {
+            *lane += value;
+        }
+    }
+    lanes.iter().sum::<f32>() + rest.iter().sum::<f32>()
+}
+
+/// Sum of squares of `values`, in [`LANES`] independent partial sums.
+#[inline(always)]
+pub(crate) fn sum_of_squares(values: &[f32]) -> f32 {
+    let mut lanes = [0f32; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (lane, &value) in lanes.iter_mut().zip(chunk) {
+            *lane += value * value;
+        }
+    }
+    lanes.iter().sum::<f32>() + rest.iter().map(|v| v * v).sum::<f32>()
+}
+
+/// Maximum of `values` (−∞ when empty) over [`LANES`] independent partial maxima.
+#[inline(always)]
+pub(crate) fn max(values: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (lane, &value) in lanes.iter_mut().zip(chunk) {
+            *lane = lane.max(value);
+        }
+    }
+    lanes
+        .iter()
+        .chain(rest)
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max)
+}

@@ -1,0 +1,452 @@
+//! Each kernel against a plain-Rust loop computation of the same formula in f64, on strided
+//! inputs like the ones the model passes (heads split by `swap_dims`), and the rule that
+//! only burn-ndarray f32 tensors are taken.
+
+use burn::backend::{Autodiff, NdArray};
+use burn::tensor::activation::softmax;
+use burn::tensor::backend::Backend;
+use burn::tensor::{DType, Tensor, TensorData};
+use roformer_kernels::{Pairing, add_layer_norm, attention, gelu, linear, rotary};
+
+type B = NdArray;
+
+/// Deterministic values in [-1, 1) (a 64-bit LCG).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed.wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn tensor<Bk: Backend, const D: usize>(dims: [usize; D], seed: u64, scale: f32) -> Tensor<Bk, D> {
+    let n = dims.iter().product();
+    let v: Vec<f32> = values(n, seed).iter().map(|x| x * scale).collect();
+    Tensor::from_data(TensorData::new(v, dims), &Default::default())
+}
+
+fn data<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().to_vec::<f32>().unwrap()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .fold(0.0, |m, (&x, &y)| m.max((x as f64 - y).abs()))
+}
+
+/// q, k, v as the model makes them: `[b, s, h·d]` split into heads by `swap_dims` (strided).
+fn heads(batch: usize, seq: usize, heads: usize, d: usize, seed: u64) -> Tensor<B, 4> {
+    tensor::<B, 3>([batch, seq, heads * d], seed, 2.0)
+        .reshape([batch, seq, heads, d])
+        .swap_dims(1, 2)
+}
+
+#[test]
+fn attention_matches_loops_with_padding_bias_and_several_query_blocks() {
+    let (batch, h, seq, d) = (2, 3, 130, 8);
+    let (q, k, v) = (
+        heads(batch, seq, h, d, 1),
+        heads(batch, seq, h, d, 2),
+        heads(batch, seq, h, d, 3),
+    );
+    // Row 1 masks its last 30 keys with the encoder's bias value.
+    let bias: Vec<f32> = (0..batch * seq)
+        .map(|i| {
+            if i >= seq && i % seq >= 100 {
+                f32::MIN
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let bias = Tensor::<B, 4>::from_data(
+        TensorData::new(bias.clone(), [batch, 1, 1, seq]),
+        &Default::default(),
+    );
+    let scale = 0.35;
+    let out =
+        attention(&q, &k, &v, Some(&bias), scale, 0.0).expect("ndarray f32 tensors are taken");
+    assert_eq!(out.dims(), [batch, seq, h * d]);
+
+    let (qv, kv, vv, bv) = (
+        data(q.swap_dims(1, 2)),
+        data(k.swap_dims(1, 2)),
+        data(v.swap_dims(1, 2)),
+        data(bias),
+    );
+    // Reference in f64 over the `[b, s, h, d]` layout.
+    let at = |x: &[f32], b: usize, s: usize, hh: usize, j: usize| {
+        x[((b * seq + s) * h + hh) * d + j] as f64
+    };
+    let mut expected = vec![0f64; batch * seq * h * d];
+    for b in 0..batch {
+        for hh in 0..h {
+            for i in 0..seq {
+                let scores: Vec<f64> = (0..seq)
+                    .map(|j| {
+                        let dot: f64 = (0..d)
+                            .map(|t| at(&qv, b, i, hh, t) * at(&kv, b, j, hh, t))
+                            .sum();
+                        dot * scale as f64 + bv[b * seq + j] as f64
+                    })
+                    .collect();
+                let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+                let total: f64 = weights.iter().sum();
+                for t in 0..d {
+                    let value: f64 = (0..seq).map(|j| weights[j] * at(&vv, b, j, hh, t)).sum();
+                    expected[((b * seq + i) * h + hh) * d + t] = value / total;
+                }
+            }
+        }
+    }
+    let gap = max_abs_diff(&data(out), &expected);
+    assert!(gap < 1e-5, "max |kernel - loops| = {gap:e}");
+}
+
+#[test]
+fn rotary_matches_loops_for_both_pairings_and_a_partial_rotation() {
+    let (batch, h, seq, d, rotated) = (2, 3, 70, 12, 8);
+    let x = heads(batch, seq, h, d, 4);
+    let cos = tensor::<B, 2>([seq, rotated], 5, 1.0);
+    let sin = tensor::<B, 2>([seq, rotated], 6, 1.0);
+    let (xv, cv, sv) = (data(x.clone()), data(cos.clone()), data(sin.clone()));
+    for pairing in [Pairing::Adjacent, Pairing::Halves] {
+        let out = rotary(&x, &cos, &sin, pairing).expect("ndarray f32 tensors are taken");
+        let mut expected: Vec<f64> = xv.iter().map(|&v| v as f64).collect();
+        for (row, out_row) in expected.chunks_mut(d).enumerate() {
+            let m = row % seq;
+            let x_row = &xv[row * d..(row + 1) * d];
+            for j in 0..rotated {
+                let partner = match pairing {
+                    Pairing::Adjacent => j ^ 1,
+                    Pairing::Halves => (j + rotated / 2) % rotated,
+                };
+                out_row[j] = x_row[j] as f64 * cv[m * rotated + j] as f64
+                    + x_row[partner] as f64 * sv[m * rotated + j] as f64;
+            }
+        }
+        let gap = max_abs_diff(&data(out), &expected);
+        assert!(gap < 1e-6, "{pairing:?}: max |kernel - loops| = {gap:e}");
+    }
+}
+
+#[test]
+fn gelu_matches_the_exact_erf_form() {
+    let x = tensor::<B, 2>([33, 65], 7, 6.0);
+    let xv = data(x.clone());
+    let out = data(gelu(&x).expect("ndarray f32 tensors are taken"));
+    // Φ(x) from f64 erf by its Taylor series (|x/√2| ≤ 4.3 here; 200 terms converge).
+    let erf = |z: f64| {
+        let (mut term, mut sum) = (z, z);
+        for n in 1..200 {
+            term *= -z * z / n as f64;
+            sum += term / (2 * n + 1) as f64;
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    };
+    let expected: Vec<f64> = xv
+        .iter()
+        .map(|&v| 0.5 * v as f64 * (1.0 + erf(v as f64 / std::f64::consts::SQRT_2)))
+        .collect();
+    let gap = max_abs_diff(&out, &expected);
+    // |x| ≤ 6 times erf's 5e-7, halved.
+    assert!(gap < 2e-6, "max |kernel - exact| = {gap:e}");
+}
+
+#[test]
+fn rotary_and_gelu_gradients_on_autodiff_ndarray_match_loops() {
+    type AD = Autodiff<NdArray>;
+    let (seq, d) = (9, 8);
+    let x = tensor::<AD, 3>([2, seq, d], 10, 2.0).require_grad();
+    let weights = tensor::<AD, 3>([2, seq, d], 11, 1.0);
+    let cos = tensor::<AD, 2>([seq, d], 12, 1.0);
+    let sin = tensor::<AD, 2>([seq, d], 13, 1.0);
+    let (xv, wv, cv, sv) = (
+        x.clone().into_data().to_vec::<f32>().unwrap(),
+        weights.clone().into_data().to_vec::<f32>().unwrap(),
+        cos.clone().into_data().to_vec::<f32>().unwrap(),
+        sin.clone().into_data().to_vec::<f32>().unwrap(),
+    );
+    for pairing in [Pairing::Adjacent, Pairing::Halves] {
+        let partner = |j: usize| match pairing {
+            Pairing::Adjacent => j ^ 1,
+            Pairing::Halves => (j + d / 2) % d,
+        };
+        let rotated = rotary(&x, &cos, &sin, pairing).expect("Autodiff<NdArray> is taken");
+        let gradients = (rotated * weights.clone()).sum().backward();
+        let gradient = x
+            .grad(&gradients)
+            .unwrap()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        // ∂/∂x_k of Σ_j w_j (x_j c_j + x_p(j) s_j) = w_k c_k + w_p(k) s_p(k).
+        let expected: Vec<f64> = (0..xv.len())
+            .map(|i| {
+                let (row, k) = (i / d, i % d);
+                let m = row % seq;
+                let p = partner(k);
+                wv[i] as f64 * cv[m * d + k] as f64 + wv[row * d + p] as f64 * sv[m * d + p] as f64
+            })
+            .collect();
+        let gap = max_abs_diff(&gradient, &expected);
+        assert!(gap < 1e-6, "{pairing:?}: max |gradient - loops| = {gap:e}");
+    }
+
+    let activated = gelu(&x).expect("Autodiff<NdArray> is taken");
+    let gradients = (activated * weights).sum().backward();
+    let gradient = x
+        .grad(&gradients)
+        .unwrap()
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
+    let erf = |z: f64| {
+        let (mut term, mut sum) = (z, z);
+        for n in 1..200 {
+            term *= -z * z / n as f64;
+            sum += term / (2 * n + 1) as f64;
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    };
+    let expected: Vec<f64> = xv
+        .iter()
+        .zip(&wv)
+        .map(|(&x, &w)| {
+            let x = x as f64;
+            let cdf = 0.5 * (1.0 + erf(x / std::f64::consts::SQRT_2));
+            let density = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            w as f64 * (cdf + x * density)
+        })
+        .collect();
+    let gap = max_abs_diff(&gradient, &expected);
+    assert!(gap < 2e-6, "gelu: max |gradient - exact| = {gap:e}");
+}
+
+#[test]
+fn only_f32_ndarray_tensors_are_taken() {
+    type AD = Autodiff<NdArray>;
+    let x = tensor::<AD, 4>([1, 2, 4, 8], 8, 1.0);
+    let table = tensor::<AD, 2>([4, 8], 9, 1.0);
+    // The training backend, with gradients.
+    assert!(rotary(&x, &table, &table, Pairing::Adjacent).is_some());
+    assert!(gelu(&x).is_some());
+    assert!(attention(&x, &x, &x, None, 1.0, 0.1).is_some());
+    // f64 tensors, and other autodiff backends: none.
+    let x64 = tensor::<B, 2>([2, 2], 14, 1.0).cast(burn::tensor::DType::F64);
+    assert_eq!(x64.dtype(), burn::tensor::DType::F64);
+    assert!(gelu(&x64).is_none());
+    let other = tensor::<Autodiff<NdArray<f64>>, 2>([2, 2], 15, 1.0);
+    assert!(gelu(&other).is_none());
+}
+
+/// The composition of burn tensor operations the attention kernel replaces (what
+/// `roformer::RoFormerSelfAttention` runs on other backends), without dropout.
+fn attention_by_tensor_operations<Bk: Backend>(
+    q: Tensor<Bk, 4>,
+    k: Tensor<Bk, 4>,
+    v: Tensor<Bk, 4>,
+    bias: Tensor<Bk, 4>,
+    scale: f64,
+) -> Tensor<Bk, 3> {
+    let [b, h, s, d] = q.dims();
+    let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale) + bias;
+    softmax(scores, 3)
+        .matmul(v)
+        .swap_dims(1, 2)
+        .reshape([b, s, h * d])
+}
+
+#[test]
+fn attention_gradients_on_autodiff_ndarray_match_f64_tensor_operations() {
+    type AD = Autodiff<NdArray>;
+    let (batch, h, seq, d) = (2, 2, 70, 8);
+    let split = |seed| {
+        tensor::<AD, 3>([batch, seq, h * d], seed, 2.0)
+            .reshape([batch, seq, h, d])
+            .swap_dims(1, 2)
+    };
+    let leaves = [split(21), split(22), split(23)].map(|t| t.detach().require_grad());
+    let bias: Vec<f32> = (0..batch * seq)
+        .map(|i| {
+            if i >= seq && i % seq >= 50 {
+                f32::MIN
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let bias = Tensor::<AD, 4>::from_data(
+        TensorData::new(bias, [batch, 1, 1, seq]),
+        &Default::default(),
+    );
+    let weights = tensor::<AD, 3>([batch, seq, h * d], 24, 1.0);
+    let scale = 0.3;
+
+    let [q, k, v] = leaves.clone();
+    let out = attention(&q, &k, &v, Some(&bias), scale, 0.0).expect("Autodiff<NdArray> is taken");
+    let gradients = (out * weights.clone()).sum().backward();
+    let kernel: Vec<Vec<f32>> = leaves
+        .iter()
+        .map(|t| {
+            t.grad(&gradients)
+                .unwrap()
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap()
+        })
+        .collect();
+
+    // Reference: the same values in f64 (the kernels decline f64 tensors).
+    let leaves64 = leaves
+        .clone()
+        .map(|t| t.cast(DType::F64).detach().require_grad());
+    let [q, k, v] = leaves64.clone();
+    let out = attention_by_tensor_operations(q, k, v, bias.cast(DType::F64), scale as f64);
+    let gradients = (out * weights.cast(DType::F64)).sum().backward();
+    for (name, (leaf, kernel)) in ["q", "k", "v"].iter().zip(leaves64.iter().zip(&kernel)) {
+        let expected: Vec<f64> = leaf
+            .grad(&gradients)
+            .unwrap()
+            .into_data()
+            .convert::<f64>()
+            .to_vec()
+            .unwrap();
+        let gap = max_abs_diff(kernel, &expected);
+        assert!(
+            gap < 2e-5,
+            "d{name}: max |kernel - f64 reference| = {gap:e}"
+        );
+    }
+}
+
+#[test]
+fn attention_dropout_repeats_under_a_seed_and_its_gradient_matches_finite_differences() {
+    type AD = Autodiff<NdArray>;
+    let device = Default::default();
+    let (batch, h, seq, d) = (1, 2, 20, 4);
+    let q_values = values(batch * h * seq * d, 31);
+    let k = tensor::<AD, 4>([batch, h, seq, d], 32, 1.0);
+    let v = tensor::<AD, 4>([batch, h, seq, d], 33, 1.0);
+    let weights = tensor::<AD, 3>([batch, seq, h * d], 34, 1.0);
+    let loss = |q_values: Vec<f32>, dropout: f64| {
+        <AD as Backend>::seed(&device, 7);
+        let q = Tensor::<AD, 4>::from_data(TensorData::new(q_values, [batch, h, seq, d]), &device)
+            .require_grad();
+        let out = attention(&q, &k, &v, None, 0.5, dropout).expect("Autodiff<NdArray> is taken");
+        ((out * weights.clone()).sum(), q)
+    };
+    let scalar = |t: Tensor<AD, 1>| t.into_data().to_vec::<f32>().unwrap()[0] as f64;
+
+    let (with_dropout, q) = loss(q_values.clone(), 0.3);
+    let (again, _) = loss(q_values.clone(), 0.3);
+    let (without, _) = loss(q_values.clone(), 0.0);
+    assert_eq!(
+        scalar(with_dropout.clone()),
+        scalar(again),
+        "same seed, same masks"
+    );
+    assert!(
+        (scalar(with_dropout.clone()) - scalar(without)).abs() > 1e-3,
+        "dropout changes the output"
+    );
+
+    let gradients = with_dropout.backward();
+    let gradient = q
+        .grad(&gradients)
+        .unwrap()
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
+    let epsilon = 1e-2;
+    for i in [0, 7, 45, 90, 159] {
+        let shifted = |delta: f32| {
+            let mut shifted = q_values.clone();
+            shifted[i] += delta;
+            scalar(loss(shifted, 0.3).0)
+        };
+        let numeric = (shifted(epsilon) - shifted(-epsilon)) / (2.0 * epsilon as f64);
+        // f32 central differences: O(ε²) truncation plus rounding of the summed loss.
+        assert!(
+            (numeric - gradient[i] as f64).abs() < 5e-3,
+            "element {i}: finite difference {numeric}, gradient {}",
+            gradient[i]
+        );
+    }
+}
+
+#[test]
+fn linear_and_layer_norm_gradients_on_autodiff_ndarray_match_f64_tensor_operations() {
+    type AD = Autodiff<NdArray>;
+    let (batch, seq, d_in, d_out, epsilon) = (2, 5, 12, 7, 1e-5);
+    // The weight is a transposed view of an `[d_out, d_in]` leaf, as the tied decoder's is.
+    let leaves = [
+        tensor::<AD, 3>([batch, seq, d_in], 41, 1.0),
+        tensor::<AD, 3>([d_out, d_in, 1], 42, 0.5),
+        tensor::<AD, 3>([d_out, 1, 1], 43, 0.5),
+        tensor::<AD, 3>([batch, seq, d_out], 44, 1.0),
+        tensor::<AD, 3>([d_out, 1, 1], 45, 1.0),
+        tensor::<AD, 3>([d_out, 1, 1], 46, 1.0),
+    ]
+    .map(|t| t.require_grad());
+    let weights = tensor::<AD, 3>([batch, seq, d_out], 47, 1.0);
+
+    let [x, embedding, bias, residual, gamma, beta] = leaves.clone();
+    let embedding: Tensor<AD, 2> = embedding.reshape([d_out, d_in]);
+    let (bias, gamma, beta) = (
+        bias.reshape([d_out]),
+        gamma.reshape([d_out]),
+        beta.reshape([d_out]),
+    );
+    let projected =
+        linear(&x, &embedding.transpose(), Some(&bias)).expect("Autodiff<NdArray> is taken");
+    let normalised = add_layer_norm(&projected, &residual, &gamma, Some(&beta), epsilon)
+        .expect("Autodiff<NdArray> is taken");
+    let gradients = (normalised * weights.clone()).sum().backward();
+    let kernel: Vec<Vec<f32>> = leaves
+        .iter()
+        .map(|t| {
+            t.grad(&gradients)
+                .unwrap()
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap()
+        })
+        .collect();
+
+    // Reference: burn tensor operations in f64 (the kernels decline f64 tensors).
+    let leaves64 = leaves
+        .clone()
+        .map(|t| t.cast(DType::F64).detach().require_grad());
+    let [x, embedding, bias, residual, gamma, beta] = leaves64.clone();
+    let embedding: Tensor<AD, 2> = embedding.reshape([d_out, d_in]);
+    let projected = x.matmul(embedding.transpose().unsqueeze::<3>()) + bias.reshape([1, 1, d_out]);
+    let sum = projected + residual;
+    let centred = sum.clone() - sum.mean_dim(2);
+    let variance = (centred.clone() * centred.clone()).mean_dim(2);
+    let normalised = centred / (variance + epsilon).sqrt() * gamma.reshape([1, 1, d_out])
+        + beta.reshape([1, 1, d_out]);
+    let gradients = (normalised * weights.cast(DType::F64)).sum().backward();
+    let names = ["x", "embedding", "bias", "residual", "gamma", "beta"];
+    for (name, (leaf, kernel)) in names.iter().zip(leaves64.iter().zip(&kernel)) {
+        let expected: Vec<f64> = leaf
+            .grad(&gradients)
+            .unwrap()
+            .into_data()
+            .convert::<f64>()
+            .to_vec()
+            .unwrap();
+        let gap = max_abs_diff(kernel, &expected);
+        assert!(
+            gap < 2e-5,
+            "d{name}: max |kernel - f64 reference| = {gap:e}"
+        );
+    }
+}
