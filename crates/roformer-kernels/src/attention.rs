@@ -25,6 +25,9 @@ use crate::ndarray_bridge::{ndarray_f32, tensor_from_f32};
 use crate::parallel::SharedPtr;
 use crate::vectorize::{self, multiversion};
 
+/// Attention probabilities below this are stored as 0 (see `softmax_rows`).
+const NEGLIGIBLE_PROBABILITY: f32 = 1e-30;
+
 /// Queries per task: a `[QUERY_BLOCK, keys]` score block stays in cache for moderate key
 /// counts, and there are enough tasks to keep every core busy at batch 1.
 const QUERY_BLOCK: usize = 64;
@@ -367,7 +370,10 @@ multiversion! {
             }
             let inverse = 1.0 / vectorize::sum(row);
             for x in row.iter_mut() {
-                *x *= inverse;
+                // Probabilities under 1e-30 change no f32 sum they enter (each row's largest
+                // is at least 1/keys) but make the products with v subnormal, and slow.
+                let p = *x * inverse;
+                *x = if p < NEGLIGIBLE_PROBABILITY { 0.0 } else { p };
             }
         }
     }
