@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use crate::attention::Dims;
 use crate::ndarray_bridge::{array_from_f32, primitive_f32};
 use crate::parallel::SharedPtr;
-use crate::vectorize::multiversion;
+use crate::vectorize::{self, multiversion};
 
 /// What the forward keeps for the backward step.
 #[derive(Clone)]
@@ -212,16 +212,7 @@ multiversion! {
     fn softmax_backward_rows(d_probabilities: &mut [f32], probabilities: &[f32], width: usize) {
         let rows = d_probabilities.chunks_exact_mut(width).zip(probabilities.chunks_exact(width));
         for (g, p) in rows {
-            let mut lanes = [0f32; 16];
-            let chunks = g.chunks_exact(16).zip(p.chunks_exact(16));
-            for (gc, pc) in chunks {
-                for ((lane, &a), &b) in lanes.iter_mut().zip(gc).zip(pc) {
-                    *lane += a * b;
-                }
-            }
-            let tail = width - width % 16;
-            let dot: f32 = lanes.iter().sum::<f32>()
-                + g[tail..].iter().zip(&p[tail..]).map(|(a, b)| a * b).sum::<f32>();
+            let dot = vectorize::dot(g, p);
             for (g, &p) in g.iter_mut().zip(p) {
                 *g = p * (*g - dot);
             }

@@ -238,16 +238,7 @@ multiversion! {
                 *o = g * w;
             }
             let mean_g = vectorize::sum(out) / d as f32;
-            let mut lanes = [0f32; 16];
-            for (chunk, n) in out.chunks_exact(16).zip(n.chunks_exact(16)) {
-                for ((lane, &a), &b) in lanes.iter_mut().zip(chunk).zip(n) {
-                    *lane += a * b;
-                }
-            }
-            let tail = d - d % 16;
-            let dot = lanes.iter().sum::<f32>()
-                + out[tail..].iter().zip(&n[tail..]).map(|(a, b)| a * b).sum::<f32>();
-            let mean_gn = dot / d as f32;
+            let mean_gn = vectorize::dot(out, n) / d as f32;
             for (o, &n) in out.iter_mut().zip(n) {
                 *o = (*o - mean_g - n * mean_gn) * inverse;
             }

@@ -61,6 +61,25 @@ pub(crate) fn sum_of_squares(values: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + rest.iter().map(|v| v * v).sum::<f32>()
 }
 
+/// Dot product of `a` and `b` (equal lengths), in [`LANES`] independent partial sums.
+#[inline(always)]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; LANES];
+    let chunks = a.chunks_exact(LANES).zip(b.chunks_exact(LANES));
+    for (a, b) in chunks {
+        for ((lane, &x), &y) in lanes.iter_mut().zip(a).zip(b) {
+            *lane += x * y;
+        }
+    }
+    let tail = a.len() - a.len() % LANES;
+    lanes.iter().sum::<f32>()
+        + a[tail..]
+            .iter()
+            .zip(&b[tail..])
+            .map(|(x, y)| x * y)
+            .sum::<f32>()
+}
+
 /// Maximum of `values` (−∞ when empty) over [`LANES`] independent partial maxima.
 #[inline(always)]
 pub(crate) fn max(values: &[f32]) -> f32 {

@@ -40,6 +40,42 @@ fn max_abs_diff(a: &[f32], b: &[f64]) -> f64 {
         .fold(0.0, |m, (&x, &y)| m.max((x as f64 - y).abs()))
 }
 
+/// erf by its Taylor series in f64 (200 terms: converges for the |z| ≤ 4.3 used here).
+fn series_erf(z: f64) -> f64 {
+    let (mut term, mut sum) = (z, z);
+    for n in 1..200 {
+        term *= -z * z / n as f64;
+        sum += term / (2 * n + 1) as f64;
+    }
+    sum * 2.0 / std::f64::consts::PI.sqrt()
+}
+
+/// The gradient of each leaf, as f32 values.
+fn f32_gradients<const D: usize, const N: usize>(
+    leaves: &[Tensor<Autodiff<NdArray>, D>; N],
+    gradients: &<Autodiff<NdArray> as burn::tensor::backend::AutodiffBackend>::Gradients,
+) -> Vec<Vec<f32>> {
+    leaves
+        .iter()
+        .map(|t| {
+            t.grad(gradients)
+                .unwrap()
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Fresh f64 leaves with the same values (the kernels decline f64 tensors).
+fn f64_leaves<const D: usize, const N: usize>(
+    leaves: &[Tensor<Autodiff<NdArray>, D>; N],
+) -> [Tensor<Autodiff<NdArray>, D>; N] {
+    leaves
+        .clone()
+        .map(|t| t.cast(DType::F64).detach().require_grad())
+}
+
 /// q, k, v as the model makes them: `[b, s, h·d]` split into heads by `swap_dims` (strided).
 fn heads(batch: usize, seq: usize, heads: usize, d: usize, seed: u64) -> Tensor<B, 4> {
     tensor::<B, 3>([batch, seq, heads * d], seed, 2.0)
@@ -143,17 +179,9 @@ fn gelu_matches_the_exact_erf_form() {
     let xv = data(x.clone());
     let out = data(gelu(&x).expect("ndarray f32 tensors are taken"));
     // Φ(x) from f64 erf by its Taylor series (|x/√2| ≤ 4.3 here; 200 terms converge).
-    let erf = |z: f64| {
-        let (mut term, mut sum) = (z, z);
-        for n in 1..200 {
-            term *= -z * z / n as f64;
-            sum += term / (2 * n + 1) as f64;
-        }
-        sum * 2.0 / std::f64::consts::PI.sqrt()
-    };
     let expected: Vec<f64> = xv
         .iter()
-        .map(|&v| 0.5 * v as f64 * (1.0 + erf(v as f64 / std::f64::consts::SQRT_2)))
+        .map(|&v| 0.5 * v as f64 * (1.0 + series_erf(v as f64 / std::f64::consts::SQRT_2)))
         .collect();
     let gap = max_abs_diff(&out, &expected);
     // |x| ≤ 6 times erf's 5e-7, halved.
@@ -208,20 +236,12 @@ fn rotary_and_gelu_gradients_on_autodiff_ndarray_match_loops() {
         .into_data()
         .to_vec::<f32>()
         .unwrap();
-    let erf = |z: f64| {
-        let (mut term, mut sum) = (z, z);
-        for n in 1..200 {
-            term *= -z * z / n as f64;
-            sum += term / (2 * n + 1) as f64;
-        }
-        sum * 2.0 / std::f64::consts::PI.sqrt()
-    };
     let expected: Vec<f64> = xv
         .iter()
         .zip(&wv)
         .map(|(&x, &w)| {
             let x = x as f64;
-            let cdf = 0.5 * (1.0 + erf(x / std::f64::consts::SQRT_2));
+            let cdf = 0.5 * (1.0 + series_erf(x / std::f64::consts::SQRT_2));
             let density = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
             w as f64 * (cdf + x * density)
         })
@@ -293,21 +313,10 @@ fn attention_gradients_on_autodiff_ndarray_match_f64_tensor_operations() {
     let [q, k, v] = leaves.clone();
     let out = attention(&q, &k, &v, Some(&bias), scale, 0.0).expect("Autodiff<NdArray> is taken");
     let gradients = (out * weights.clone()).sum().backward();
-    let kernel: Vec<Vec<f32>> = leaves
-        .iter()
-        .map(|t| {
-            t.grad(&gradients)
-                .unwrap()
-                .into_data()
-                .to_vec::<f32>()
-                .unwrap()
-        })
-        .collect();
+    let kernel = f32_gradients(&leaves, &gradients);
 
     // Reference: the same values in f64 (the kernels decline f64 tensors).
-    let leaves64 = leaves
-        .clone()
-        .map(|t| t.cast(DType::F64).detach().require_grad());
+    let leaves64 = f64_leaves(&leaves);
     let [q, k, v] = leaves64.clone();
     let out = attention_by_tensor_operations(q, k, v, bias.cast(DType::F64), scale as f64);
     let gradients = (out * weights.cast(DType::F64)).sum().backward();
@@ -410,21 +419,10 @@ fn linear_and_layer_norm_gradients_on_autodiff_ndarray_match_f64_tensor_operatio
     let normalised = add_layer_norm(&projected, &residual, &gamma, Some(&beta), epsilon)
         .expect("Autodiff<NdArray> is taken");
     let gradients = (normalised * weights.clone()).sum().backward();
-    let kernel: Vec<Vec<f32>> = leaves
-        .iter()
-        .map(|t| {
-            t.grad(&gradients)
-                .unwrap()
-                .into_data()
-                .to_vec::<f32>()
-                .unwrap()
-        })
-        .collect();
+    let kernel = f32_gradients(&leaves, &gradients);
 
     // Reference: burn tensor operations in f64 (the kernels decline f64 tensors).
-    let leaves64 = leaves
-        .clone()
-        .map(|t| t.cast(DType::F64).detach().require_grad());
+    let leaves64 = f64_leaves(&leaves);
     let [x, embedding, bias, residual, gamma, beta] = leaves64.clone();
     let embedding: Tensor<AD, 2> = embedding.reshape([d_out, d_in]);
     let projected = x.matmul(embedding.transpose().unsqueeze::<3>()) + bias.reshape([1, 1, d_out]);
