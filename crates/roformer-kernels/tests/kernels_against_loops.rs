@@ -76,6 +76,29 @@ fn f64_leaves<const D: usize, const N: usize>(
         .map(|t| t.cast(DType::F64).detach().require_grad())
 }
 
+/// Each f64 leaf's gradient against the kernel path's (f32) within 2e-5.
+fn assert_gradients_match<const D: usize, const N: usize>(
+    names: &[&str; N],
+    leaves64: &[Tensor<Autodiff<NdArray>, D>; N],
+    gradients: &<Autodiff<NdArray> as burn::tensor::backend::AutodiffBackend>::Gradients,
+    kernel: &[Vec<f32>],
+) {
+    for ((name, leaf), kernel) in names.iter().zip(leaves64).zip(kernel) {
+        let expected: Vec<f64> = leaf
+            .grad(gradients)
+            .unwrap()
+            .into_data()
+            .convert::<f64>()
+            .to_vec()
+            .unwrap();
+        let gap = max_abs_diff(kernel, &expected);
+        assert!(
+            gap < 2e-5,
+            "d{name}: max |kernel - f64 reference| = {gap:e}"
+        );
+    }
+}
+
 /// q, k, v as the model makes them: `[b, s, h·d]` split into heads by `swap_dims` (strided).
 fn heads(batch: usize, seq: usize, heads: usize, d: usize, seed: u64) -> Tensor<B, 4> {
     tensor::<B, 3>([batch, seq, heads * d], seed, 2.0)
@@ -320,20 +343,7 @@ fn attention_gradients_on_autodiff_ndarray_match_f64_tensor_operations() {
     let [q, k, v] = leaves64.clone();
     let out = attention_by_tensor_operations(q, k, v, bias.cast(DType::F64), scale as f64);
     let gradients = (out * weights.cast(DType::F64)).sum().backward();
-    for (name, (leaf, kernel)) in ["q", "k", "v"].iter().zip(leaves64.iter().zip(&kernel)) {
-        let expected: Vec<f64> = leaf
-            .grad(&gradients)
-            .unwrap()
-            .into_data()
-            .convert::<f64>()
-            .to_vec()
-            .unwrap();
-        let gap = max_abs_diff(kernel, &expected);
-        assert!(
-            gap < 2e-5,
-            "d{name}: max |kernel - f64 reference| = {gap:e}"
-        );
-    }
+    assert_gradients_match(&["q", "k", "v"], &leaves64, &gradients, &kernel);
 }
 
 #[test]
@@ -433,18 +443,5 @@ fn linear_and_layer_norm_gradients_on_autodiff_ndarray_match_f64_tensor_operatio
         + beta.reshape([1, 1, d_out]);
     let gradients = (normalised * weights.cast(DType::F64)).sum().backward();
     let names = ["x", "embedding", "bias", "residual", "gamma", "beta"];
-    for (name, (leaf, kernel)) in names.iter().zip(leaves64.iter().zip(&kernel)) {
-        let expected: Vec<f64> = leaf
-            .grad(&gradients)
-            .unwrap()
-            .into_data()
-            .convert::<f64>()
-            .to_vec()
-            .unwrap();
-        let gap = max_abs_diff(kernel, &expected);
-        assert!(
-            gap < 2e-5,
-            "d{name}: max |kernel - f64 reference| = {gap:e}"
-        );
-    }
+    assert_gradients_match(&names, &leaves64, &gradients, &kernel);
 }
