@@ -2,7 +2,7 @@
 //! `RoFormerSelfAttention.forward` from the rotated q, k, v to the merged context.
 //!
 //! For each (batch, head, block of up to [`QUERY_BLOCK`] queries): scores = `scale·q·kᵀ`
-//! by `matrixmultiply::sgemm` reading q and k in place (any row stride), `+ bias`, softmax
+//! by [`crate::gemm::sgemm`] reading q and k in place (any row stride), `+ bias`, softmax
 //! along the keys, dropout when training, then `probabilities·v` written straight into the
 //! `[batch, seq, heads·d]` context. No head transposes are copied, and for inference
 //! nothing of size `[batch, heads, seq, seq]` is allocated. On `Autodiff<NdArray>` the
@@ -21,6 +21,7 @@ use rayon::prelude::*;
 use crate::attention_backward::{AttentionBackward, AttentionSaved};
 use crate::autodiff::{record, tracked_f32};
 use crate::exp::exp;
+use crate::gemm::{Threads, sgemm};
 use crate::ndarray_bridge::{ndarray_f32, tensor_from_f32};
 use crate::parallel::SharedPtr;
 use crate::vectorize::{self, multiversion};
@@ -241,7 +242,7 @@ fn forward(
             // indices within the shapes checked by `Dims::of` and the array's own strides; the
             // arrays outlive this loop; each task writes its own rows of its own head's columns.
             unsafe {
-                matrixmultiply::sgemm(
+                sgemm(
                     rows,
                     d,
                     seq_k,
@@ -256,6 +257,7 @@ fn forward(
                     scores.as_mut_ptr(),
                     seq_k as isize,
                     1,
+                    Threads::One,
                 );
             }
             if let Some(bias) = &inputs.bias {
@@ -300,7 +302,7 @@ fn forward(
                 None => scores,
             };
             unsafe {
-                matrixmultiply::sgemm(
+                sgemm(
                     rows,
                     seq_k,
                     d_v,
@@ -315,6 +317,7 @@ fn forward(
                     out.at(((b * seq_q + first) * width + h * d_v) as isize),
                     width as isize,
                     1,
+                    Threads::One,
                 );
             }
         });

@@ -17,6 +17,7 @@ use ndarray::{ArcArray, IxDyn};
 use rayon::prelude::*;
 
 use crate::attention::Dims;
+use crate::gemm::{Threads, sgemm};
 use crate::ndarray_bridge::{array_from_f32, primitive_f32};
 use crate::parallel::SharedPtr;
 use crate::vectorize::{self, multiversion};
@@ -123,7 +124,7 @@ fn gradients(
         // dq, dk, dv; everything outlives the loop.
         unsafe {
             // dV = P̃ᵀ · dO
-            matrixmultiply::sgemm(
+            sgemm(
                 seq_k,
                 seq_q,
                 d_v,
@@ -138,9 +139,10 @@ fn gradients(
                 dv_p.at((bh * seq_k * d_v) as isize),
                 d_v as isize,
                 1,
+                Threads::One,
             );
             // dP̃ = dO · Vᵀ
-            matrixmultiply::sgemm(
+            sgemm(
                 seq_q,
                 d_v,
                 seq_k,
@@ -155,6 +157,7 @@ fn gradients(
                 d_scores.as_mut_ptr(),
                 seq_k as isize,
                 1,
+                Threads::One,
             );
         }
         if let Some(m) = multipliers {
@@ -165,7 +168,7 @@ fn gradients(
         softmax_backward_rows(&mut d_scores, probabilities, seq_k);
         unsafe {
             // dQ = scale · dS · K
-            matrixmultiply::sgemm(
+            sgemm(
                 seq_q,
                 seq_k,
                 d,
@@ -180,9 +183,10 @@ fn gradients(
                 dq_p.at((bh * seq_q * d) as isize),
                 d as isize,
                 1,
+                Threads::One,
             );
             // dK = scale · dSᵀ · Q
-            matrixmultiply::sgemm(
+            sgemm(
                 seq_k,
                 seq_q,
                 d,
@@ -197,6 +201,7 @@ fn gradients(
                 dk_p.at((bh * seq_k * d) as isize),
                 d as isize,
                 1,
+                Threads::One,
             );
         }
     });

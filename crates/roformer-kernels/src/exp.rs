@@ -28,7 +28,11 @@ pub(crate) fn exp(x: f32) -> f32 {
             * r
             + 0.5;
     let e_r = polynomial * r * r + r + 1.0;
-    let two_to_n = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // 2^n from the exponent bits without a float-to-int cast: Rust's saturating `as i32`
+    // compiles to per-lane scalar code and stopped the loops around from vectorising.
+    // `n + 127 + ROUND` has `n + 127` (1..=255 after the clamp) in its low mantissa bits,
+    // which the shift moves into the exponent field.
+    let two_to_n = f32::from_bits((n + (127.0 + ROUND)).to_bits() << 23);
     if underflows { 0.0 } else { e_r * two_to_n }
 }
 

@@ -9,7 +9,7 @@
 //!
 //! - [`rotary`]: `x·cos + partner(x)·signed_sin` (Su et al. 2021, eq. 34), any input strides;
 //! - [`attention`]: `softmax(q·kᵀ·scale + bias)·v`, the heads merged on output, with the
-//!   products by `matrixmultiply` on strided views of q, k and v;
+//!   products by the `gemm` crate on strided views of q, k and v;
 //! - [`gelu`]: `x·Φ(x)` with the erf approximation PyTorch's vectorised CPU GELU uses;
 //! - [`linear`]: `x·W + b` as one GEMM accumulating onto the bias rows;
 //! - [`add_layer_norm`]: `LayerNorm(x + residual)` in one pass per row.
@@ -25,6 +25,7 @@ mod attention_backward;
 mod autodiff;
 mod exp;
 mod gelu;
+mod gemm;
 mod layer_norm;
 mod linear;
 mod ndarray_bridge;

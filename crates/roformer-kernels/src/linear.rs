@@ -1,7 +1,7 @@
 //! An affine map `x·W + b` as one strided GEMM: the output rows start as copies of the
 //! bias and the product is accumulated onto them (`β = 1`), so there is no separate
 //! broadcast add, and a `[batch, seq, in]` input is multiplied as one `[batch·seq, in]`
-//! matrix (matrixmultiply splits it across its threads) rather than batch by batch.
+//! matrix (the GEMM splits it across rayon's threads) rather than batch by batch.
 //!
 //! burn's `Linear` (`y = x·W + b`, `W` stored `[d_in, d_out]`) and a tied output embedding
 //! (`W` = `Eᵀ`, a transposed view) are both this. On `Autodiff<NdArray>` the backward step
@@ -18,6 +18,7 @@ use burn_ndarray::NdArrayTensor;
 use ndarray::{ArcArray, IxDyn};
 
 use crate::autodiff::{record, tracked_f32};
+use crate::gemm::{Threads, sgemm};
 use crate::ndarray_bridge::{array_from_f32, ndarray_f32, primitive_f32, tensor_from_array};
 
 /// `x·weight (+ bias)` over the last axis of `x` (`[..., d_in]`, row-major) with `weight`
@@ -82,7 +83,7 @@ fn affine(
     // SAFETY: `x` is row-major `[rows, d_in]`, `weight` is `[d_in, d_out]` with its own
     // strides, `out` holds `rows·d_out` elements; all outlive the call.
     unsafe {
-        matrixmultiply::sgemm(
+        sgemm(
             rows,
             d_in,
             d_out,
@@ -97,6 +98,7 @@ fn affine(
             out.as_mut_ptr(),
             d_out as isize,
             1,
+            Threads::All,
         );
     }
     *shape.last_mut()? = d_out;
@@ -131,7 +133,7 @@ impl Backward<NdArray, 3> for LinearBackward {
         if let Some(node) = x_parent {
             let mut d_x = vec![0f32; rows * d_in];
             unsafe {
-                matrixmultiply::sgemm(
+                sgemm(
                     rows,
                     d_out,
                     d_in,
@@ -146,6 +148,7 @@ impl Backward<NdArray, 3> for LinearBackward {
                     d_x.as_mut_ptr(),
                     d_in as isize,
                     1,
+                    Threads::All,
                 );
             }
             let d_x = array_from_f32(d_x, x.shape());
@@ -154,7 +157,7 @@ impl Backward<NdArray, 3> for LinearBackward {
         if let Some(node) = weight_parent {
             let mut d_weight = vec![0f32; d_in * d_out];
             unsafe {
-                matrixmultiply::sgemm(
+                sgemm(
                     d_in,
                     rows,
                     d_out,
@@ -169,6 +172,7 @@ impl Backward<NdArray, 3> for LinearBackward {
                     d_weight.as_mut_ptr(),
                     d_out as isize,
                     1,
+                    Threads::All,
                 );
             }
             let d_weight = array_from_f32(d_weight, &[d_in, d_out]);

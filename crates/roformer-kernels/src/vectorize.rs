@@ -1,10 +1,11 @@
-//! Compiling the elementwise loops twice: for the baseline target and for AVX2 + FMA,
-//! picked at run time (Rust's default x86-64 target only has SSE2), plus reductions
+//! Compiling the elementwise loops three times: for the baseline target, for AVX2 + FMA
+//! and for AVX-512, picked at run time (Rust's default x86-64 target only has SSE2), plus reductions
 //! written as independent lanes so that the compiler can vectorise them without
 //! reassociating floating-point sums itself.
 
 /// Defines `fn name(args)` whose body is compiled for the baseline target and, on x86-64,
-/// also with AVX2 and FMA enabled; the AVX2 copy runs when the CPU has both.
+/// also with AVX-512 (F, VL, BW, DQ) and with AVX2 + FMA enabled; the widest copy the CPU
+/// supports runs.
 macro_rules! multiversion {
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         $(#[$meta])*
@@ -13,6 +14,19 @@ macro_rules! multiversion {
             fn body($($arg: $ty),*) $body
             #[cfg(target_arch = "x86_64")]
             {
+                #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
+                unsafe fn avx512($($arg: $ty),*) {
+                    body($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512dq")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU has the features `avx512` is compiled for.
+                    return unsafe { avx512($($arg),*) };
+                }
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn avx2($($arg: $ty),*) {
                     body($($arg),*)
@@ -30,7 +44,7 @@ macro_rules! multiversion {
 }
 pub(crate) use multiversion;
 
-/// Lanes of the vectorisable reductions (two AVX2 registers).
+/// Lanes of the vectorisable reductions (one AVX-512 register, two AVX2 registers).
 const LANES: usize = 16;
 
 /// Sum of `values` accumulated in [`LANES`] independent partial sums.
