@@ -12,14 +12,16 @@
 //!   products by the `gemm` crate on strided views of q, k and v;
 //! - [`gelu`]: `x·Φ(x)` with the erf approximation PyTorch's vectorised CPU GELU uses;
 //! - [`linear`]: `x·W + b` as one GEMM accumulating onto the bias rows;
-//! - [`add_layer_norm`]: `LayerNorm(x + residual)` in one pass per row.
+//! - [`add_layer_norm`]: `LayerNorm(x + residual)` in one pass per row;
+//! - [`adamw`]: an AdamW update of a parameter and its moments in one pass, in place.
 //!
 //! Every kernel returns `None` unless its tensors are f32 tensors of burn-ndarray (f64,
 //! GPU backends… decline); the caller then runs its own composition of tensor operations,
-//! which is the reference the kernels are tested against. [`rotary`] and [`gelu`] also
-//! take `Autodiff<NdArray>` tensors, the CPU training backend, and record their backward
-//! step in its graph; the others are for inference only.
+//! which is the reference the kernels are tested against. All but [`adamw`] also take
+//! `Autodiff<NdArray>` tensors, the CPU training backend, and record their backward step in
+//! its graph; [`adamw`] works on the inner backend's tensors, as burn's optimizers do.
 
+mod adamw;
 mod attention;
 mod attention_backward;
 mod autodiff;
@@ -33,6 +35,7 @@ mod parallel;
 mod rotary;
 mod vectorize;
 
+pub use adamw::{AdamWInputs, AdamWStep, AdamWUpdate, adamw};
 pub use attention::attention;
 pub use gelu::gelu;
 pub use layer_norm::add_layer_norm;

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use burn::module::{AutodiffModule, Module};
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use rand::rngs::StdRng;
@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::data::MlmBatch;
 use crate::error::TrainError;
-use crate::train::masked_lm_step;
+use crate::train::{FusedAdamWConfig, masked_lm_step};
 
 /// Fraction of positions masked in a training step (as in pretraining).
 const MASK_PROBABILITY: f64 = 0.15;
@@ -240,7 +240,7 @@ pub fn bench_train<B: AutodiffBackend>(
     let config = bench_config(config, options.seq);
     let model = RoFormerForMaskedLM::<B>::new(&config, device)?;
     let params = model.num_params();
-    let mut optimizer = AdamWConfig::new().with_weight_decay(0.01).init();
+    let mut optimizer = FusedAdamWConfig::new().with_weight_decay(0.01).init();
     let mut rng = StdRng::seed_from_u64(0);
     let (ids, input_ids) = random_ids::<B>(&mut rng, &config, options.batch, options.seq, device);
     let mut positions: Vec<i64> = (0..ids.len())

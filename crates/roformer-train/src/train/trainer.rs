@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{AutodiffModule, Module};
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor};
 use rand::SeedableRng;
@@ -33,6 +33,7 @@ use crate::train::checkpoint::{
 use crate::train::metrics::{
     EvalRecord, append_record, plot_losses, read_records, truncate_records,
 };
+use crate::train::optimizer::FusedAdamWConfig;
 use crate::train::schedule::LrSchedule;
 
 /// The resolved config saved in a run directory (and read back by `--resume`).
@@ -211,7 +212,7 @@ pub fn train<B: AutodiffBackend>(
     let model = RoFormerForMaskedLM::<B>::new(&config.model, device)?;
     let clipping = (training.max_grad_norm > 0.0)
         .then_some(GradientClippingConfig::Norm(training.max_grad_norm as f32));
-    let optimizer = AdamWConfig::new()
+    let optimizer = FusedAdamWConfig::new()
         .with_weight_decay(training.weight_decay as f32)
         .with_grad_clipping(clipping)
         .init::<B, RoFormerForMaskedLM<B>>();
