@@ -20,6 +20,7 @@ use rayon::prelude::*;
 
 use crate::attention_backward::{AttentionBackward, AttentionSaved};
 use crate::autodiff::{record, tracked_f32};
+use crate::buffer::Unwritten;
 use crate::exp::exp;
 use crate::gemm::{Threads, sgemm};
 use crate::ndarray_bridge::{ndarray_f32, tensor_from_f32};
@@ -184,7 +185,7 @@ fn forward(
     inputs: &Inputs,
     dropout: Option<DropoutMask>,
     keep: bool,
-) -> (Vec<f32>, Option<(Arc<[f32]>, Option<Arc<[f32]>>)>) {
+) -> (Vec<f32>, Option<(Arc<Vec<f32>>, Option<Arc<Vec<f32>>>)>) {
     let Dims {
         batch,
         heads,
@@ -194,17 +195,16 @@ fn forward(
         d_v,
     } = inputs.dims;
     let width = heads * d_v;
-    let mut context = vec![0f32; batch * seq_q * width];
-    let mut probabilities = if keep {
-        vec![0f32; batch * heads * seq_q * seq_k]
+    // Every element of these is written below: the context and probability blocks by
+    // products with beta = 0, the multipliers by the dropout loop.
+    let mut context = Unwritten::new(batch * seq_q * width);
+    let saved_len = if keep {
+        batch * heads * seq_q * seq_k
     } else {
-        Vec::new()
+        0
     };
-    let mut multipliers = if keep && dropout.is_some() {
-        vec![0f32; probabilities.len()]
-    } else {
-        Vec::new()
-    };
+    let mut probabilities = Unwritten::new(saved_len);
+    let mut multipliers = Unwritten::new(if dropout.is_some() { saved_len } else { 0 });
     let out = SharedPtr(context.as_mut_ptr());
     let saved_probabilities = SharedPtr(probabilities.as_mut_ptr());
     let saved_multipliers = SharedPtr(multipliers.as_mut_ptr());
@@ -321,9 +321,17 @@ fn forward(
                 );
             }
         });
+    // SAFETY: the loop above wrote every element of each buffer (see where they are made).
+    let (context, probabilities, multipliers) = unsafe {
+        (
+            context.assume_written(),
+            probabilities.assume_written(),
+            multipliers.assume_written(),
+        )
+    };
     let saved = keep.then(|| {
-        let multipliers = dropout.map(|_| Arc::<[f32]>::from(multipliers));
-        (Arc::<[f32]>::from(probabilities), multipliers)
+        let multipliers = dropout.map(|_| Arc::new(multipliers));
+        (Arc::new(probabilities), multipliers)
     });
     (context, saved)
 }

@@ -17,6 +17,7 @@ use ndarray::{ArcArray, IxDyn};
 use rayon::prelude::*;
 
 use crate::attention::Dims;
+use crate::buffer::Unwritten;
 use crate::gemm::{Threads, sgemm};
 use crate::ndarray_bridge::{array_from_f32, primitive_f32};
 use crate::parallel::SharedPtr;
@@ -29,9 +30,9 @@ pub(crate) struct AttentionSaved {
     pub(crate) k: ArcArray<f32, IxDyn>,
     pub(crate) v: ArcArray<f32, IxDyn>,
     /// `P`, `[b, h, s_q, s_k]` row-major.
-    pub(crate) probabilities: Arc<[f32]>,
+    pub(crate) probabilities: Arc<Vec<f32>>,
     /// `M`, same layout; `None` without dropout.
-    pub(crate) multipliers: Option<Arc<[f32]>>,
+    pub(crate) multipliers: Option<Arc<Vec<f32>>>,
     pub(crate) dims: Dims,
     pub(crate) scale: f32,
 }
@@ -86,9 +87,10 @@ fn gradients(
     let width = heads * d_v;
     let d_out = context_gradient.as_standard_layout();
     let d_out = d_out.as_slice().expect("standard layout");
-    let mut dq = vec![0f32; batch * heads * seq_q * d];
-    let mut dk = vec![0f32; batch * heads * seq_k * d];
-    let mut dv = vec![0f32; batch * heads * seq_k * d_v];
+    // Written completely by the per-head products below (beta = 0).
+    let mut dq = Unwritten::new(batch * heads * seq_q * d);
+    let mut dk = Unwritten::new(batch * heads * seq_k * d);
+    let mut dv = Unwritten::new(batch * heads * seq_k * d_v);
     let (dq_p, dk_p, dv_p) = (
         SharedPtr(dq.as_mut_ptr()),
         SharedPtr(dk.as_mut_ptr()),
@@ -118,7 +120,8 @@ fn gradients(
             None => probabilities,
         };
         let d_out_head = op.at(((b * seq_q) * width + h * d_v) as isize);
-        let mut d_scores = vec![0f32; seq_q * seq_k];
+        // Written completely by the dP̃ product (beta = 0).
+        let mut d_scores = Unwritten::new(seq_q * seq_k);
         // SAFETY (all products): pointers are elements of their arrays, offset within the
         // shapes in `Dims` by each array's strides; each task writes only head `bh` of
         // dq, dk, dv; everything outlives the loop.
@@ -160,6 +163,8 @@ fn gradients(
                 Threads::One,
             );
         }
+        // SAFETY: the dP̃ product above wrote all `seq_q·seq_k` elements.
+        let mut d_scores = unsafe { d_scores.assume_written() };
         if let Some(m) = multipliers {
             for (g, m) in d_scores.iter_mut().zip(m) {
                 *g *= m;
@@ -205,6 +210,14 @@ fn gradients(
             );
         }
     });
+    // SAFETY: each (batch, head) task wrote its whole block of dq, dk and dv.
+    let (dq, dk, dv) = unsafe {
+        (
+            dq.assume_written(),
+            dk.assume_written(),
+            dv.assume_written(),
+        )
+    };
     [
         array_from_f32(dq, &[batch, heads, seq_q, d]),
         array_from_f32(dk, &[batch, heads, seq_k, d]),

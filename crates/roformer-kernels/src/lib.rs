@@ -25,6 +25,7 @@ mod adamw;
 mod attention;
 mod attention_backward;
 mod autodiff;
+mod buffer;
 mod exp;
 mod gelu;
 mod gemm;

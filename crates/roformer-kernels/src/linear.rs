@@ -18,6 +18,7 @@ use burn_ndarray::NdArrayTensor;
 use ndarray::{ArcArray, IxDyn};
 
 use crate::autodiff::{record, tracked_f32};
+use crate::buffer::Unwritten;
 use crate::gemm::{Threads, sgemm};
 use crate::ndarray_bridge::{array_from_f32, ndarray_f32, primitive_f32, tensor_from_array};
 
@@ -131,7 +132,7 @@ impl Backward<NdArray, 3> for LinearBackward {
         // `[rows, d_in]`, `weight` `[d_in, d_out]` with its own strides, outputs sized to
         // their products; all outlive the calls.
         if let Some(node) = x_parent {
-            let mut d_x = vec![0f32; rows * d_in];
+            let mut d_x = Unwritten::new(rows * d_in);
             unsafe {
                 sgemm(
                     rows,
@@ -151,11 +152,12 @@ impl Backward<NdArray, 3> for LinearBackward {
                     Threads::All,
                 );
             }
-            let d_x = array_from_f32(d_x, x.shape());
+            // SAFETY: the product (beta = 0) wrote all `rows·d_in` elements.
+            let d_x = array_from_f32(unsafe { d_x.assume_written() }, x.shape());
             grads.register::<NdArray>(node.id, NdArrayTensor::from(d_x));
         }
         if let Some(node) = weight_parent {
-            let mut d_weight = vec![0f32; d_in * d_out];
+            let mut d_weight = Unwritten::new(d_in * d_out);
             unsafe {
                 sgemm(
                     d_in,
@@ -175,7 +177,8 @@ impl Backward<NdArray, 3> for LinearBackward {
                     Threads::All,
                 );
             }
-            let d_weight = array_from_f32(d_weight, &[d_in, d_out]);
+            // SAFETY: the product (beta = 0) wrote all `d_in·d_out` elements.
+            let d_weight = array_from_f32(unsafe { d_weight.assume_written() }, &[d_in, d_out]);
             grads.register::<NdArray>(node.id, NdArrayTensor::from(d_weight));
         }
         if let Some(node) = bias_parent {
