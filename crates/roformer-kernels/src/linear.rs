@@ -21,6 +21,8 @@ use crate::autodiff::{record, tracked_f32};
 use crate::buffer::Unwritten;
 use crate::gemm::{Threads, sgemm};
 use crate::ndarray_bridge::{array_from_f32, ndarray_f32, primitive_f32, tensor_from_array};
+use crate::parallel::SharedPtr;
+use rayon::prelude::*;
 
 /// `x·weight (+ bias)` over the last axis of `x` (`[..., d_in]`, row-major) with `weight`
 /// `[d_in, d_out]` (any strides) and `bias` `[d_out]`. `None` unless all are f32 tensors of
@@ -72,11 +74,19 @@ fn affine(
             }
             let bias = bias.as_standard_layout();
             let bias = bias.as_slice()?;
-            let mut out = Vec::with_capacity(rows * d_out);
-            for _ in 0..rows {
-                out.extend_from_slice(bias);
-            }
-            out
+            // Filled in parallel: for the vocabulary projection this buffer is tens of MB,
+            // and its first touch (page faults) is a sizeable serial cost otherwise.
+            let mut out = Unwritten::new(rows * d_out);
+            let start = SharedPtr(out.as_mut_ptr());
+            (0..rows).into_par_iter().for_each(|row| {
+                // SAFETY: row `row` of `rows·d_out` elements, written by this task alone.
+                let row = unsafe {
+                    core::slice::from_raw_parts_mut(start.at((row * d_out) as isize), d_out)
+                };
+                row.copy_from_slice(bias);
+            });
+            // SAFETY: every row was written above.
+            unsafe { out.assume_written() }
         }
         None => vec![0f32; rows * d_out],
     };

@@ -13,6 +13,7 @@ use ndarray::{ArcArray, IxDyn};
 use crate::autodiff::{RotaryBackward, record, tracked_f32};
 use crate::ndarray_bridge::{array_from_f32, ndarray_f32, tensor_from_array};
 use crate::parallel::{SharedPtr, row_offsets};
+use crate::vectorize::multiversion;
 
 /// Which feature each rotated feature pairs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,24 +126,37 @@ pub(crate) fn rotate(
     Some(array_from_f32(out, &shape))
 }
 
-fn rotate_row(x: &[f32], cos: &[f32], signed_sin: &[f32], pairing: Pairing, out: &mut [f32]) {
-    let rotated = cos.len();
-    match pairing {
-        Pairing::Adjacent => {
-            for j in (0..rotated).step_by(2) {
-                let (a, b) = (x[j], x[j + 1]);
-                out[j] = a * cos[j] + b * signed_sin[j];
-                out[j + 1] = b * cos[j + 1] + a * signed_sin[j + 1];
+multiversion! {
+    /// One row: the first `cos.len()` features rotated in pairs, the rest copied. Written
+    /// over pairs / halves as zipped slices so that the loops vectorise.
+    fn rotate_row(x: &[f32], cos: &[f32], signed_sin: &[f32], pairing: Pairing, out: &mut [f32]) {
+        let rotated = cos.len();
+        let (x_rotated, x_rest) = x.split_at(rotated);
+        let (out_rotated, out_rest) = out.split_at_mut(rotated);
+        match pairing {
+            Pairing::Adjacent => {
+                let pairs = out_rotated
+                    .chunks_exact_mut(2)
+                    .zip(x_rotated.chunks_exact(2))
+                    .zip(cos.chunks_exact(2).zip(signed_sin.chunks_exact(2)));
+                for ((o, x), (c, s)) in pairs {
+                    o[0] = x[0] * c[0] + x[1] * s[0];
+                    o[1] = x[1] * c[1] + x[0] * s[1];
+                }
+            }
+            Pairing::Halves => {
+                let half = rotated / 2;
+                let (x_a, x_b) = x_rotated.split_at(half);
+                let (out_a, out_b) = out_rotated.split_at_mut(half);
+                let (cos_a, cos_b) = cos.split_at(half);
+                let (sin_a, sin_b) = signed_sin.split_at(half);
+                for (j, (o_a, o_b)) in out_a.iter_mut().zip(out_b.iter_mut()).enumerate() {
+                    let (a, b) = (x_a[j], x_b[j]);
+                    *o_a = a * cos_a[j] + b * sin_a[j];
+                    *o_b = b * cos_b[j] + a * sin_b[j];
+                }
             }
         }
-        Pairing::Halves => {
-            let half = rotated / 2;
-            for j in 0..half {
-                let (a, b) = (x[j], x[j + half]);
-                out[j] = a * cos[j] + b * signed_sin[j];
-                out[j + half] = b * cos[j + half] + a * signed_sin[j + half];
-            }
-        }
+        out_rest.copy_from_slice(x_rest);
     }
-    out[rotated..].copy_from_slice(&x[rotated..]);
 }
