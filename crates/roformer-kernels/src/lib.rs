@@ -10,13 +10,14 @@
 //! - [`rotary`]: `x·cos + partner(x)·signed_sin` (Su et al. 2021, eq. 34), any input strides;
 //! - [`attention`]: `softmax(q·kᵀ·scale + bias)·v`, the heads merged on output, with the
 //!   products by the `gemm` crate on strided views of q, k and v;
-//! - [`gelu`]: `x·Φ(x)` with the erf approximation PyTorch's vectorised CPU GELU uses;
+//! - [`gelu`]: `x·Φ(x)` with a rational erf approximation, in place for inference;
 //! - [`linear`]: `x·W + b` as one GEMM accumulating onto the bias rows;
 //! - [`add_layer_norm`]: `LayerNorm(x + residual)` in one pass per row;
 //! - [`adamw`]: an AdamW update of a parameter and its moments in one pass, in place.
 //!
-//! Every kernel returns `None` unless its tensors are f32 tensors of burn-ndarray (f64,
-//! GPU backends… decline); the caller then runs its own composition of tensor operations,
+//! Every kernel returns `None` (or, for those that take their inputs by value, hands them
+//! back as `Err`) unless its tensors are f32 tensors of burn-ndarray (f64, GPU backends…
+//! decline); the caller then runs its own composition of tensor operations,
 //! which is the reference the kernels are tested against. All but [`adamw`] also take
 //! `Autodiff<NdArray>` tensors, the CPU training backend, and record their backward step in
 //! its graph; [`adamw`] works on the inner backend's tensors, as burn's optimizers do.

@@ -29,7 +29,7 @@ impl HiddenAct {
     pub fn forward<B: Backend, const D: usize>(self, x: Tensor<B, D>) -> Tensor<B, D> {
         match self {
             // The fused kernel when the tensor is on burn-ndarray (inference), else burn's.
-            HiddenAct::Gelu => roformer_kernels::gelu(&x).unwrap_or_else(|| activation::gelu(x)),
+            HiddenAct::Gelu => roformer_kernels::gelu(x).unwrap_or_else(activation::gelu),
             HiddenAct::GeluNew => activation::gelu_approximate(x),
             HiddenAct::Relu => activation::relu(x),
             HiddenAct::Silu => activation::silu(x),
