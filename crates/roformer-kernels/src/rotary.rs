@@ -107,56 +107,85 @@ pub(crate) fn rotate(
     out.par_chunks_mut(ROWS_PER_TASK * d)
         .enumerate()
         .for_each(|(task, rows)| {
-            for (i, out_row) in rows.chunks_exact_mut(d).enumerate() {
-                let row = task * ROWS_PER_TASK + i;
-                // SAFETY: `offsets[row]` is the start of a row of `d` contiguous elements
-                // (unit last stride) inside `x`, which outlives this loop.
-                let x_row = unsafe { core::slice::from_raw_parts(input.at(offsets[row]), d) };
-                let m = row % seq;
-                let table = m * rotated..(m + 1) * rotated;
-                rotate_row(
-                    x_row,
-                    &cos[table.clone()],
-                    &signed_sin[table],
-                    pairing,
-                    out_row,
-                );
-            }
+            let rows_of_task = RowsOfTask {
+                first: task * ROWS_PER_TASK,
+                seq,
+                d,
+                offsets: &offsets,
+                input,
+            };
+            rotate_rows(rows, rows_of_task, cos, signed_sin, pairing);
         });
     Some(array_from_f32(out, &shape))
 }
 
+/// Where the input rows of one task are.
+#[derive(Clone, Copy)]
+struct RowsOfTask<'a> {
+    /// Index of the task's first row among all rows of the input.
+    first: usize,
+    /// Sequence length (the table row of input row `r` is `r % seq`).
+    seq: usize,
+    /// Features per row.
+    d: usize,
+    /// Start of every input row.
+    offsets: &'a [isize],
+    input: SharedPtr<f32>,
+}
+
 multiversion! {
-    /// One row: the first `cos.len()` features rotated in pairs, the rest copied. Written
-    /// over pairs / halves as zipped slices so that the loops vectorise.
-    fn rotate_row(x: &[f32], cos: &[f32], signed_sin: &[f32], pairing: Pairing, out: &mut [f32]) {
-        let rotated = cos.len();
-        let (x_rotated, x_rest) = x.split_at(rotated);
-        let (out_rotated, out_rest) = out.split_at_mut(rotated);
-        match pairing {
-            Pairing::Adjacent => {
-                let pairs = out_rotated
-                    .chunks_exact_mut(2)
-                    .zip(x_rotated.chunks_exact(2))
-                    .zip(cos.chunks_exact(2).zip(signed_sin.chunks_exact(2)));
-                for ((o, x), (c, s)) in pairs {
-                    o[0] = x[0] * c[0] + x[1] * s[0];
-                    o[1] = x[1] * c[1] + x[0] * s[1];
-                }
-            }
-            Pairing::Halves => {
-                let half = rotated / 2;
-                let (x_a, x_b) = x_rotated.split_at(half);
-                let (out_a, out_b) = out_rotated.split_at_mut(half);
-                let (cos_a, cos_b) = cos.split_at(half);
-                let (sin_a, sin_b) = signed_sin.split_at(half);
-                for (j, (o_a, o_b)) in out_a.iter_mut().zip(out_b.iter_mut()).enumerate() {
-                    let (a, b) = (x_a[j], x_b[j]);
-                    *o_a = a * cos_a[j] + b * sin_a[j];
-                    *o_b = b * cos_b[j] + a * sin_b[j];
-                }
+    /// The rows of one task, written to `out` (`rows · d` values). Dispatched once per task
+    /// rather than per row: rows are short (a head's `d` values).
+    fn rotate_rows(
+        out: &mut [f32],
+        task: RowsOfTask<'_>,
+        cos: &[f32],
+        signed_sin: &[f32],
+        pairing: Pairing,
+    ) {
+        let rotated = cos.len() / task.seq;
+        for (i, out_row) in out.chunks_exact_mut(task.d).enumerate() {
+            let row = task.first + i;
+            // SAFETY: `offsets[row]` is the start of a row of `d` contiguous elements (unit
+            // last stride) inside the input, which outlives the parallel loop.
+            let x_row = unsafe { core::slice::from_raw_parts(task.input.at(task.offsets[row]), task.d) };
+            let m = row % task.seq;
+            let table = m * rotated..(m + 1) * rotated;
+            rotate_row(x_row, &cos[table.clone()], &signed_sin[table], pairing, out_row);
+        }
+    }
+}
+
+/// One row: the first `cos.len()` features rotated in pairs, the rest copied. Written over
+/// pairs / halves as zipped slices so that the loops vectorise.
+#[inline(always)]
+fn rotate_row(x: &[f32], cos: &[f32], signed_sin: &[f32], pairing: Pairing, out: &mut [f32]) {
+    let rotated = cos.len();
+    let (x_rotated, x_rest) = x.split_at(rotated);
+    let (out_rotated, out_rest) = out.split_at_mut(rotated);
+    match pairing {
+        Pairing::Adjacent => {
+            let pairs = out_rotated
+                .chunks_exact_mut(2)
+                .zip(x_rotated.chunks_exact(2))
+                .zip(cos.chunks_exact(2).zip(signed_sin.chunks_exact(2)));
+            for ((o, x), (c, s)) in pairs {
+                o[0] = x[0] * c[0] + x[1] * s[0];
+                o[1] = x[1] * c[1] + x[0] * s[1];
             }
         }
-        out_rest.copy_from_slice(x_rest);
+        Pairing::Halves => {
+            let half = rotated / 2;
+            let (x_a, x_b) = x_rotated.split_at(half);
+            let (out_a, out_b) = out_rotated.split_at_mut(half);
+            let (cos_a, cos_b) = cos.split_at(half);
+            let (sin_a, sin_b) = signed_sin.split_at(half);
+            for (j, (o_a, o_b)) in out_a.iter_mut().zip(out_b.iter_mut()).enumerate() {
+                let (a, b) = (x_a[j], x_b[j]);
+                *o_a = a * cos_a[j] + b * sin_a[j];
+                *o_b = b * cos_b[j] + a * sin_b[j];
+            }
+        }
     }
+    out_rest.copy_from_slice(x_rest);
 }
