@@ -2,10 +2,11 @@
 //! `RoFormerSelfAttention.forward` from the rotated q, k, v to the merged context.
 //!
 //! For each (batch, head, block of up to [`QUERY_BLOCK`] queries): scores = `scale·q·kᵀ`
-//! by [`crate::gemm::sgemm`] reading q and k in place (any row stride), `+ bias`, softmax
-//! along the keys, dropout when training, then `probabilities·v` written straight into the
-//! `[batch, seq, heads·d]` context. No head transposes are copied, and for inference
-//! nothing of size `[batch, heads, seq, seq]` is allocated. On `Autodiff<NdArray>` the
+//! by [`crate::gemm::sgemm`] reading q in place (any row stride) and a per-head transposed
+//! copy of k, `+ bias` and softmax along the keys (`softmax.rs`), dropout when training,
+//! then `probabilities·v` written straight into the `[batch, seq, heads·d]` context (for
+//! inference, divided there by the softmax sums). Only k is copied (its `[d, s_k]` layout
+//! is what the score product reads fastest), and for inference nothing of size `[batch, heads, seq, seq]` is allocated. On `Autodiff<NdArray>` the
 //! probabilities (and dropout multipliers) are kept for the backward step
 //! (`attention_backward.rs`), as burn's own operations would keep them.
 
@@ -21,18 +22,18 @@ use rayon::prelude::*;
 use crate::attention_backward::{AttentionBackward, AttentionSaved};
 use crate::autodiff::{record, tracked_f32};
 use crate::buffer::Unwritten;
-use crate::exp::exp;
 use crate::gemm::{Threads, sgemm};
 use crate::ndarray_bridge::{ndarray_f32, tensor_from_f32};
 use crate::parallel::SharedPtr;
-use crate::vectorize::{self, multiversion};
-
-/// Attention probabilities below this are stored as 0 (see `softmax_rows`).
-const NEGLIGIBLE_PROBABILITY: f32 = 1e-30;
+use crate::softmax::{Normalise, softmax_rows};
+use crate::vectorize::multiversion;
 
 /// Queries per task: a `[QUERY_BLOCK, keys]` score block stays in cache for moderate key
-/// counts, and there are enough tasks to keep every core busy at batch 1.
-const QUERY_BLOCK: usize = 64;
+/// counts, and there are enough tasks to keep every core busy at batch 1. 48 rather than 64:
+/// `gemm` (single-threaded) repacks its left operand — k, then vᵀ — when a product has more
+/// than 8 × 6 columns of queries; at 48 it reads them in place (one core, [48,64]·[64,512]
+/// 116 GFLOP/s against 105 for [64,64]·[64,512]; [48,512]·[512,64] 122 against 120).
+const QUERY_BLOCK: usize = 48;
 
 /// `softmax(scale·q·kᵀ + bias)·v` with the heads merged: q `[b, h, s_q, d]`, k
 /// `[b, h, s_k, d]`, v `[b, h, s_k, d_v]` (any strides with a unit stride on the last axis),
@@ -209,12 +210,24 @@ fn forward(
     let saved_probabilities = SharedPtr(probabilities.as_mut_ptr());
     let saved_multipliers = SharedPtr(multipliers.as_mut_ptr());
     let (q, k, v) = (&inputs.q, &inputs.k, &inputs.v);
-    let (qp, kp, vp) = (
+    // kᵀ per head, `[b·h, d, s_k]`: `gemm` repacks a row-major k for every query block, and
+    // its score product ran at 65 GFLOP/s against 105 with kᵀ contiguous ([64,64]·[64,512],
+    // one core).
+    let keys_transposed = transpose_keys(k, &inputs.dims);
+    let (qp, ktp, vp) = (
         SharedPtr::new_const(q.as_ptr()),
-        SharedPtr::new_const(k.as_ptr()),
+        SharedPtr::new_const(keys_transposed.as_ptr()),
         SharedPtr::new_const(v.as_ptr()),
     );
-    let (qs, ks, vs) = (q.strides(), k.strides(), v.strides());
+    let (qs, vs) = (q.strides(), v.strides());
+    let bias_rows = inputs.bias.as_ref().map(KeyBias::rows);
+    // Inference divides the small `[rows, d_v]` context block by the row sums instead of the
+    // `[rows, s_k]` probabilities; training keeps (and drops out) true probabilities.
+    let normalise = if keep || dropout.is_some() {
+        Normalise::Rows
+    } else {
+        Normalise::Later
+    };
     let blocks = seq_q.div_ceil(QUERY_BLOCK);
     (0..batch * heads * blocks)
         .into_par_iter()
@@ -250,9 +263,9 @@ fn forward(
                     qp.at(b_i * qs[0] + h_i * qs[1] + first as isize * qs[2]),
                     qs[2],
                     1,
-                    kp.at(b_i * ks[0] + h_i * ks[1]),
+                    ktp.at((bh * d * seq_k) as isize),
+                    seq_k as isize,
                     1,
-                    ks[2],
                     0.0,
                     scores.as_mut_ptr(),
                     seq_k as isize,
@@ -260,12 +273,14 @@ fn forward(
                     Threads::One,
                 );
             }
-            if let Some(bias) = &inputs.bias {
-                for row in scores.chunks_exact_mut(seq_k) {
-                    bias.add_to(b, row);
-                }
-            }
-            softmax_rows(scores, seq_k);
+            let bias_row: &[f32] = match &bias_rows {
+                // One row shared by the whole batch, or one per sequence.
+                Some(rows) if rows.len() == seq_k => rows,
+                Some(rows) => &rows[b * seq_k..(b + 1) * seq_k],
+                None => &[],
+            };
+            let mut inverse_sums = [0f32; QUERY_BLOCK];
+            softmax_rows(scores, seq_k, bias_row, normalise, &mut inverse_sums);
             let mut dropped = Vec::new();
             let weights: &[f32] = match dropout {
                 Some(mask) => {
@@ -320,6 +335,14 @@ fn forward(
                     Threads::One,
                 );
             }
+            if normalise == Normalise::Later {
+                for (row, inverse) in inverse_sums[..rows].iter().enumerate() {
+                    let start = ((b * seq_q + first + row) * width + h * d_v) as isize;
+                    // SAFETY: this task's context rows, just written by the product above.
+                    let context = unsafe { core::slice::from_raw_parts_mut(out.at(start), d_v) };
+                    context.iter_mut().for_each(|x| *x *= inverse);
+                }
+            }
         });
     // SAFETY: the loop above wrote every element of each buffer (see where they are made).
     let (context, probabilities, multipliers) = unsafe {
@@ -334,6 +357,52 @@ fn forward(
         (Arc::new(probabilities), multipliers)
     });
     (context, saved)
+}
+
+/// k `[b, h, s_k, d]` (unit last stride) as `[b·h, d, s_k]` row-major.
+fn transpose_keys(k: &ArcArray<f32, IxDyn>, dims: &Dims) -> Vec<f32> {
+    let Dims { seq_k, d, .. } = *dims;
+    let ks = k.strides();
+    let (batch_stride, head_stride, row_stride) = (ks[0], ks[1], ks[2]);
+    let keys = SharedPtr::new_const(k.as_ptr());
+    let mut out = Unwritten::new(dims.batch * dims.heads * d * seq_k);
+    let start = SharedPtr(out.as_mut_ptr());
+    (0..dims.batch * dims.heads).into_par_iter().for_each(|bh| {
+        let (b, h) = ((bh / dims.heads) as isize, (bh % dims.heads) as isize);
+        // SAFETY: head `bh`'s `d·s_k` elements, written by this task alone; the key rows are
+        // inside k by its checked shape and own strides.
+        let head = unsafe {
+            core::slice::from_raw_parts_mut(start.at((bh * d * seq_k) as isize), d * seq_k)
+        };
+        let rows: Vec<&[f32]> = (0..seq_k as isize)
+            .map(|j| unsafe {
+                core::slice::from_raw_parts(
+                    keys.at(b * batch_stride + h * head_stride + j * row_stride),
+                    d,
+                )
+            })
+            .collect();
+        transpose_head(head, &rows);
+    });
+    // SAFETY: every head was written in full by `transpose_head`.
+    unsafe { out.assume_written() }
+}
+
+/// Key tiles this wide are moved together: one cache line of every output row.
+const TRANSPOSE_TILE: usize = 16;
+
+multiversion! {
+    /// `out[i·s + j] = rows[j][i]` for `s = rows.len()` rows of `out.len() / s` features.
+    fn transpose_head(out: &mut [f32], rows: &[&[f32]]) {
+        let seq = rows.len();
+        for (tile, first) in rows.chunks(TRANSPOSE_TILE).zip((0..seq).step_by(TRANSPOSE_TILE)) {
+            for (i, out_row) in out.chunks_exact_mut(seq).enumerate() {
+                for (o, row) in out_row[first..first + tile.len()].iter_mut().zip(tile) {
+                    *o = row[i];
+                }
+            }
+        }
+    }
 }
 
 /// An additive bias over keys, `[b or 1, 1, 1, s_k]`, shared by all heads and queries.
@@ -360,32 +429,22 @@ impl KeyBias {
         })
     }
 
-    fn add_to(&self, b: usize, row: &mut [f32]) {
+    /// The bias as contiguous rows: `[s_k]` when shared by the batch, else `[b, s_k]`.
+    fn rows(&self) -> Vec<f32> {
         let base = SharedPtr::new_const(self.array.as_ptr());
-        let start = b as isize * self.batch_stride;
-        for (j, score) in row.iter_mut().enumerate() {
-            // SAFETY: `b` < batch (or stride 0) and `j` < s_k, the array's own extents.
-            *score += unsafe { *base.at(start + j as isize * self.key_stride) };
-        }
-    }
-}
-
-multiversion! {
-    /// Numerically stable softmax of each row of `width` (the maximum is subtracted
-    /// before `exp`).
-    fn softmax_rows(rows: &mut [f32], width: usize) {
-        for row in rows.chunks_exact_mut(width) {
-            let max = vectorize::max(row);
-            for x in row.iter_mut() {
-                *x = exp(*x - max);
-            }
-            let inverse = 1.0 / vectorize::sum(row);
-            for x in row.iter_mut() {
-                // Probabilities under 1e-30 change no f32 sum they enter (each row's largest
-                // is at least 1/keys) but make the products with v subnormal, and slow.
-                let p = *x * inverse;
-                *x = if p < NEGLIGIBLE_PROBABILITY { 0.0 } else { p };
-            }
-        }
+        let batches = if self.batch_stride == 0 {
+            1
+        } else {
+            self.array.shape()[0]
+        };
+        let seq_k = self.array.shape()[3];
+        (0..batches)
+            .flat_map(|b| (0..seq_k).map(move |j| (b, j)))
+            .map(|(b, j)| {
+                let offset = b as isize * self.batch_stride + j as isize * self.key_stride;
+                // SAFETY: `b` and `j` are within the array's own extents.
+                unsafe { *base.at(offset) }
+            })
+            .collect()
     }
 }

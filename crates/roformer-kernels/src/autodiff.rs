@@ -84,7 +84,8 @@ fn gradient_f32(gradient: NdArrayTensor) -> ArcArray<f32, IxDyn> {
 pub(crate) struct RotaryBackward;
 
 impl Backward<NdArray, 1> for RotaryBackward {
-    /// `cos`, `signed_sin` with columns swapped to partners, pairing.
+    /// The forward's rows of `cos` and of `signed_sin` with columns swapped to partners,
+    /// pairing.
     type State = (ArcArray<f32, IxDyn>, ArcArray<f32, IxDyn>, Pairing);
 
     fn backward(
@@ -95,7 +96,7 @@ impl Backward<NdArray, 1> for RotaryBackward {
     ) {
         let (cos, partner_sin, pairing) = ops.state;
         unary::<NdArray, _>(ops.parents, ops.node, grads, |gradient| {
-            let rotated = rotate(&gradient_f32(gradient), &cos, &partner_sin, pairing)
+            let rotated = rotate(&gradient_f32(gradient), &cos, &partner_sin, 0, pairing)
                 .expect("the gradient has the forward input's shape");
             NdArrayTensor::from(rotated)
         });

@@ -35,6 +35,7 @@ mod linear;
 mod ndarray_bridge;
 mod parallel;
 mod rotary;
+mod softmax;
 mod vectorize;
 
 pub use adamw::{AdamWInputs, AdamWStep, AdamWUpdate, adamw};

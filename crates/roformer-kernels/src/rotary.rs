@@ -37,14 +37,16 @@ impl Pairing {
 /// Rows per parallel task: large enough to amortise scheduling, small enough to balance.
 const ROWS_PER_TASK: usize = 256;
 
-/// Rotates `x` (`[..., seq, d]`) by the rows of `cos` and `signed_sin` (`[seq, r]`,
-/// `r ≤ d` even, row `m` for position `m` of `x`). Returns `None` unless the tensors are
-/// f32 tensors of burn-ndarray or of `Autodiff<NdArray>` (where the rotation's backward
-/// step is recorded) of that form.
+/// Rotates `x` (`[..., seq, d]`) by rows `first_position..first_position + seq` of `cos`
+/// and `signed_sin` (`[positions, r]`, `r ≤ d` even; row `first_position + m` for position
+/// `m` of `x`), so a layer passes its whole precomputed table and nothing is sliced or
+/// copied per call. Returns `None` unless the tensors are f32 tensors of burn-ndarray or of
+/// `Autodiff<NdArray>` (where the rotation's backward step is recorded) of that form.
 pub fn rotary<B: Backend, const D: usize>(
     x: &Tensor<B, D>,
     cos: &Tensor<B, 2>,
     signed_sin: &Tensor<B, 2>,
+    first_position: usize,
     pairing: Pairing,
 ) -> Option<Tensor<B, D>> {
     if D < 2 {
@@ -52,41 +54,52 @@ pub fn rotary<B: Backend, const D: usize>(
     }
     if let Some(x) = ndarray_f32(x) {
         let (cos, signed_sin) = (ndarray_f32(cos)?, ndarray_f32(signed_sin)?);
-        return Some(tensor_from_array(rotate(&x, &cos, &signed_sin, pairing)?));
+        let rotated = rotate(&x, &cos, &signed_sin, first_position, pairing)?;
+        return Some(tensor_from_array(rotated));
     }
     let (tracked, x) = tracked_f32(x)?;
     let ((_, cos), (_, signed_sin)) = (tracked_f32(cos)?, tracked_f32(signed_sin)?);
-    let rotated = rotate(&x, &cos, &signed_sin, pairing)?;
+    let rotated = rotate(&x, &cos, &signed_sin, first_position, pairing)?;
     // ∂out_j/∂x_k: c_k for j = k, and s_j for the j whose partner is k (j = partner(k)).
-    // So the backward is the same rotation with `sin'[m, k] = signed_sin[m, partner(k)]`.
+    // So the backward is the same rotation with `sin'[m, k] = signed_sin[m, partner(k)]`,
+    // over this call's rows of the tables.
+    let seq = x.shape()[D - 2];
     let width = signed_sin.shape()[1];
-    let partner_sin = ndarray::Array2::from_shape_fn((signed_sin.shape()[0], width), |(m, k)| {
-        signed_sin[[m, pairing.partner(k, width)]]
+    let cos_rows =
+        ndarray::Array2::from_shape_fn((seq, width), |(m, k)| cos[[first_position + m, k]]);
+    let partner_sin = ndarray::Array2::from_shape_fn((seq, width), |(m, k)| {
+        signed_sin[[first_position + m, pairing.partner(k, width)]]
     });
     Some(record(
         RotaryBackward,
-        (cos, partner_sin.into_dyn().into_shared(), pairing),
+        (
+            cos_rows.into_dyn().into_shared(),
+            partner_sin.into_dyn().into_shared(),
+            pairing,
+        ),
         [&tracked],
         rotated,
     ))
 }
 
-/// The rotation on arrays: `x` `[..., seq, d]` (any strides), tables `[seq, r]`.
+/// The rotation on arrays: `x` `[..., seq, d]` (any strides), tables `[positions, r]` of
+/// which rows `first_position..first_position + seq` are used.
 pub(crate) fn rotate(
     x: &ArcArray<f32, IxDyn>,
     cos: &ArcArray<f32, IxDyn>,
     signed_sin: &ArcArray<f32, IxDyn>,
+    first_position: usize,
     pairing: Pairing,
 ) -> Option<ArcArray<f32, IxDyn>> {
     let shape = x.shape().to_vec();
     let rank = shape.len();
-    if rank < 2 || x.is_empty() {
+    if rank < 2 || x.is_empty() || cos.ndim() != 2 {
         return None;
     }
     let (seq, d) = (shape[rank - 2], shape[rank - 1]);
-    let rotated = cos.shape()[1];
-    let tables_fit = cos.shape() == [seq, rotated]
-        && signed_sin.shape() == [seq, rotated]
+    let (positions, rotated) = (cos.shape()[0], cos.shape()[1]);
+    let tables_fit = signed_sin.shape() == cos.shape()
+        && first_position + seq <= positions
         && rotated <= d
         && rotated.is_multiple_of(2);
     if !tables_fit {
@@ -99,7 +112,11 @@ pub(crate) fn rotate(
         x.as_standard_layout().into_shared()
     };
     let (cos, signed_sin) = (cos.as_standard_layout(), signed_sin.as_standard_layout());
-    let (cos, signed_sin) = (cos.as_slice()?, signed_sin.as_slice()?);
+    let used = first_position * rotated..(first_position + seq) * rotated;
+    let (cos, signed_sin) = (
+        &cos.as_slice()?[used.clone()],
+        &signed_sin.as_slice()?[used],
+    );
 
     let offsets = row_offsets(&shape, x.strides());
     let input = SharedPtr::new_const(x.as_ptr());

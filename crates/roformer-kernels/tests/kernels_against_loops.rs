@@ -174,15 +174,17 @@ fn attention_matches_loops_with_padding_bias_and_several_query_blocks() {
 #[test]
 fn rotary_matches_loops_for_both_pairings_and_a_partial_rotation() {
     let (batch, h, seq, d, rotated) = (2, 3, 70, 12, 8);
+    // Tables longer than the sequence, used from position 3 on (as for a position offset).
+    let first = 3;
     let x = heads(batch, seq, h, d, 4);
-    let cos = tensor::<B, 2>([seq, rotated], 5, 1.0);
-    let sin = tensor::<B, 2>([seq, rotated], 6, 1.0);
+    let cos = tensor::<B, 2>([seq + 5, rotated], 5, 1.0);
+    let sin = tensor::<B, 2>([seq + 5, rotated], 6, 1.0);
     let (xv, cv, sv) = (data(x.clone()), data(cos.clone()), data(sin.clone()));
     for pairing in [Pairing::Adjacent, Pairing::Halves] {
-        let out = rotary(&x, &cos, &sin, pairing).expect("ndarray f32 tensors are taken");
+        let out = rotary(&x, &cos, &sin, first, pairing).expect("ndarray f32 tensors are taken");
         let mut expected: Vec<f64> = xv.iter().map(|&v| v as f64).collect();
         for (row, out_row) in expected.chunks_mut(d).enumerate() {
-            let m = row % seq;
+            let m = first + row % seq;
             let x_row = &xv[row * d..(row + 1) * d];
             for j in 0..rotated {
                 let partner = match pairing {
@@ -223,8 +225,10 @@ fn rotary_and_gelu_gradients_on_autodiff_ndarray_match_loops() {
     let (seq, d) = (9, 8);
     let x = tensor::<AD, 3>([2, seq, d], 10, 2.0).require_grad();
     let weights = tensor::<AD, 3>([2, seq, d], 11, 1.0);
-    let cos = tensor::<AD, 2>([seq, d], 12, 1.0);
-    let sin = tensor::<AD, 2>([seq, d], 13, 1.0);
+    // Tables from position 2 on, as for a position offset.
+    let first = 2;
+    let cos = tensor::<AD, 2>([seq + 4, d], 12, 1.0);
+    let sin = tensor::<AD, 2>([seq + 4, d], 13, 1.0);
     let (xv, wv, cv, sv) = (
         x.clone().into_data().to_vec::<f32>().unwrap(),
         weights.clone().into_data().to_vec::<f32>().unwrap(),
@@ -236,7 +240,7 @@ fn rotary_and_gelu_gradients_on_autodiff_ndarray_match_loops() {
             Pairing::Adjacent => j ^ 1,
             Pairing::Halves => (j + d / 2) % d,
         };
-        let rotated = rotary(&x, &cos, &sin, pairing).expect("Autodiff<NdArray> is taken");
+        let rotated = rotary(&x, &cos, &sin, first, pairing).expect("Autodiff<NdArray> is taken");
         let gradients = (rotated * weights.clone()).sum().backward();
         let gradient = x
             .grad(&gradients)
@@ -248,7 +252,7 @@ fn rotary_and_gelu_gradients_on_autodiff_ndarray_match_loops() {
         let expected: Vec<f64> = (0..xv.len())
             .map(|i| {
                 let (row, k) = (i / d, i % d);
-                let m = row % seq;
+                let m = first + row % seq;
                 let p = partner(k);
                 wv[i] as f64 * cv[m * d + k] as f64 + wv[row * d + p] as f64 * sv[m * d + p] as f64
             })
@@ -285,7 +289,9 @@ fn only_f32_ndarray_tensors_are_taken() {
     let x = tensor::<AD, 4>([1, 2, 4, 8], 8, 1.0);
     let table = tensor::<AD, 2>([4, 8], 9, 1.0);
     // The training backend, with gradients.
-    assert!(rotary(&x, &table, &table, Pairing::Adjacent).is_some());
+    assert!(rotary(&x, &table, &table, 0, Pairing::Adjacent).is_some());
+    // Tables without rows for positions 1..5: declined, not read past their end.
+    assert!(rotary(&x, &table, &table, 1, Pairing::Adjacent).is_none());
     assert!(gelu(x.clone()).is_ok());
     assert!(attention(&x, &x, &x, None, 1.0, 0.1).is_some());
     // f64 tensors, and other autodiff backends: none.

@@ -161,12 +161,19 @@ impl<B: Backend> RotaryEmbedding<B> {
             "rotary embedding built for head_dim {} got features of size {head_dim}",
             settings.head_dim
         );
-        let (cos, signed_sin) = self.rows(offset..offset + seq, &x.device());
         let pairing = match settings.layout {
             RopeLayout::Interleaved => Pairing::Adjacent,
             RopeLayout::Half => Pairing::Halves,
         };
-        if let Some(rotated) = roformer_kernels::rotary(&x, &cos, &signed_sin, pairing) {
+        // The fused kernel reads the precomputed tables in place, from row `offset`.
+        if offset + seq <= self.cos.dims()[0]
+            && let Some(rotated) =
+                roformer_kernels::rotary(&x, &self.cos, &self.signed_sin, offset, pairing)
+        {
+            return rotated;
+        }
+        let (cos, signed_sin) = self.rows(offset..offset + seq, &x.device());
+        if let Some(rotated) = roformer_kernels::rotary(&x, &cos, &signed_sin, 0, pairing) {
             return rotated;
         }
         if settings.rotary_dim == head_dim {
