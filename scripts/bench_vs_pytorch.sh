@@ -7,7 +7,8 @@
 #
 # Rows: inference 8x128, inference 1x512, train 8x128, train 1x512. Each row runs ours,
 # then PyTorch, each in a fresh process, REPEATS times; the table keeps the best tokens/s
-# and the largest peak RSS of each side.
+# and the largest peak RSS of each side, and also gives the ratio of the two sides' median
+# tokens/s (less swayed by one lucky run on a noisy machine).
 #
 # Environment:
 #   PYTHON          an interpreter that has torch and transformers; otherwise a virtualenv
@@ -163,6 +164,7 @@ log, config, cpu, nproc, threads, versions, rustc, commit = sys.argv[1:]
 runs = [json.loads(line) for line in open(log) if line.strip()]
 
 best = {}  # (implementation, mode, batch, seq) -> [best tok/s, max peak MB]
+speeds = {}  # (implementation, mode, batch, seq) -> tok/s of every run
 order = []
 backends = {}
 for run in runs:
@@ -174,6 +176,7 @@ for run in runs:
     cell = best.setdefault((impl,) + key, [0.0, 0.0])
     cell[0] = max(cell[0], run["tokens_per_second"])
     cell[1] = max(cell[1], run["peak_rss_mb"] or 0.0)
+    speeds.setdefault((impl,) + key, []).append(run["tokens_per_second"])
 
 ours, theirs = "roformer-rs", "pytorch"
 print()
@@ -183,8 +186,8 @@ print(f"versions: {versions}; roformer-rs {commit}, "
 print(f"config: {config}")
 print()
 print("| mode | batch x seq | roformer-rs tok/s | PyTorch tok/s | ours/PyTorch "
-      "| roformer-rs peak MB | PyTorch peak MB |")
-print("|---|---|---:|---:|---:|---:|---:|")
+      "| median ratio | roformer-rs peak MB | PyTorch peak MB |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
 ratios = []
 for mode, batch, seq in order:
     a = best.get((ours, mode, batch, seq))
@@ -193,8 +196,10 @@ for mode, batch, seq in order:
         continue
     ratio = a[0] / b[0]
     ratios.append(ratio)
+    median_ratio = statistics.median(speeds[(ours, mode, batch, seq)]) / statistics.median(
+        speeds[(theirs, mode, batch, seq)])
     print(f"| {mode} | {batch} x {seq} | {a[0]:.0f} | {b[0]:.0f} | {ratio:.2f} "
-          f"| {a[1]:.0f} | {b[1]:.0f} |")
+          f"| {median_ratio:.2f} | {a[1]:.0f} | {b[1]:.0f} |")
 print()
 print(f"runs: {log}")
 if not ratios:

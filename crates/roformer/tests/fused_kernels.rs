@@ -33,8 +33,8 @@ fn config(hidden_act: HiddenAct, rotary_value: bool) -> RoFormerConfig {
     }
 }
 
-/// Two rows of 150 tokens (more than two of the attention kernel's 64-query blocks); the
-/// second is padding after 90 tokens.
+/// Two rows of 150 tokens (four of the attention kernel's 48-query blocks, the last
+/// partial); the second is padding after 90 tokens.
 fn input<B: Backend>(offset: usize) -> RoFormerInput<B> {
     let (batch, seq) = (2, 150);
     let device = Default::default();
