@@ -25,9 +25,74 @@
 #   STEPS, WARMUP   passed as --steps / --warmup to both sides when set
 #   BENCH_LOG       where the JSON lines of every run go
 #                   (default $CARGO_TARGET_DIR/bench_vs_pytorch-<date>.jsonl)
+#   POOL            space-separated JSON-line logs of earlier invocations: run nothing,
+#                   print the table over all their runs together (python3 only)
 set -euo pipefail
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+
+# --- the table, over every run in a JSON-line log ----------------------------------
+# Usage: summarise PYTHON LOG VERSIONS
+summarise() {
+  local python="$1" log="$2" versions="$3" cpu rustc_version commit
+  cpu="$(grep -m1 '^model name' /proc/cpuinfo 2>/dev/null | sed 's/^[^:]*: *//' || true)"
+  rustc_version="$(rustc --version 2>/dev/null || echo 'rustc: unknown')"
+  commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  if ! git diff --quiet HEAD 2>/dev/null; then commit="$commit (dirty)"; fi
+"$python" - "$log" "$config" "${cpu:-$(uname -m)}" "$(nproc)" "$threads" "$versions" \
+  "$rustc_version" "$commit" <<'EOF'
+import json
+import statistics
+import sys
+
+log, config, cpu, nproc, threads, versions, rustc, commit = sys.argv[1:]
+runs = [json.loads(line) for line in open(log) if line.strip()]
+
+best = {}  # (implementation, mode, batch, seq) -> [best tok/s, max peak MB]
+speeds = {}  # (implementation, mode, batch, seq) -> tok/s of every run
+order = []
+backends = {}
+for run in runs:
+    impl = run["implementation"]
+    backends.setdefault(impl, set()).add(run["backend"])
+    key = (run["mode"], run["batch"], run["seq"])
+    if key not in order:
+        order.append(key)
+    cell = best.setdefault((impl,) + key, [0.0, 0.0])
+    cell[0] = max(cell[0], run["tokens_per_second"])
+    cell[1] = max(cell[1], run["peak_rss_mb"] or 0.0)
+    speeds.setdefault((impl,) + key, []).append(run["tokens_per_second"])
+
+ours, theirs = "roformer-rs", "pytorch"
+print()
+print(f"machine: {cpu}, nproc {nproc}, threads {threads}")
+print(f"versions: {versions}; roformer-rs {commit}, "
+      f"backend {', '.join(sorted(backends.get(ours, {'?'})))}, {rustc}")
+print(f"config: {config}")
+print()
+print("| mode | batch x seq | roformer-rs tok/s | PyTorch tok/s | ours/PyTorch "
+      "| median ratio | roformer-rs peak MB | PyTorch peak MB |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
+ratios = []
+for mode, batch, seq in order:
+    a = best.get((ours, mode, batch, seq))
+    b = best.get((theirs, mode, batch, seq))
+    if a is None or b is None:
+        continue
+    ratio = a[0] / b[0]
+    ratios.append(ratio)
+    median_ratio = statistics.median(speeds[(ours, mode, batch, seq)]) / statistics.median(
+        speeds[(theirs, mode, batch, seq)])
+    print(f"| {mode} | {batch} x {seq} | {a[0]:.0f} | {b[0]:.0f} | {ratio:.2f} "
+          f"| {median_ratio:.2f} | {a[1]:.0f} | {b[1]:.0f} |")
+print()
+print(f"runs: {log}")
+if not ratios:
+    sys.exit("no row has runs of both implementations")
+print(f"ratio ours/pytorch: min {min(ratios):.2f} median {statistics.median(ratios):.2f}")
+EOF
+}
+
 
 config=configs/small.toml
 while [ $# -gt 0 ]; do
@@ -53,6 +118,15 @@ fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/roformer-rs/target}"
 repeats="${REPEATS:-2}"
 threads="${THREADS:-$(nproc)}"
+
+if [ -n "${POOL:-}" ]; then
+  pooled="$CARGO_TARGET_DIR/bench_vs_pytorch-pooled-$(date +%Y%m%d-%H%M%S).jsonl"
+  mkdir -p "$CARGO_TARGET_DIR"
+  # shellcheck disable=SC2086 # POOL is a list of files
+  cat $POOL >"$pooled"
+  summarise python3 "$pooled" "pooled from: $POOL"
+  exit 0
+fi
 
 # --- (a) Python with torch + transformers -------------------------------------------
 # bench_pytorch.py needs Python >= 3.11 (tomllib).
@@ -148,61 +222,4 @@ for row in "${rows[@]}"; do
 done
 
 # --- (d) the table ------------------------------------------------------------------
-cpu="$(grep -m1 '^model name' /proc/cpuinfo 2>/dev/null | sed 's/^[^:]*: *//' || true)"
-versions="$("$py" -c 'import torch, transformers; print(f"torch {torch.__version__}, transformers {transformers.__version__}")')"
-rustc_version="$(rustc --version 2>/dev/null || echo 'rustc: unknown')"
-commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-if ! git diff --quiet HEAD 2>/dev/null; then commit="$commit (dirty)"; fi
-
-"$py" - "$log" "$config" "${cpu:-$(uname -m)}" "$(nproc)" "$threads" "$versions" \
-  "$rustc_version" "$commit" <<'EOF'
-import json
-import statistics
-import sys
-
-log, config, cpu, nproc, threads, versions, rustc, commit = sys.argv[1:]
-runs = [json.loads(line) for line in open(log) if line.strip()]
-
-best = {}  # (implementation, mode, batch, seq) -> [best tok/s, max peak MB]
-speeds = {}  # (implementation, mode, batch, seq) -> tok/s of every run
-order = []
-backends = {}
-for run in runs:
-    impl = run["implementation"]
-    backends.setdefault(impl, set()).add(run["backend"])
-    key = (run["mode"], run["batch"], run["seq"])
-    if key not in order:
-        order.append(key)
-    cell = best.setdefault((impl,) + key, [0.0, 0.0])
-    cell[0] = max(cell[0], run["tokens_per_second"])
-    cell[1] = max(cell[1], run["peak_rss_mb"] or 0.0)
-    speeds.setdefault((impl,) + key, []).append(run["tokens_per_second"])
-
-ours, theirs = "roformer-rs", "pytorch"
-print()
-print(f"machine: {cpu}, nproc {nproc}, threads {threads}")
-print(f"versions: {versions}; roformer-rs {commit}, "
-      f"backend {', '.join(sorted(backends.get(ours, {'?'})))}, {rustc}")
-print(f"config: {config}")
-print()
-print("| mode | batch x seq | roformer-rs tok/s | PyTorch tok/s | ours/PyTorch "
-      "| median ratio | roformer-rs peak MB | PyTorch peak MB |")
-print("|---|---|---:|---:|---:|---:|---:|---:|")
-ratios = []
-for mode, batch, seq in order:
-    a = best.get((ours, mode, batch, seq))
-    b = best.get((theirs, mode, batch, seq))
-    if a is None or b is None:
-        continue
-    ratio = a[0] / b[0]
-    ratios.append(ratio)
-    median_ratio = statistics.median(speeds[(ours, mode, batch, seq)]) / statistics.median(
-        speeds[(theirs, mode, batch, seq)])
-    print(f"| {mode} | {batch} x {seq} | {a[0]:.0f} | {b[0]:.0f} | {ratio:.2f} "
-          f"| {median_ratio:.2f} | {a[1]:.0f} | {b[1]:.0f} |")
-print()
-print(f"runs: {log}")
-if not ratios:
-    sys.exit("no row has runs of both implementations")
-print(f"ratio ours/pytorch: min {min(ratios):.2f} median {statistics.median(ratios):.2f}")
-EOF
+summarise "$py" "$log" "$("$py" -c 'import torch, transformers; print(f"torch {torch.__version__}, transformers {transformers.__version__}")')"

@@ -9,7 +9,7 @@
 //!
 //! - [`rotary`]: `x·cos + partner(x)·signed_sin` (Su et al. 2021, eq. 34), any input strides;
 //! - [`attention`]: `softmax(q·kᵀ·scale + bias)·v`, the heads merged on output, with the
-//!   products by the `gemm` crate on strided views of q, k and v;
+//!   products by the `gemm` crate on strided views of q and v and a per-head copy of kᵀ;
 //! - [`gelu`]: `x·Φ(x)` with a rational erf approximation, in place for inference;
 //! - [`linear`]: `x·W + b` as one GEMM accumulating onto the bias rows;
 //! - [`add_layer_norm`]: `LayerNorm(x + residual)` in one pass per row;
