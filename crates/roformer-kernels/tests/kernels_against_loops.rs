@@ -373,7 +373,10 @@ fn attention_dropout_drops_at_its_rate_with_independent_masks() {
     <AD as Backend>::seed(&device, 11);
     let q = Tensor::<AD, 4>::zeros([batch, h, seq, seq], &device);
     let identity = Tensor::<AD, 2>::eye(seq, &device);
-    let v = identity.reshape([1, 1, seq, seq]).repeat_dim(0, batch).repeat_dim(1, h);
+    let v = identity
+        .reshape([1, 1, seq, seq])
+        .repeat_dim(0, batch)
+        .repeat_dim(1, h);
     let out = attention(&q, &q, &v, None, 1.0, p).expect("Autodiff<NdArray> is taken");
     let out = out.into_data().to_vec::<f32>().unwrap();
     let kept_value = 1.0 / (seq as f64 * (1.0 - p));
@@ -393,7 +396,11 @@ fn attention_dropout_drops_at_its_rate_with_independent_masks() {
     }
     let fraction = dropped as f64 / out.len() as f64;
     assert!((fraction - p).abs() < 0.02, "dropped fraction {fraction}");
-    assert_eq!(masks.len(), batch * h * seq, "two rows share a dropout mask");
+    assert_eq!(
+        masks.len(),
+        batch * h * seq,
+        "two rows share a dropout mask"
+    );
 }
 
 #[test]
