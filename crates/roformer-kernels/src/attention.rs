@@ -68,7 +68,7 @@ pub fn attention<B: Backend>(
             dims,
             scale,
         };
-        let (context, _) = forward(&inputs, None, false);
+        let (context, _) = forward(&inputs, None, false, QUERY_BLOCK);
         return Some(tensor_from_f32(context, &inputs.dims.context_shape()));
     }
     let ((tracked_q, q), (tracked_k, k), (tracked_v, v)) =
@@ -90,7 +90,7 @@ pub fn attention<B: Backend>(
         dims,
         scale,
     };
-    let (context, saved) = forward(&inputs, dropout, true);
+    let (context, saved) = forward(&inputs, dropout, true, QUERY_BLOCK);
     let (probabilities, multipliers) = saved.expect("kept when asked");
     let shape = inputs.dims.context_shape();
     let saved = AttentionSaved {
@@ -180,13 +180,16 @@ fn seed_from_backend<B: Backend>(like: &Tensor<B, 4>) -> u64 {
 }
 
 /// The context `[b, s_q, h·d_v]` and, when `keep` is set, the attention probabilities
-/// `[b, h, s_q, s_k]` and dropout multipliers (0 or `1/keep`, same shape).
+/// `[b, h, s_q, s_k]` and dropout multipliers (0 or `1/keep`, same shape), in blocks of
+/// `query_block` (≤ [`QUERY_BLOCK`]) queries. The result does not depend on the block size.
 #[allow(clippy::type_complexity)]
 fn forward(
     inputs: &Inputs,
     dropout: Option<DropoutMask>,
     keep: bool,
+    query_block: usize,
 ) -> (Vec<f32>, Option<(Arc<Vec<f32>>, Option<Arc<Vec<f32>>>)>) {
+    assert!((1..=QUERY_BLOCK).contains(&query_block));
     let Dims {
         batch,
         heads,
@@ -228,14 +231,14 @@ fn forward(
     } else {
         Normalise::Later
     };
-    let blocks = seq_q.div_ceil(QUERY_BLOCK);
+    let blocks = seq_q.div_ceil(query_block);
     (0..batch * heads * blocks)
         .into_par_iter()
         .for_each(|task| {
             let (bh, block) = (task / blocks, task % blocks);
             let (b, h) = (bh / heads, bh % heads);
-            let first = block * QUERY_BLOCK;
-            let rows = QUERY_BLOCK.min(seq_q - first);
+            let first = block * query_block;
+            let rows = query_block.min(seq_q - first);
             let (b_i, h_i) = (b as isize, h as isize);
             let block_offset = ((bh * seq_q + first) * seq_k) as isize;
             let mut scratch = Vec::new();
@@ -284,9 +287,6 @@ fn forward(
             let mut dropped = Vec::new();
             let weights: &[f32] = match dropout {
                 Some(mask) => {
-                    let mut rng = StdRng::seed_from_u64(
-                        mask.seed ^ (task as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                    );
                     let threshold = (f64::from(mask.keep) * 4_294_967_296.0) as u64;
                     let scale = 1.0 / mask.keep;
                     dropped.reserve(scores.len());
@@ -301,16 +301,24 @@ fn forward(
                     } else {
                         &mut []
                     };
-                    for (i, &p) in scores.iter().enumerate() {
-                        let multiplier = if u64::from(rng.random::<u32>()) < threshold {
-                            scale
-                        } else {
-                            0.0
-                        };
-                        if keep {
-                            kept[i] = multiplier;
+                    for (r, row) in scores.chunks_exact(seq_k).enumerate() {
+                        // One stream per (batch, head, query), so that the masks do not
+                        // depend on how queries are blocked into tasks.
+                        let query = (bh * seq_q + first + r) as u64;
+                        let mut rng = StdRng::seed_from_u64(
+                            mask.seed ^ (query + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                        );
+                        for (j, &p) in row.iter().enumerate() {
+                            let multiplier = if u64::from(rng.random::<u32>()) < threshold {
+                                scale
+                            } else {
+                                0.0
+                            };
+                            if keep {
+                                kept[r * seq_k + j] = multiplier;
+                            }
+                            dropped.push(p * multiplier);
                         }
-                        dropped.push(p * multiplier);
                     }
                     &dropped
                 }
@@ -446,5 +454,62 @@ impl KeyBias {
                 unsafe { *base.at(offset) }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array;
+
+    /// Deterministic values in [-1, 1).
+    fn array(shape: &[usize], seed: u64) -> ArcArray<f32, IxDyn> {
+        let n: usize = shape.iter().product();
+        let values = (0..n as u64)
+            .map(|i| {
+                let x = (i + 1).wrapping_mul(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+                ((x >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect();
+        Array::from_shape_vec(IxDyn(shape), values)
+            .unwrap()
+            .into_shared()
+    }
+
+    /// Blocks of 5, 16 and 48 queries (70 queries: partial last blocks) give the same
+    /// context, probabilities and dropout multipliers, bit for bit: each query's mask comes
+    /// from its own stream, and each row's products and softmax are the same arithmetic.
+    #[test]
+    fn results_and_dropout_masks_do_not_depend_on_the_query_block() {
+        let (batch, heads, seq, d) = (2, 2, 70, 8);
+        let shape = [batch, heads, seq, d];
+        let (q, k, v) = (array(&shape, 1), array(&shape, 2), array(&shape, 3));
+        let inputs = Inputs {
+            dims: Dims::of(&q, &k, &v).unwrap(),
+            q,
+            k,
+            v,
+            bias: None,
+            scale: 0.4,
+        };
+        let dropout = Some(DropoutMask {
+            keep: 0.8,
+            seed: 12345,
+        });
+        let run = |block| {
+            let (context, saved) = forward(&inputs, dropout, true, block);
+            let (probabilities, multipliers) = saved.unwrap();
+            (
+                context,
+                (*probabilities).clone(),
+                (*multipliers.unwrap()).clone(),
+            )
+        };
+        let reference = run(QUERY_BLOCK);
+        let dropped = reference.2.iter().filter(|&&m| m == 0.0).count();
+        assert!(dropped > 0 && dropped < reference.2.len() / 2);
+        for block in [5, 16] {
+            assert!(run(block) == reference, "block of {block} queries differs");
+        }
     }
 }
