@@ -6,9 +6,10 @@
 //! copy of k, `+ bias` and softmax along the keys (`softmax.rs`), dropout when training,
 //! then `probabilities·v` written straight into the `[batch, seq, heads·d]` context (for
 //! inference, divided there by the softmax sums). Only k is copied (its `[d, s_k]` layout
-//! is what the score product reads fastest), and for inference nothing of size `[batch, heads, seq, seq]` is allocated. On `Autodiff<NdArray>` the
-//! probabilities (and dropout multipliers) are kept for the backward step
-//! (`attention_backward.rs`), as burn's own operations would keep them.
+//! is what the score product reads fastest), and for inference nothing of size
+//! `[batch, heads, seq, seq]` is allocated. On `Autodiff<NdArray>` the probabilities (and
+//! dropout multipliers) are kept for the backward step (`attention_backward.rs`), as burn's
+//! own operations would keep them.
 
 use std::sync::Arc;
 
@@ -223,7 +224,6 @@ fn forward(
         SharedPtr::new_const(v.as_ptr()),
     );
     let (qs, vs) = (q.strides(), v.strides());
-    let bias_rows = inputs.bias.as_ref().map(KeyBias::rows);
     // Inference divides the small `[rows, d_v]` context block by the row sums instead of the
     // `[rows, s_k]` probabilities; training keeps (and drops out) true probabilities.
     let normalise = if keep || dropout.is_some() {
@@ -276,12 +276,7 @@ fn forward(
                     Threads::One,
                 );
             }
-            let bias_row: &[f32] = match &bias_rows {
-                // One row shared by the whole batch, or one per sequence.
-                Some(rows) if rows.len() == seq_k => rows,
-                Some(rows) => &rows[b * seq_k..(b + 1) * seq_k],
-                None => &[],
-            };
+            let bias_row = inputs.bias.as_ref().map_or(&[][..], |bias| bias.row(b));
             let mut inverse_sums = [0f32; QUERY_BLOCK];
             softmax_rows(scores, seq_k, bias_row, normalise, &mut inverse_sums);
             let mut dropped = Vec::new();
@@ -413,11 +408,11 @@ multiversion! {
     }
 }
 
-/// An additive bias over keys, `[b or 1, 1, 1, s_k]`, shared by all heads and queries.
+/// An additive bias over keys, `[b or 1, 1, 1, s_k]`, shared by all heads and queries, kept
+/// as contiguous rows (one per sequence, or one for the whole batch) for the softmax.
 struct KeyBias {
-    array: ArcArray<f32, IxDyn>,
-    batch_stride: isize,
-    key_stride: isize,
+    rows: Vec<f32>,
+    seq_k: usize,
 }
 
 impl KeyBias {
@@ -425,35 +420,18 @@ impl KeyBias {
         let s = array.shape();
         let fits =
             s.len() == 4 && (s[0] == batch || s[0] == 1) && s[1] == 1 && s[2] == 1 && s[3] == seq_k;
-        if !fits {
-            return None;
-        }
-        let batch_stride = if s[0] == 1 { 0 } else { array.strides()[0] };
-        let key_stride = array.strides()[3];
-        Some(Self {
-            array,
-            batch_stride,
-            key_stride,
+        // Row-major iteration of `[b or 1, 1, 1, s_k]` is exactly those rows, any strides.
+        fits.then(|| Self {
+            rows: array.iter().copied().collect(),
+            seq_k,
         })
     }
 
-    /// The bias as contiguous rows: `[s_k]` when shared by the batch, else `[b, s_k]`.
-    fn rows(&self) -> Vec<f32> {
-        let base = SharedPtr::new_const(self.array.as_ptr());
-        let batches = if self.batch_stride == 0 {
-            1
-        } else {
-            self.array.shape()[0]
-        };
-        let seq_k = self.array.shape()[3];
-        (0..batches)
-            .flat_map(|b| (0..seq_k).map(move |j| (b, j)))
-            .map(|(b, j)| {
-                let offset = b as isize * self.batch_stride + j as isize * self.key_stride;
-                // SAFETY: `b` and `j` are within the array's own extents.
-                unsafe { *base.at(offset) }
-            })
-            .collect()
+    /// The bias of sequence `b`'s keys.
+    fn row(&self, b: usize) -> &[f32] {
+        let shared = self.rows.len() == self.seq_k;
+        let start = if shared { 0 } else { b * self.seq_k };
+        &self.rows[start..start + self.seq_k]
     }
 }
 

@@ -84,10 +84,16 @@ fn map_in_place(
     array
 }
 
+/// Φ(x), the standard normal distribution function.
+#[inline(always)]
+fn normal_cdf(x: f32) -> f32 {
+    0.5 * (1.0 + erf(x * core::f32::consts::FRAC_1_SQRT_2))
+}
+
 multiversion! {
     fn gelu_in_place(values: &mut [f32]) {
         for x in values.iter_mut() {
-            *x = 0.5 * *x * (1.0 + erf(*x * core::f32::consts::FRAC_1_SQRT_2));
+            *x *= normal_cdf(*x);
         }
     }
 }
@@ -95,7 +101,7 @@ multiversion! {
 multiversion! {
     fn gelu_slice(input: &[f32], _unused: Option<&[f32]>, out: &mut [f32]) {
         for (y, &x) in out.iter_mut().zip(input) {
-            *y = 0.5 * x * (1.0 + erf(x * core::f32::consts::FRAC_1_SQRT_2));
+            *y = x * normal_cdf(x);
         }
     }
 }
@@ -106,7 +112,7 @@ multiversion! {
         // 1/√(2π)
         const DENSITY_SCALE: f32 = 0.398_942_3;
         for ((y, &x), &g) in out.iter_mut().zip(input).zip(gradient) {
-            let cdf = 0.5 * (1.0 + erf(x * core::f32::consts::FRAC_1_SQRT_2));
+            let cdf = normal_cdf(x);
             let density = DENSITY_SCALE * exp(-0.5 * x * x);
             *y = g * (cdf + x * density);
         }

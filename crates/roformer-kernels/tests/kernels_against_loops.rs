@@ -362,7 +362,7 @@ fn attention_gradients_on_autodiff_ndarray_match_f64_tensor_operations() {
 /// identity each context row is its dropped probability row, `m_ij / s`. Over 2 × 3 × 64
 /// rows of 64 keys (two query blocks per head): the dropped fraction is `p` within 0.02
 /// (±8 standard deviations of 24,576 draws), kept values are `1/(s·keep)` within 1e-6, and
-/// no two rows share a mask (independent streams per block, head and batch; two equal
+/// no two rows share a mask (one stream per query row of each head and sequence; two equal
 /// 64-bit masks by chance: under 1e-13).
 #[test]
 fn attention_dropout_drops_at_its_rate_with_independent_masks() {
