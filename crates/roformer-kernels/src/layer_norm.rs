@@ -1,6 +1,9 @@
 //! `LayerNorm(x + residual)` in one pass per row: HF `RoFormerSelfOutput` /
-//! `RoFormerOutput` after their dense layer (BERT's post-LN residual block), with burn's
-//! `LayerNorm` arithmetic (biased variance, `eps` inside the square root).
+//! `RoFormerOutput` after their dense layer (BERT's post-LN residual block), and
+//! `RoFormerEmbeddings` (word + token-type embeddings); plain `LayerNorm(x)` for the
+//! masked-LM head's transform. burn's `LayerNorm` arithmetic (biased variance, `eps`
+//! inside the square root); burn's own is ~9 tensor operations, each a serial pass on
+//! burn-ndarray.
 //!
 //! On `Autodiff<NdArray>` the backward step is recorded, from the normalised rows `x̂` and
 //! `1/σ` kept by the forward: with `ĝ = dy ⊙ γ`,
@@ -41,33 +44,75 @@ pub fn add_layer_norm<B: Backend, const D: usize>(
             Some(beta) => ndarray_f32(beta)?,
             None => ArcArray::zeros(IxDyn(&[gamma.len()])),
         };
-        let (output, _) = normalise(&x, &residual, &gamma, &beta, epsilon as f32, false)?;
+        let (output, _) = normalise(&x, Some(&residual), &gamma, &beta, epsilon as f32, false)?;
         return Some(tensor_from_array(output));
     }
     let (tracked_x, x) = tracked_f32(x)?;
     let (tracked_residual, residual) = tracked_f32(residual)?;
     let (tracked_gamma, gamma) = tracked_f32(gamma)?;
     let (tracked_beta, beta) = tracked_f32(beta?)?;
-    let (output, kept) = normalise(&x, &residual, &gamma, &beta, epsilon as f32, true)?;
-    let (normalised, inverse_std) = kept.expect("kept when asked");
-    let gamma = gamma.as_standard_layout().iter().copied().collect();
+    let (output, saved) = normalise_keeping(&x, Some(&residual), &gamma, &beta, epsilon)?;
     Some(record(
         LayerNormBackward,
-        LayerNormSaved {
-            normalised,
-            inverse_std,
-            gamma,
-        },
+        saved,
         [&tracked_x, &tracked_residual, &tracked_gamma, &tracked_beta],
         output,
     ))
+}
+
+/// `γ·(x − mean(x))/√(var(x) + eps) + β` over the last axis of a row-major `x`: the same as
+/// [`add_layer_norm`] without a residual, and with the same conditions.
+pub fn layer_norm<B: Backend, const D: usize>(
+    x: &Tensor<B, D>,
+    gamma: &Tensor<B, 1>,
+    beta: Option<&Tensor<B, 1>>,
+    epsilon: f64,
+) -> Option<Tensor<B, D>> {
+    if let Some(x) = ndarray_f32(x) {
+        let gamma = ndarray_f32(gamma)?;
+        let beta = match beta {
+            Some(beta) => ndarray_f32(beta)?,
+            None => ArcArray::zeros(IxDyn(&[gamma.len()])),
+        };
+        let (output, _) = normalise(&x, None, &gamma, &beta, epsilon as f32, false)?;
+        return Some(tensor_from_array(output));
+    }
+    let (tracked_x, x) = tracked_f32(x)?;
+    let (tracked_gamma, gamma) = tracked_f32(gamma)?;
+    let (tracked_beta, beta) = tracked_f32(beta?)?;
+    let (output, saved) = normalise_keeping(&x, None, &gamma, &beta, epsilon)?;
+    Some(record(
+        LayerNormBackward,
+        saved,
+        [&tracked_x, &tracked_gamma, &tracked_beta],
+        output,
+    ))
+}
+
+/// The output and what the backward step needs.
+fn normalise_keeping(
+    x: &ArcArray<f32, IxDyn>,
+    residual: Option<&ArcArray<f32, IxDyn>>,
+    gamma: &ArcArray<f32, IxDyn>,
+    beta: &ArcArray<f32, IxDyn>,
+    epsilon: f64,
+) -> Option<(ArcArray<f32, IxDyn>, LayerNormSaved)> {
+    let (output, kept) = normalise(x, residual, gamma, beta, epsilon as f32, true)?;
+    let (normalised, inverse_std) = kept.expect("kept when asked");
+    let gamma = gamma.as_standard_layout().iter().copied().collect();
+    let saved = LayerNormSaved {
+        normalised,
+        inverse_std,
+        gamma,
+    };
+    Some((output, saved))
 }
 
 /// The output and, when `keep`, the normalised rows `x̂` and each row's `1/σ`.
 #[allow(clippy::type_complexity)]
 fn normalise(
     x: &ArcArray<f32, IxDyn>,
-    residual: &ArcArray<f32, IxDyn>,
+    residual: Option<&ArcArray<f32, IxDyn>>,
     gamma: &ArcArray<f32, IxDyn>,
     beta: &ArcArray<f32, IxDyn>,
     epsilon: f32,
@@ -75,12 +120,17 @@ fn normalise(
 ) -> Option<(ArcArray<f32, IxDyn>, Option<(Vec<f32>, Vec<f32>)>)> {
     let shape = x.shape().to_vec();
     let d = *shape.last()?;
-    if residual.shape() != shape.as_slice() || gamma.shape() != [d] || beta.shape() != [d] || d == 0
-    {
+    let residual_fits = residual.is_none_or(|r| r.shape() == shape.as_slice());
+    if !residual_fits || gamma.shape() != [d] || beta.shape() != [d] || d == 0 {
         return None;
     }
-    let (x, residual) = (x.as_standard_layout(), residual.as_standard_layout());
-    let (xs, rs) = (x.as_slice()?, residual.as_slice()?);
+    let x = x.as_standard_layout();
+    let residual = residual.map(|r| r.as_standard_layout());
+    let xs = x.as_slice()?;
+    let rs = match &residual {
+        Some(residual) => Some(residual.as_slice()?),
+        None => None,
+    };
     let (gamma, beta) = (gamma.as_standard_layout(), beta.as_standard_layout());
     let (gamma, beta) = (gamma.as_slice()?, beta.as_slice()?);
     let rows = xs.len() / d;
@@ -97,7 +147,8 @@ fn normalise(
         .enumerate()
         .for_each(|(task, (out, inverse_std))| {
             let range = task * chunk..task * chunk + out.len();
-            normalise_rows(&xs[range.clone()], &rs[range], d, epsilon, out, inverse_std);
+            let residual = rs.map(|rs| &rs[range.clone()]);
+            normalise_rows(&xs[range], residual, d, epsilon, out, inverse_std);
         });
     if keep {
         normalised.copy_from_slice(&out);
@@ -108,19 +159,25 @@ fn normalise(
 }
 
 multiversion! {
-    /// `out = (y − mean(y))/σ` for `y = x + residual`, and each row's `1/σ`.
+    /// `out = (y − mean(y))/σ` for `y = x + residual` (or `x`), and each row's `1/σ`.
     fn normalise_rows(
         x: &[f32],
-        residual: &[f32],
+        residual: Option<&[f32]>,
         d: usize,
         epsilon: f32,
         out: &mut [f32],
         inverse_std: &mut [f32],
     ) {
-        let rows = out.chunks_exact_mut(d).zip(x.chunks_exact(d)).zip(residual.chunks_exact(d));
-        for (((y, x), r), inverse) in rows.zip(inverse_std.iter_mut()) {
-            for ((y, &x), &r) in y.iter_mut().zip(x).zip(r) {
-                *y = x + r;
+        let rows = out.chunks_exact_mut(d).zip(x.chunks_exact(d)).enumerate();
+        for ((row, (y, x)), inverse) in rows.zip(inverse_std.iter_mut()) {
+            match residual {
+                Some(residual) => {
+                    let r = &residual[row * d..(row + 1) * d];
+                    for ((y, &x), &r) in y.iter_mut().zip(x).zip(r) {
+                        *y = x + r;
+                    }
+                }
+                None => y.copy_from_slice(x),
             }
             let mean = vectorize::sum(y) / d as f32;
             for y in y.iter_mut() {
@@ -163,16 +220,17 @@ impl core::fmt::Debug for LayerNormSaved {
     }
 }
 
-/// Records the gradients of x, the residual, γ and β.
+/// Records the gradients of the inputs (x and the residual, or x alone: the first `N − 2`
+/// parents, which all get the same gradient), γ and β.
 #[derive(Debug)]
 struct LayerNormBackward;
 
-impl Backward<NdArray, 4> for LayerNormBackward {
+impl<const N: usize> Backward<NdArray, N> for LayerNormBackward {
     type State = LayerNormSaved;
 
     fn backward(
         self,
-        ops: Ops<Self::State, 4>,
+        ops: Ops<Self::State, N>,
         grads: &mut Gradients,
         _checkpointer: &mut Checkpointer,
     ) {
@@ -206,18 +264,16 @@ impl Backward<NdArray, 4> for LayerNormBackward {
                 *db += g;
             }
         }
-        let [x_parent, residual_parent, gamma_parent, beta_parent] = ops.parents;
         let d_input = array_from_f32(d_input, &shape);
-        let registrations = [
-            (x_parent, d_input.clone()),
-            (residual_parent, d_input),
-            (gamma_parent, array_from_f32(d_gamma, &[d])),
-            (beta_parent, array_from_f32(d_beta, &[d])),
-        ];
-        for (parent, gradient) in registrations {
-            if let Some(node) = parent {
-                grads.register::<NdArray>(node.id, NdArrayTensor::from(gradient));
-            }
+        let (d_gamma, d_beta) = (array_from_f32(d_gamma, &[d]), array_from_f32(d_beta, &[d]));
+        for (index, parent) in ops.parents.into_iter().enumerate() {
+            let Some(node) = parent else { continue };
+            let gradient = match N - index {
+                2 => d_gamma.clone(),
+                1 => d_beta.clone(),
+                _ => d_input.clone(),
+            };
+            grads.register::<NdArray>(node.id, NdArrayTensor::from(gradient));
         }
     }
 }

@@ -63,7 +63,10 @@ impl<B: Backend> RoFormerSelfAttention<B> {
     ) -> Tensor<B, 3> {
         let [batch, seq, width] = hidden.dims();
         let heads = |x: Tensor<B, 3>| {
-            x.reshape([batch, seq, self.num_heads, self.head_size])
+            let dims = [batch, seq, self.num_heads, self.head_size];
+            // burn-ndarray's reshape copies; the kernel's keeps the buffer.
+            roformer_kernels::reshape(&x, dims)
+                .unwrap_or_else(|| x.reshape(dims))
                 .swap_dims(1, 2)
         };
 

@@ -1,7 +1,7 @@
-//! Forward passes of burn's `Linear` and of the residual `LayerNorm` that prefer the fused
-//! burn-ndarray kernels (`roformer_kernels::{linear, add_layer_norm}`) and fall back to
-//! burn's own operations on every other backend (autodiff, GPU): same formulas, HF's
-//! `nn.Linear` and `LayerNorm(x + residual)`.
+//! Forward passes of burn's `Linear` and `LayerNorm` (alone or over a residual sum) that
+//! prefer the fused burn-ndarray kernels (`roformer_kernels::{linear, layer_norm,
+//! add_layer_norm}`) and fall back to burn's own operations on every other backend (GPU):
+//! same formulas, HF's `nn.Linear`, `LayerNorm(x)` and `LayerNorm(x + residual)`.
 
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::Tensor;
@@ -54,4 +54,16 @@ pub fn add_layer_norm<B: Backend, const D: usize>(
     let beta = norm.beta.as_ref().map(|beta| beta.val());
     roformer_kernels::add_layer_norm(&x, &residual, &gamma, beta.as_ref(), epsilon)
         .unwrap_or_else(|| norm.forward(x + residual))
+}
+
+/// `LayerNorm(x)`; `epsilon` must be the one `norm` was built with.
+pub fn layer_norm<B: Backend, const D: usize>(
+    norm: &LayerNorm<B>,
+    epsilon: f64,
+    x: Tensor<B, D>,
+) -> Tensor<B, D> {
+    let gamma = norm.gamma.val();
+    let beta = norm.beta.as_ref().map(|beta| beta.val());
+    roformer_kernels::layer_norm(&x, &gamma, beta.as_ref(), epsilon)
+        .unwrap_or_else(|| norm.forward(x))
 }

@@ -8,6 +8,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
 use crate::config::RoFormerConfig;
+use crate::dense::add_layer_norm;
 use crate::init::normal_embedding;
 
 /// Word and token-type embeddings, normalised. Parameter names follow HF
@@ -22,6 +23,7 @@ pub struct RoFormerEmbeddings<B: Backend> {
     pub layer_norm: LayerNorm<B>,
     /// Dropout with `hidden_dropout_prob` (active only when training).
     pub dropout: Dropout,
+    layer_norm_eps: f64,
 }
 
 impl<B: Backend> RoFormerEmbeddings<B> {
@@ -48,6 +50,7 @@ impl<B: Backend> RoFormerEmbeddings<B> {
                 .with_epsilon(config.layer_norm_eps)
                 .init(device),
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
+            layer_norm_eps: config.layer_norm_eps,
         }
     }
 
@@ -57,8 +60,12 @@ impl<B: Backend> RoFormerEmbeddings<B> {
         input_ids: Tensor<B, 2, Int>,
         token_type_ids: Tensor<B, 2, Int>,
     ) -> Tensor<B, 3> {
-        let embeddings = self.word_embeddings.forward(input_ids)
-            + self.token_type_embeddings.forward(token_type_ids);
-        self.dropout.forward(self.layer_norm.forward(embeddings))
+        let normalised = add_layer_norm(
+            &self.layer_norm,
+            self.layer_norm_eps,
+            self.word_embeddings.forward(input_ids),
+            self.token_type_embeddings.forward(token_type_ids),
+        );
+        self.dropout.forward(normalised)
     }
 }

@@ -17,7 +17,7 @@ use burn::tensor::{ElementConversion, Tensor};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use roformer::{RoFormerForMaskedLM, masked_lm_loss};
+use roformer::{IGNORE_INDEX, RoFormerForMaskedLM, masked_lm_loss};
 
 use crate::config::{Duration, TrainConfig};
 use crate::data::{
@@ -367,12 +367,15 @@ pub(crate) fn masked_lm_step<B: Backend>(
     let count = batch.masked_count;
     let hidden = model.roformer.forward(batch.input);
     let [rows, seq, width] = hidden.dims();
-    let logits = model.logits(
-        hidden
-            .reshape([rows * seq, width])
-            .select(0, batch.masked_positions),
-    );
+    // burn-ndarray's reshape copies; the kernel's keeps the buffer (CPU backends).
+    let flat = roformer_kernels::reshape(&hidden, [rows * seq, width])
+        .unwrap_or_else(|| hidden.reshape([rows * seq, width]));
+    let logits = model.logits(flat.select(0, batch.masked_positions));
     let targets = batch.masked_labels;
+    // Loss and accuracy in one pass per row on the CPU backends.
+    if let Some(fused) = roformer_kernels::cross_entropy(&logits, &targets, IGNORE_INDEX) {
+        return (fused.loss, fused.correct);
+    }
     let correct: i64 = logits
         .clone()
         .argmax(1)

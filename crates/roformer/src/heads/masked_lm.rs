@@ -10,7 +10,7 @@ use burn::tensor::{Int, Tensor};
 
 use crate::activation::HiddenAct;
 use crate::config::RoFormerConfig;
-use crate::dense::{linear, tied_projection};
+use crate::dense::{layer_norm, linear, tied_projection};
 use crate::error::RoFormerError;
 use crate::init::normal_linear;
 use crate::model::{RoFormerInput, RoFormerModel};
@@ -26,6 +26,7 @@ pub struct RoFormerPredictionHeadTransform<B: Backend> {
     /// Normalisation over `embedding_size` (HF `LayerNorm`).
     pub layer_norm: LayerNorm<B>,
     activation: HiddenAct,
+    layer_norm_eps: f64,
 }
 
 /// The transform and the output bias; the decoder weight is the word embedding table.
@@ -68,6 +69,7 @@ impl<B: Backend> RoFormerForMaskedLM<B> {
                 .with_epsilon(config.layer_norm_eps)
                 .init(device),
             activation: config.hidden_act,
+            layer_norm_eps: config.layer_norm_eps,
         };
         let bias = Param::from_tensor(Tensor::zeros([config.vocab_size], device));
         Ok(Self {
@@ -87,11 +89,10 @@ impl<B: Backend> RoFormerForMaskedLM<B> {
     /// masked positions of a batch, which saves the vocabulary projection elsewhere).
     pub fn logits<const D: usize>(&self, hidden: Tensor<B, D>) -> Tensor<B, D> {
         let transform = &self.cls.predictions.transform;
-        let transformed = transform.layer_norm.forward(
-            transform
-                .activation
-                .forward(linear(&transform.dense, hidden)),
-        );
+        let activated = transform
+            .activation
+            .forward(linear(&transform.dense, hidden));
+        let transformed = layer_norm(&transform.layer_norm, transform.layer_norm_eps, activated);
         tied_projection(
             transformed,
             self.roformer.embeddings.word_embeddings.weight.val(),
@@ -106,9 +107,15 @@ impl<B: Backend> RoFormerForMaskedLM<B> {
 pub fn masked_lm_loss<B: Backend>(logits: Tensor<B, 3>, labels: Tensor<B, 2, Int>) -> Tensor<B, 1> {
     let [batch, seq, vocab] = logits.dims();
     let labels = labels.reshape([batch * seq]);
+    let rows = roformer_kernels::reshape(&logits, [batch * seq, vocab])
+        .unwrap_or_else(|| logits.reshape([batch * seq, vocab]));
+    // One pass per row on the CPU backends (burn-ndarray, with or without autodiff).
+    if let Some(fused) = roformer_kernels::cross_entropy(&rows, &labels, IGNORE_INDEX) {
+        return fused.loss;
+    }
     let counted = labels.clone().not_equal_elem(IGNORE_INDEX).float();
     let targets = labels.clamp_min(0).reshape([batch * seq, 1]);
-    let log_probs = log_softmax(logits.reshape([batch * seq, vocab]), 1);
+    let log_probs = log_softmax(rows, 1);
     let picked = log_probs.gather(1, targets).reshape([batch * seq]);
     let count = counted.clone().sum().clamp_min(1.0);
     (picked * counted).sum().neg() / count
