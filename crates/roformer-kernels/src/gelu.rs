@@ -84,6 +84,29 @@ fn map_in_place(
     array
 }
 
+/// `values ← gelu(values + bias)` row by row (`bias` is one row), in parallel: the
+/// activation of a product written without its bias ([`crate::linear_gelu`]).
+pub(crate) fn gelu_with_bias_in_place(values: &mut [f32], bias: &[f32]) {
+    if bias.is_empty() {
+        return;
+    }
+    let rows_per_task = (CHUNK / bias.len()).max(1);
+    values
+        .par_chunks_mut(rows_per_task * bias.len())
+        .for_each(|rows| add_bias_gelu_rows(rows, bias));
+}
+
+multiversion! {
+    fn add_bias_gelu_rows(rows: &mut [f32], bias: &[f32]) {
+        for row in rows.chunks_exact_mut(bias.len()) {
+            for (x, &b) in row.iter_mut().zip(bias) {
+                let y = *x + b;
+                *x = y * normal_cdf(y);
+            }
+        }
+    }
+}
+
 /// Φ(x), the standard normal distribution function.
 #[inline(always)]
 fn normal_cdf(x: f32) -> f32 {

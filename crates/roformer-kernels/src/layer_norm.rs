@@ -44,7 +44,15 @@ pub fn add_layer_norm<B: Backend, const D: usize>(
             Some(beta) => ndarray_f32(beta)?,
             None => ArcArray::zeros(IxDyn(&[gamma.len()])),
         };
-        let (output, _) = normalise(&x, Some(&residual), &gamma, &beta, epsilon as f32, false)?;
+        let (output, _) = normalise(
+            &x,
+            Some(&residual),
+            None,
+            &gamma,
+            &beta,
+            epsilon as f32,
+            false,
+        )?;
         return Some(tensor_from_array(output));
     }
     let (tracked_x, x) = tracked_f32(x)?;
@@ -74,7 +82,7 @@ pub fn layer_norm<B: Backend, const D: usize>(
             Some(beta) => ndarray_f32(beta)?,
             None => ArcArray::zeros(IxDyn(&[gamma.len()])),
         };
-        let (output, _) = normalise(&x, None, &gamma, &beta, epsilon as f32, false)?;
+        let (output, _) = normalise(&x, None, None, &gamma, &beta, epsilon as f32, false)?;
         return Some(tensor_from_array(output));
     }
     let (tracked_x, x) = tracked_f32(x)?;
@@ -97,7 +105,7 @@ fn normalise_keeping(
     beta: &ArcArray<f32, IxDyn>,
     epsilon: f64,
 ) -> Option<(ArcArray<f32, IxDyn>, LayerNormSaved)> {
-    let (output, kept) = normalise(x, residual, gamma, beta, epsilon as f32, true)?;
+    let (output, kept) = normalise(x, residual, None, gamma, beta, epsilon as f32, true)?;
     let (normalised, inverse_std) = kept.expect("kept when asked");
     let gamma = gamma.as_standard_layout().iter().copied().collect();
     let saved = LayerNormSaved {
@@ -110,9 +118,10 @@ fn normalise_keeping(
 
 /// The output and, when `keep`, the normalised rows `x̂` and each row's `1/σ`.
 #[allow(clippy::type_complexity)]
-fn normalise(
+pub(crate) fn normalise(
     x: &ArcArray<f32, IxDyn>,
     residual: Option<&ArcArray<f32, IxDyn>>,
+    bias: Option<&[f32]>,
     gamma: &ArcArray<f32, IxDyn>,
     beta: &ArcArray<f32, IxDyn>,
     epsilon: f32,
@@ -121,7 +130,8 @@ fn normalise(
     let shape = x.shape().to_vec();
     let d = *shape.last()?;
     let residual_fits = residual.is_none_or(|r| r.shape() == shape.as_slice());
-    if !residual_fits || gamma.shape() != [d] || beta.shape() != [d] || d == 0 {
+    let bias_fits = bias.is_none_or(|b| b.len() == d);
+    if !residual_fits || !bias_fits || gamma.shape() != [d] || beta.shape() != [d] || d == 0 {
         return None;
     }
     let x = x.as_standard_layout();
@@ -148,7 +158,7 @@ fn normalise(
         .for_each(|(task, (out, inverse_std))| {
             let range = task * chunk..task * chunk + out.len();
             let residual = rs.map(|rs| &rs[range.clone()]);
-            normalise_rows(&xs[range], residual, d, epsilon, out, inverse_std);
+            normalise_rows(&xs[range], residual, bias, d, epsilon, out, inverse_std);
         });
     if keep {
         normalised.copy_from_slice(&out);
@@ -159,10 +169,11 @@ fn normalise(
 }
 
 multiversion! {
-    /// `out = (y − mean(y))/σ` for `y = x + residual` (or `x`), and each row's `1/σ`.
+    /// `out = (y − mean(y))/σ` for `y = x (+ residual) (+ bias)`, and each row's `1/σ`.
     fn normalise_rows(
         x: &[f32],
         residual: Option<&[f32]>,
+        bias: Option<&[f32]>,
         d: usize,
         epsilon: f32,
         out: &mut [f32],
@@ -178,6 +189,11 @@ multiversion! {
                     }
                 }
                 None => y.copy_from_slice(x),
+            }
+            if let Some(bias) = bias {
+                for (y, &b) in y.iter_mut().zip(bias) {
+                    *y += b;
+                }
             }
             let mean = vectorize::sum(y) / d as f32;
             for y in y.iter_mut() {

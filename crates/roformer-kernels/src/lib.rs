@@ -45,6 +45,6 @@ pub use attention::attention;
 pub use cross_entropy::{CrossEntropy, cross_entropy};
 pub use gelu::gelu;
 pub use layer_norm::{add_layer_norm, layer_norm};
-pub use linear::linear;
+pub use linear::{linear, linear_add_layer_norm, linear_gelu};
 pub use reshape::reshape;
 pub use rotary::{Pairing, rotary};

@@ -7,6 +7,13 @@
 //! (`W` = `Eᵀ`, a transposed view) are both this. On `Autodiff<NdArray>` the backward step
 //! is recorded too: `dX = dY·Wᵀ`, `dW = Xᵀ·dY`, `db = Σ_rows dY`, each product on the
 //! arrays in place (burn's generic backward copies the transposed operands first).
+//!
+//! For inference (burn-ndarray without autodiff) two layers also take the bias in the pass
+//! that follows the product instead: [`linear_gelu`] (HF `RoFormerIntermediate`: dense then
+//! GELU) and [`linear_add_layer_norm`] (HF `RoFormerSelfOutput` / `RoFormerOutput`: dense,
+//! then `LayerNorm(· + residual)`). The product then writes its output without reading it
+//! (no bias rows filled first and read back), and the bias costs nothing in a pass that
+//! reads every element anyway.
 
 use burn::backend::NdArray;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -19,7 +26,9 @@ use ndarray::{ArcArray, IxDyn};
 
 use crate::autodiff::{record, tracked_f32};
 use crate::buffer::Unwritten;
+use crate::gelu::gelu_with_bias_in_place;
 use crate::gemm::{Threads, sgemm};
+use crate::layer_norm::normalise;
 use crate::ndarray_bridge::{array_from_f32, ndarray_f32, primitive_f32, tensor_from_array};
 use crate::parallel::SharedPtr;
 use rayon::prelude::*;
@@ -52,6 +61,58 @@ pub fn linear<B: Backend, const D: usize>(
     ))
 }
 
+/// `gelu(x·weight + bias)` over the last axis, for inference: `None` unless all are f32
+/// tensors of burn-ndarray (no autodiff) of the shapes [`linear`] takes.
+pub fn linear_gelu<B: Backend, const D: usize>(
+    x: &Tensor<B, D>,
+    weight: &Tensor<B, 2>,
+    bias: &Tensor<B, 1>,
+) -> Option<Tensor<B, D>> {
+    let (x, weight, bias) = (ndarray_f32(x)?, ndarray_f32(weight)?, ndarray_f32(bias)?);
+    let bias = contiguous_bias(&bias, weight.shape().get(1).copied()?)?;
+    let mut product = affine(&x, &weight, None)?;
+    let values = product.as_slice_mut().expect("a fresh row-major product");
+    gelu_with_bias_in_place(values, &bias);
+    Some(tensor_from_array(product))
+}
+
+/// `LayerNorm(x·weight + bias + residual)` over the last axis (`gamma`, `beta`, `epsilon`
+/// as [`crate::add_layer_norm`]), for inference: `None` unless all are f32 tensors of
+/// burn-ndarray (no autodiff) of the shapes [`linear`] and [`crate::add_layer_norm`] take.
+pub fn linear_add_layer_norm<B: Backend, const D: usize>(
+    x: &Tensor<B, D>,
+    weight: &Tensor<B, 2>,
+    bias: &Tensor<B, 1>,
+    residual: &Tensor<B, D>,
+    gamma: &Tensor<B, 1>,
+    beta: &Tensor<B, 1>,
+    epsilon: f64,
+) -> Option<Tensor<B, D>> {
+    let (x, weight, bias) = (ndarray_f32(x)?, ndarray_f32(weight)?, ndarray_f32(bias)?);
+    let (residual, gamma, beta) = (
+        ndarray_f32(residual)?,
+        ndarray_f32(gamma)?,
+        ndarray_f32(beta)?,
+    );
+    let bias = contiguous_bias(&bias, weight.shape().get(1).copied()?)?;
+    let product = affine(&x, &weight, None)?;
+    let (output, _) = normalise(
+        &product,
+        Some(&residual),
+        Some(&bias),
+        &gamma,
+        &beta,
+        epsilon as f32,
+        false,
+    )?;
+    Some(tensor_from_array(output))
+}
+
+/// The bias values when `bias` is `[d_out]`.
+fn contiguous_bias(bias: &ArcArray<f32, IxDyn>, d_out: usize) -> Option<Vec<f32>> {
+    (bias.shape() == [d_out]).then(|| bias.iter().copied().collect())
+}
+
 /// The forward product on arrays.
 fn affine(
     x: &ArcArray<f32, IxDyn>,
@@ -67,29 +128,26 @@ fn affine(
         return None;
     }
     let rows = x.len() / d_in;
-    let mut out = match bias {
-        Some(bias) => {
-            if bias.shape() != [d_out] {
-                return None;
-            }
-            let bias = bias.as_standard_layout();
-            let bias = bias.as_slice()?;
-            // Filled in parallel: for the vocabulary projection this buffer is tens of MB,
-            // and its first touch (page faults) is a sizeable serial cost otherwise.
-            let mut out = Unwritten::new(rows * d_out);
-            let start = SharedPtr(out.as_mut_ptr());
-            (0..rows).into_par_iter().for_each(|row| {
-                // SAFETY: row `row` of `rows·d_out` elements, written by this task alone.
-                let row = unsafe {
-                    core::slice::from_raw_parts_mut(start.at((row * d_out) as isize), d_out)
-                };
-                row.copy_from_slice(bias);
-            });
-            // SAFETY: every row was written above.
-            unsafe { out.assume_written() }
-        }
-        None => vec![0f32; rows * d_out],
+    let bias = match bias {
+        Some(bias) if bias.shape() != [d_out] => return None,
+        Some(bias) => Some(bias.as_standard_layout()),
+        None => None,
     };
+    let mut out = Unwritten::new(rows * d_out);
+    if let Some(bias) = &bias {
+        let bias = bias.as_slice()?;
+        // Filled in parallel: for the vocabulary projection this buffer is tens of MB, and
+        // its first touch (page faults) is a sizeable serial cost otherwise.
+        let start = SharedPtr(out.as_mut_ptr());
+        (0..rows).into_par_iter().for_each(|row| {
+            // SAFETY: row `row` of `rows·d_out` elements, written by this task alone.
+            let row =
+                unsafe { core::slice::from_raw_parts_mut(start.at((row * d_out) as isize), d_out) };
+            row.copy_from_slice(bias);
+        });
+    }
+    // With a bias the product is added onto its rows (beta = 1); without, it is written
+    // without reading the destination (beta = 0).
     let beta = if bias.is_some() { 1.0 } else { 0.0 };
     // SAFETY: `x` is row-major `[rows, d_in]`, `weight` is `[d_in, d_out]` with its own
     // strides, `out` holds `rows·d_out` elements; all outlive the call.
@@ -112,6 +170,8 @@ fn affine(
             Threads::All,
         );
     }
+    // SAFETY: the bias rows or the product (beta = 0) wrote every element.
+    let out = unsafe { out.assume_written() };
     *shape.last_mut()? = d_out;
     Some(array_from_f32(out, &shape))
 }

@@ -7,7 +7,8 @@ use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData};
 use roformer_kernels::{
-    AdamWStep, Pairing, adamw, add_layer_norm, attention, gelu, linear, rotary,
+    AdamWStep, Pairing, adamw, add_layer_norm, attention, gelu, layer_norm, linear,
+    linear_add_layer_norm, linear_gelu, rotary,
 };
 
 type B = NdArray;
@@ -456,6 +457,103 @@ fn attention_dropout_repeats_under_a_seed_and_its_gradient_matches_finite_differ
             gradient[i]
         );
     }
+}
+
+/// The inference epilogues: `gelu(x·W + b)` and `LayerNorm(x·W + b + residual)` with the
+/// bias added after the product, and `LayerNorm(x)`, against f64 loops; W a transposed
+/// view (as the tied decoder's). Tolerances: f32 products of 40 terms (~1e-6 relative)
+/// and erf's 5e-7; LayerNorm outputs are O(1). On Autodiff the epilogues decline (training
+/// records the unfused steps).
+#[test]
+fn inference_epilogues_and_plain_layer_norm_match_f64_loops() {
+    let (rows, d_in, d_out, epsilon) = (70, 40, 33, 1e-5);
+    let x = tensor::<B, 3>([2, rows / 2, d_in], 51, 1.0);
+    let w_rows = tensor::<B, 2>([d_out, d_in], 52, 0.4);
+    let bias = tensor::<B, 1>([d_out], 53, 1.0);
+    let residual = tensor::<B, 3>([2, rows / 2, d_out], 54, 1.0);
+    let (gamma, beta) = (
+        tensor::<B, 1>([d_out], 55, 1.0),
+        tensor::<B, 1>([d_out], 56, 1.0),
+    );
+    let weight = w_rows.clone().transpose();
+    let (xv, wv, bv) = (data(x.clone()), data(w_rows), data(bias.clone()));
+    let (rv, gv, betav) = (
+        data(residual.clone()),
+        data(gamma.clone()),
+        data(beta.clone()),
+    );
+    let affine: Vec<f64> = (0..rows * d_out)
+        .map(|i| {
+            let (r, o) = (i / d_out, i % d_out);
+            let dot: f64 = (0..d_in)
+                .map(|k| xv[r * d_in + k] as f64 * wv[o * d_in + k] as f64)
+                .sum();
+            dot + bv[o] as f64
+        })
+        .collect();
+    let (gv, betav) = (&gv, &betav);
+    let norm = |y: &[f64]| -> Vec<f64> {
+        y.chunks(d_out)
+            .flat_map(|row| {
+                let mean = row.iter().sum::<f64>() / d_out as f64;
+                let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / d_out as f64;
+                let inv = 1.0 / (var + epsilon).sqrt();
+                row.iter()
+                    .enumerate()
+                    .map(move |(o, v)| (v - mean) * inv * gv[o] as f64 + betav[o] as f64)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+
+    let activated = data(linear_gelu(&x, &weight, &bias).expect("ndarray f32 is taken"));
+    let expected: Vec<f64> = affine
+        .iter()
+        .map(|&v| 0.5 * v * (1.0 + series_erf(v / std::f64::consts::SQRT_2)))
+        .collect();
+    let gap = max_abs_diff(&activated, &expected);
+    assert!(gap < 5e-6, "linear_gelu: max |kernel - loops| = {gap:e}");
+
+    let fused = linear_add_layer_norm(&x, &weight, &bias, &residual, &gamma, &beta, epsilon)
+        .expect("ndarray f32 is taken");
+    let summed: Vec<f64> = affine
+        .iter()
+        .zip(&rv)
+        .map(|(&a, &r)| a + r as f64)
+        .collect();
+    let gap = max_abs_diff(&data(fused), &norm(&summed));
+    assert!(
+        gap < 1e-5,
+        "linear_add_layer_norm: max |kernel - loops| = {gap:e}"
+    );
+
+    let plain = layer_norm(&residual, &gamma, Some(&beta), epsilon).expect("ndarray f32 is taken");
+    let residual64: Vec<f64> = rv.iter().map(|&v| v as f64).collect();
+    let gap = max_abs_diff(&data(plain), &norm(&residual64));
+    assert!(gap < 1e-5, "layer_norm: max |kernel - loops| = {gap:e}");
+
+    type AD = Autodiff<NdArray>;
+    let tracked = |t: Tensor<B, 3>| Tensor::<AD, 3>::from_inner(t).require_grad();
+    let (x_ad, residual_ad) = (tracked(x), tracked(residual));
+    let (weight_ad, bias_ad) = (
+        Tensor::<AD, 2>::from_inner(weight),
+        Tensor::<AD, 1>::from_inner(bias),
+    );
+    let (gamma_ad, beta_ad) = (
+        Tensor::<AD, 1>::from_inner(gamma),
+        Tensor::<AD, 1>::from_inner(beta),
+    );
+    assert!(linear_gelu(&x_ad, &weight_ad, &bias_ad).is_none());
+    let epilogue = linear_add_layer_norm(
+        &x_ad,
+        &weight_ad,
+        &bias_ad,
+        &residual_ad,
+        &gamma_ad,
+        &beta_ad,
+        epsilon,
+    );
+    assert!(epilogue.is_none());
 }
 
 #[test]

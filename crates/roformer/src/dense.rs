@@ -1,11 +1,60 @@
-//! Forward passes of burn's `Linear` and `LayerNorm` (alone or over a residual sum) that
-//! prefer the fused burn-ndarray kernels (`roformer_kernels::{linear, layer_norm,
-//! add_layer_norm}`) and fall back to burn's own operations on every other backend (GPU):
-//! same formulas, HF's `nn.Linear`, `LayerNorm(x)` and `LayerNorm(x + residual)`.
+//! Forward passes of burn's `Linear` and `LayerNorm` (alone, over a residual sum, or after
+//! a dense layer and its activation) that prefer the fused burn-ndarray kernels
+//! (`roformer_kernels::{linear, linear_gelu, layer_norm, add_layer_norm,
+//! linear_add_layer_norm}`) and fall back to burn's own operations on every other backend
+//! (GPU): same formulas, HF's `nn.Linear`, `LayerNorm(x)` and `LayerNorm(x + residual)`.
 
-use burn::nn::{LayerNorm, Linear};
+use burn::nn::{Dropout, LayerNorm, Linear};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
+
+use crate::activation::HiddenAct;
+
+/// `activation(x·W + b)`: HF `RoFormerIntermediate` and the dense + activation of the
+/// masked-LM head's transform. For GELU on burn-ndarray (inference) one kernel adds the
+/// bias inside the activation's pass.
+pub fn linear_activation<B: Backend, const D: usize>(
+    layer: &Linear<B>,
+    activation: HiddenAct,
+    x: Tensor<B, D>,
+) -> Tensor<B, D> {
+    if let (HiddenAct::Gelu, Some(bias)) = (activation, &layer.bias) {
+        let fused = roformer_kernels::linear_gelu(&x, &layer.weight.val(), &bias.val());
+        if let Some(activated) = fused {
+            return activated;
+        }
+    }
+    activation.forward(linear(layer, x))
+}
+
+/// `LayerNorm(dropout(x·W + b) + residual)`: HF `RoFormerSelfOutput` / `RoFormerOutput`.
+/// On burn-ndarray (inference, where dropout is the identity) one kernel adds the bias
+/// inside the normalisation's pass.
+pub fn linear_add_layer_norm<B: Backend, const D: usize>(
+    layer: &Linear<B>,
+    dropout: &Dropout,
+    norm: &LayerNorm<B>,
+    epsilon: f64,
+    x: Tensor<B, D>,
+    residual: Tensor<B, D>,
+) -> Tensor<B, D> {
+    if let (Some(bias), Some(beta)) = (&layer.bias, &norm.beta) {
+        let fused = roformer_kernels::linear_add_layer_norm(
+            &x,
+            &layer.weight.val(),
+            &bias.val(),
+            &residual,
+            &norm.gamma.val(),
+            &beta.val(),
+            epsilon,
+        );
+        if let Some(normalised) = fused {
+            return normalised;
+        }
+    }
+    let projected = dropout.forward(linear(layer, x));
+    add_layer_norm(norm, epsilon, projected, residual)
+}
 
 /// `x·W + b` over the last axis.
 pub fn linear<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {

@@ -11,7 +11,7 @@ use roformer_rope::RotaryEmbedding;
 use crate::activation::HiddenAct;
 use crate::attention::RoFormerSelfAttention;
 use crate::config::RoFormerConfig;
-use crate::dense::{add_layer_norm, linear};
+use crate::dense::{linear_activation, linear_add_layer_norm};
 use crate::init::normal_linear;
 
 /// `dense → dropout → LayerNorm(x + residual)`: HF `RoFormerSelfOutput` and `RoFormerOutput`.
@@ -45,8 +45,14 @@ impl<B: Backend> ResidualOutput<B> {
 
     /// `LayerNorm(dropout(dense(x)) + residual)`.
     pub fn forward(&self, x: Tensor<B, 3>, residual: Tensor<B, 3>) -> Tensor<B, 3> {
-        let projected = self.dropout.forward(linear(&self.dense, x));
-        add_layer_norm(&self.layer_norm, self.layer_norm_eps, projected, residual)
+        linear_add_layer_norm(
+            &self.dense,
+            &self.dropout,
+            &self.layer_norm,
+            self.layer_norm_eps,
+            x,
+            residual,
+        )
     }
 }
 
@@ -114,10 +120,11 @@ impl<B: Backend> RoFormerLayer<B> {
             position_offset,
         );
         let attended = self.attention.output.forward(context, hidden);
-        let expanded = self
-            .intermediate
-            .activation
-            .forward(linear(&self.intermediate.dense, attended.clone()));
+        let expanded = linear_activation(
+            &self.intermediate.dense,
+            self.intermediate.activation,
+            attended.clone(),
+        );
         self.output.forward(expanded, attended)
     }
 }

@@ -10,7 +10,7 @@ use burn::tensor::{Int, Tensor};
 
 use crate::activation::HiddenAct;
 use crate::config::RoFormerConfig;
-use crate::dense::{layer_norm, linear, tied_projection};
+use crate::dense::{layer_norm, linear_activation, tied_projection};
 use crate::error::RoFormerError;
 use crate::init::normal_linear;
 use crate::model::{RoFormerInput, RoFormerModel};
@@ -89,9 +89,7 @@ impl<B: Backend> RoFormerForMaskedLM<B> {
     /// masked positions of a batch, which saves the vocabulary projection elsewhere).
     pub fn logits<const D: usize>(&self, hidden: Tensor<B, D>) -> Tensor<B, D> {
         let transform = &self.cls.predictions.transform;
-        let activated = transform
-            .activation
-            .forward(linear(&transform.dense, hidden));
+        let activated = linear_activation(&transform.dense, transform.activation, hidden);
         let transformed = layer_norm(&transform.layer_norm, transform.layer_norm_eps, activated);
         tied_projection(
             transformed,
