@@ -48,23 +48,18 @@ pub fn cross_entropy<B: Backend>(
     labels: &Tensor<B, 1, Int>,
     ignore_index: i64,
 ) -> Option<CrossEntropy<B>> {
-    let plain = ndarray_f32(logits);
-    let tracked = match plain {
-        Some(_) => None,
-        None => Some(tracked_f32(logits)?),
-    };
-    let array = match (&plain, &tracked) {
-        (Some(array), _) => array.clone(),
-        (None, Some((_, array))) => array.clone(),
-        (None, None) => return None,
-    };
     let [rows, classes] = logits.dims();
-    if labels.dims() != [rows] || classes == 0 {
+    if labels.dims() != [rows] || classes == 0 || ignore_index >= 0 {
         return None;
     }
-    if ignore_index >= 0 {
-        return None;
-    }
+    // burn-ndarray (inference), or Autodiff<NdArray> (training: the step is recorded).
+    let (tracked, array) = match ndarray_f32(logits) {
+        Some(array) => (None, array),
+        None => {
+            let (tracked, array) = tracked_f32(logits)?;
+            (Some(tracked), array)
+        }
+    };
     let labels: Vec<i64> = labels.to_data().convert::<i64>().to_vec().ok()?;
     let valid = |label: i64| label == ignore_index || (0..classes as i64).contains(&label);
     if !labels.iter().all(|&label| valid(label)) {
@@ -84,7 +79,7 @@ pub fn cross_entropy<B: Backend>(
     let output = array_from_f32(vec![loss], &[1]);
     let loss = match tracked {
         None => tensor_from_array(output),
-        Some((tracked, _)) => {
+        Some(tracked) => {
             let saved = CrossEntropySaved {
                 logits: array,
                 log_sums: rows_out.iter().map(|row| row.log_sum).collect(),

@@ -11,16 +11,22 @@
 //! - [`attention`]: `softmax(q·kᵀ·scale + bias)·v`, the heads merged on output, with the
 //!   products by the `gemm` crate on strided views of q and v and a per-head copy of kᵀ;
 //! - [`gelu`]: `x·Φ(x)` with a rational erf approximation, in place for inference;
-//! - [`linear`]: `x·W + b` as one GEMM accumulating onto the bias rows;
-//! - [`add_layer_norm`]: `LayerNorm(x + residual)` in one pass per row;
+//! - [`linear`]: `x·W + b` as one GEMM accumulating onto the bias rows; for inference
+//!   [`linear_gelu`] and [`linear_add_layer_norm`] add the bias in the pass after the product;
+//! - [`add_layer_norm`], [`layer_norm`]: `LayerNorm(x + residual)` / `LayerNorm(x)` in one
+//!   pass per row;
+//! - [`reshape`]: a new shape for a row-major tensor without copying it (burn-ndarray's
+//!   copies);
+//! - [`cross_entropy`]: the masked-LM loss and accuracy count in one pass per row;
 //! - [`adamw`]: an AdamW update of a parameter and its moments in one pass, in place.
 //!
 //! Every kernel returns `None` (or, for those that take their inputs by value, hands them
 //! back as `Err`) unless its tensors are f32 tensors of burn-ndarray (f64, GPU backends…
 //! decline); the caller then runs its own composition of tensor operations,
-//! which is the reference the kernels are tested against. All but [`adamw`] also take
-//! `Autodiff<NdArray>` tensors, the CPU training backend, and record their backward step in
-//! its graph; [`adamw`] works on the inner backend's tensors, as burn's optimizers do.
+//! which is the reference the kernels are tested against. All but [`adamw`] and the two
+//! inference epilogues also take `Autodiff<NdArray>` tensors, the CPU training backend, and
+//! record their backward step in its graph; [`adamw`] works on the inner backend's tensors,
+//! as burn's optimizers do.
 
 mod adamw;
 mod attention;
