@@ -90,8 +90,43 @@ fn median_ms(mut f: impl FnMut()) -> f64 {
 
 /// `c = a·b`, row-major `[m,k]·[k,n]`, on all of rayon's threads.
 fn product(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    matmul(m, k, n, a, b, c, gemm::Parallelism::Rayon(0));
+    std::hint::black_box(c);
+}
+
+/// Scores `q·kᵀ` and context `p·v` per head, heads split across threads, one thread each;
+/// `kᵀ` row-major, as the attention kernel lays it out.
+fn attention_products(heads: &mut [AttentionHead], seq: usize, d: usize) {
+    heads.par_iter_mut().for_each(|head| {
+        let one = gemm::Parallelism::None;
+        matmul(
+            seq,
+            d,
+            seq,
+            &head.q,
+            &head.k_transposed,
+            &mut head.scores,
+            one,
+        );
+        // The context reads q as v: same shape, and the values do not matter here.
+        matmul(seq, seq, d, &head.scores, &head.q, &mut head.context, one);
+        std::hint::black_box(&head.context);
+    });
+}
+
+/// `c = a·b` for row-major `[m,k]`, `[k,n]` and `[m,n]` (checked).
+fn matmul(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    parallelism: gemm::Parallelism,
+) {
     assert!(a.len() == m * k && b.len() == k * n && c.len() == m * n);
-    // SAFETY: row-major buffers of exactly these sizes (checked), alive for the call.
+    // SAFETY: row-major buffers of exactly these sizes (checked above), alive for the call;
+    // `gemm` takes column strides before row strides.
     unsafe {
         gemm::gemm(
             m,
@@ -112,69 +147,9 @@ fn product(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
             false,
             false,
             false,
-            gemm::Parallelism::Rayon(0),
+            parallelism,
         );
     }
-    std::hint::black_box(c);
-}
-
-/// Scores `q·kᵀ` and context `p·v` per head, heads split across threads, one thread each;
-/// `kᵀ` row-major, as the attention kernel lays it out.
-fn attention_products(heads: &mut [AttentionHead], seq: usize, d: usize) {
-    heads.par_iter_mut().for_each(|head| {
-        let AttentionHead {
-            q,
-            k_transposed,
-            scores,
-            context,
-        } = head;
-        // SAFETY: row-major buffers of exactly these sizes, alive for the calls.
-        unsafe {
-            gemm::gemm(
-                seq,
-                seq,
-                d,
-                scores.as_mut_ptr(),
-                1,
-                seq as isize,
-                false,
-                q.as_ptr(),
-                1,
-                d as isize,
-                k_transposed.as_ptr(),
-                1,
-                seq as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-            gemm::gemm(
-                seq,
-                d,
-                seq,
-                context.as_mut_ptr(),
-                1,
-                d as isize,
-                false,
-                scores.as_ptr(),
-                1,
-                seq as isize,
-                q.as_ptr(),
-                1,
-                d as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-        }
-        std::hint::black_box(context);
-    });
 }
 
 /// One head's operands and outputs (allocated once, outside the timing).

@@ -17,9 +17,10 @@ use ndarray::{ArcArray, IxDyn};
 use rayon::prelude::*;
 
 use crate::attention::Dims;
+use crate::autodiff::gradient_f32;
 use crate::buffer::Unwritten;
 use crate::gemm::{Threads, sgemm};
-use crate::ndarray_bridge::{array_from_f32, primitive_f32};
+use crate::ndarray_bridge::array_from_f32;
 use crate::parallel::SharedPtr;
 use crate::vectorize::{self, multiversion};
 
@@ -60,8 +61,7 @@ impl Backward<NdArray, 3> for AttentionBackward {
         _checkpointer: &mut Checkpointer,
     ) {
         let context_gradient = grads.consume::<NdArray>(&ops.node);
-        let context_gradient =
-            primitive_f32(context_gradient).expect("gradients of f32 tensors are f32");
+        let context_gradient = gradient_f32(context_gradient);
         let [dq, dk, dv] = gradients(&ops.state, &context_gradient);
         for (parent, gradient) in ops.parents.into_iter().zip([dq, dk, dv]) {
             if let Some(node) = parent {

@@ -74,7 +74,8 @@ fn into_tensor<B: Backend, const D: usize>(tracked: TrackedTensor) -> Tensor<B, 
     Tensor::from_primitive(TensorPrimitive::Float(*primitive))
 }
 
-fn gradient_f32(gradient: NdArrayTensor) -> ArcArray<f32, IxDyn> {
+/// The f32 array of a gradient the graph hands to a backward step.
+pub(crate) fn gradient_f32(gradient: NdArrayTensor) -> ArcArray<f32, IxDyn> {
     primitive_f32(gradient).expect("gradients of f32 tensors are f32")
 }
 

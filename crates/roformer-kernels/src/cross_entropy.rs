@@ -20,9 +20,9 @@ use burn_ndarray::NdArrayTensor;
 use ndarray::{ArcArray, IxDyn};
 use rayon::prelude::*;
 
-use crate::autodiff::{record, tracked_f32};
+use crate::autodiff::{gradient_f32, record, tracked_f32};
 use crate::exp::exp;
-use crate::ndarray_bridge::{array_from_f32, ndarray_f32, primitive_f32, tensor_from_array};
+use crate::ndarray_bridge::{array_from_f32, ndarray_f32, tensor_from_array};
 use crate::vectorize::multiversion;
 
 /// Rows per parallel task (a row is a whole vocabulary: thousands of logits).
@@ -171,23 +171,13 @@ multiversion! {
 }
 
 /// What the forward keeps for the backward step.
+#[derive(Clone)]
 struct CrossEntropySaved {
     /// The logits, row-major (shared with the forward's input, not copied).
     logits: ArcArray<f32, IxDyn>,
     log_sums: Vec<f32>,
     labels: Vec<i64>,
     counted: usize,
-}
-
-impl Clone for CrossEntropySaved {
-    fn clone(&self) -> Self {
-        Self {
-            logits: self.logits.clone(),
-            log_sums: self.log_sums.clone(),
-            labels: self.labels.clone(),
-            counted: self.counted,
-        }
-    }
 }
 
 impl core::fmt::Debug for CrossEntropySaved {
@@ -215,7 +205,7 @@ impl Backward<NdArray, 1> for CrossEntropyBackward {
     ) {
         let saved = ops.state;
         unary::<NdArray, _>(ops.parents, ops.node, grads, |gradient| {
-            let gradient = primitive_f32(gradient).expect("gradients of f32 tensors are f32");
+            let gradient = gradient_f32(gradient);
             let upstream = gradient.iter().next().copied().unwrap_or(0.0);
             let scale = upstream / saved.counted.max(1) as f32;
             let shape = saved.logits.shape().to_vec();

@@ -20,8 +20,8 @@ use burn_ndarray::NdArrayTensor;
 use ndarray::{ArcArray, IxDyn};
 use rayon::prelude::*;
 
-use crate::autodiff::{record, tracked_f32};
-use crate::ndarray_bridge::{array_from_f32, ndarray_f32, primitive_f32, tensor_from_array};
+use crate::autodiff::{gradient_f32, record, tracked_f32};
+use crate::ndarray_bridge::{array_from_f32, ndarray_f32, tensor_from_array};
 use crate::vectorize::{self, multiversion};
 
 /// Rows per parallel task.
@@ -38,34 +38,7 @@ pub fn add_layer_norm<B: Backend, const D: usize>(
     beta: Option<&Tensor<B, 1>>,
     epsilon: f64,
 ) -> Option<Tensor<B, D>> {
-    if let Some(x) = ndarray_f32(x) {
-        let (residual, gamma) = (ndarray_f32(residual)?, ndarray_f32(gamma)?);
-        let beta = match beta {
-            Some(beta) => ndarray_f32(beta)?,
-            None => ArcArray::zeros(IxDyn(&[gamma.len()])),
-        };
-        let (output, _) = normalise(
-            &x,
-            Some(&residual),
-            None,
-            &gamma,
-            &beta,
-            epsilon as f32,
-            false,
-        )?;
-        return Some(tensor_from_array(output));
-    }
-    let (tracked_x, x) = tracked_f32(x)?;
-    let (tracked_residual, residual) = tracked_f32(residual)?;
-    let (tracked_gamma, gamma) = tracked_f32(gamma)?;
-    let (tracked_beta, beta) = tracked_f32(beta?)?;
-    let (output, saved) = normalise_keeping(&x, Some(&residual), &gamma, &beta, epsilon)?;
-    Some(record(
-        LayerNormBackward,
-        saved,
-        [&tracked_x, &tracked_residual, &tracked_gamma, &tracked_beta],
-        output,
-    ))
+    normalised_tensor(x, Some(residual), gamma, beta, epsilon)
 }
 
 /// `γ·(x − mean(x))/√(var(x) + eps) + β` over the last axis of a row-major `x`: the same as
@@ -76,44 +49,61 @@ pub fn layer_norm<B: Backend, const D: usize>(
     beta: Option<&Tensor<B, 1>>,
     epsilon: f64,
 ) -> Option<Tensor<B, D>> {
+    normalised_tensor(x, None, gamma, beta, epsilon)
+}
+
+/// [`add_layer_norm`] with or without the residual.
+fn normalised_tensor<B: Backend, const D: usize>(
+    x: &Tensor<B, D>,
+    residual: Option<&Tensor<B, D>>,
+    gamma: &Tensor<B, 1>,
+    beta: Option<&Tensor<B, 1>>,
+    epsilon: f64,
+) -> Option<Tensor<B, D>> {
+    let epsilon = epsilon as f32;
     if let Some(x) = ndarray_f32(x) {
+        let residual = match residual {
+            Some(residual) => Some(ndarray_f32(residual)?),
+            None => None,
+        };
         let gamma = ndarray_f32(gamma)?;
         let beta = match beta {
             Some(beta) => ndarray_f32(beta)?,
             None => ArcArray::zeros(IxDyn(&[gamma.len()])),
         };
-        let (output, _) = normalise(&x, None, None, &gamma, &beta, epsilon as f32, false)?;
+        let residual = residual.as_ref();
+        let (output, _) = normalise(&x, residual, None, &gamma, &beta, epsilon, false)?;
         return Some(tensor_from_array(output));
     }
     let (tracked_x, x) = tracked_f32(x)?;
+    let residual = match residual {
+        Some(residual) => Some(tracked_f32(residual)?),
+        None => None,
+    };
     let (tracked_gamma, gamma) = tracked_f32(gamma)?;
     let (tracked_beta, beta) = tracked_f32(beta?)?;
-    let (output, saved) = normalise_keeping(&x, None, &gamma, &beta, epsilon)?;
-    Some(record(
-        LayerNormBackward,
-        saved,
-        [&tracked_x, &tracked_gamma, &tracked_beta],
-        output,
-    ))
-}
-
-/// The output and what the backward step needs.
-fn normalise_keeping(
-    x: &ArcArray<f32, IxDyn>,
-    residual: Option<&ArcArray<f32, IxDyn>>,
-    gamma: &ArcArray<f32, IxDyn>,
-    beta: &ArcArray<f32, IxDyn>,
-    epsilon: f64,
-) -> Option<(ArcArray<f32, IxDyn>, LayerNormSaved)> {
-    let (output, kept) = normalise(x, residual, None, gamma, beta, epsilon as f32, true)?;
+    let residual_values = residual.as_ref().map(|(_, values)| values);
+    let (output, kept) = normalise(&x, residual_values, None, &gamma, &beta, epsilon, true)?;
     let (normalised, inverse_std) = kept.expect("kept when asked");
-    let gamma = gamma.as_standard_layout().iter().copied().collect();
     let saved = LayerNormSaved {
         normalised,
         inverse_std,
-        gamma,
+        gamma: gamma.as_standard_layout().iter().copied().collect(),
     };
-    Some((output, saved))
+    Some(match &residual {
+        Some((tracked_residual, _)) => record(
+            LayerNormBackward,
+            saved,
+            [&tracked_x, tracked_residual, &tracked_gamma, &tracked_beta],
+            output,
+        ),
+        None => record(
+            LayerNormBackward,
+            saved,
+            [&tracked_x, &tracked_gamma, &tracked_beta],
+            output,
+        ),
+    })
 }
 
 /// The output and, when `keep`, the normalised rows `x̂` and each row's `1/σ`.
@@ -252,7 +242,7 @@ impl<const N: usize> Backward<NdArray, N> for LayerNormBackward {
     ) {
         let saved = ops.state;
         let gradient = grads.consume::<NdArray>(&ops.node);
-        let gradient = primitive_f32(gradient).expect("gradients of f32 tensors are f32");
+        let gradient = gradient_f32(gradient);
         let shape = gradient.shape().to_vec();
         let gradient = gradient.as_standard_layout();
         let d_y = gradient.as_slice().expect("standard layout");

@@ -24,12 +24,12 @@ use burn::tensor::backend::Backend;
 use burn_ndarray::NdArrayTensor;
 use ndarray::{ArcArray, IxDyn};
 
-use crate::autodiff::{record, tracked_f32};
+use crate::autodiff::{gradient_f32, record, tracked_f32};
 use crate::buffer::Unwritten;
 use crate::gelu::gelu_with_bias_in_place;
 use crate::gemm::{Threads, sgemm};
 use crate::layer_norm::normalise;
-use crate::ndarray_bridge::{array_from_f32, ndarray_f32, primitive_f32, tensor_from_array};
+use crate::ndarray_bridge::{array_from_f32, ndarray_f32, tensor_from_array};
 use crate::parallel::SharedPtr;
 use rayon::prelude::*;
 
@@ -68,9 +68,7 @@ pub fn linear_gelu<B: Backend, const D: usize>(
     weight: &Tensor<B, 2>,
     bias: &Tensor<B, 1>,
 ) -> Option<Tensor<B, D>> {
-    let (x, weight, bias) = (ndarray_f32(x)?, ndarray_f32(weight)?, ndarray_f32(bias)?);
-    let bias = contiguous_bias(&bias, weight.shape().get(1).copied()?)?;
-    let mut product = affine(&x, &weight, None)?;
+    let (mut product, bias) = product_without_bias(x, weight, bias)?;
     let values = product.as_slice_mut().expect("a fresh row-major product");
     gelu_with_bias_in_place(values, &bias);
     Some(tensor_from_array(product))
@@ -88,14 +86,12 @@ pub fn linear_add_layer_norm<B: Backend, const D: usize>(
     beta: &Tensor<B, 1>,
     epsilon: f64,
 ) -> Option<Tensor<B, D>> {
-    let (x, weight, bias) = (ndarray_f32(x)?, ndarray_f32(weight)?, ndarray_f32(bias)?);
     let (residual, gamma, beta) = (
         ndarray_f32(residual)?,
         ndarray_f32(gamma)?,
         ndarray_f32(beta)?,
     );
-    let bias = contiguous_bias(&bias, weight.shape().get(1).copied()?)?;
-    let product = affine(&x, &weight, None)?;
+    let (product, bias) = product_without_bias(x, weight, bias)?;
     let (output, _) = normalise(
         &product,
         Some(&residual),
@@ -108,9 +104,18 @@ pub fn linear_add_layer_norm<B: Backend, const D: usize>(
     Some(tensor_from_array(output))
 }
 
-/// The bias values when `bias` is `[d_out]`.
-fn contiguous_bias(bias: &ArcArray<f32, IxDyn>, d_out: usize) -> Option<Vec<f32>> {
-    (bias.shape() == [d_out]).then(|| bias.iter().copied().collect())
+/// `x·weight` (written without reading the output) and the bias values, for the
+/// epilogues: `None` unless all are f32 tensors of burn-ndarray and `bias` is `[d_out]`.
+fn product_without_bias<B: Backend, const D: usize>(
+    x: &Tensor<B, D>,
+    weight: &Tensor<B, 2>,
+    bias: &Tensor<B, 1>,
+) -> Option<(ArcArray<f32, IxDyn>, Vec<f32>)> {
+    let (x, weight, bias) = (ndarray_f32(x)?, ndarray_f32(weight)?, ndarray_f32(bias)?);
+    if weight.ndim() != 2 || bias.shape() != [weight.shape()[1]] {
+        return None;
+    }
+    Some((affine(&x, &weight, None)?, bias.iter().copied().collect()))
 }
 
 /// The forward product on arrays.
@@ -192,7 +197,7 @@ impl Backward<NdArray, 3> for LinearBackward {
     ) {
         let (x, weight) = ops.state;
         let gradient = grads.consume::<NdArray>(&ops.node);
-        let gradient = primitive_f32(gradient).expect("gradients of f32 tensors are f32");
+        let gradient = gradient_f32(gradient);
         let gradient = gradient.as_standard_layout();
         let d_y = gradient.as_slice().expect("standard layout");
         let (d_in, d_out) = (weight.shape()[0], weight.shape()[1]);

@@ -16,8 +16,8 @@ use burn::tensor::backend::Backend;
 use burn_ndarray::NdArrayTensor;
 use ndarray::{ArcArray, IxDyn};
 
-use crate::autodiff::{record, tracked_f32};
-use crate::ndarray_bridge::{ndarray_f32, primitive_f32, tensor_from_array};
+use crate::autodiff::{gradient_f32, record, tracked_f32};
+use crate::ndarray_bridge::{ndarray_f32, tensor_from_array};
 
 /// `x` with shape `dims`, sharing its buffer. `None` unless `x` is a row-major f32 tensor
 /// of burn-ndarray or of `Autodiff<NdArray>` (then the backward step is recorded) with as
@@ -60,7 +60,7 @@ impl Backward<NdArray, 1> for ReshapeBackward {
     ) {
         let shape = ops.state;
         unary::<NdArray, _>(ops.parents, ops.node, grads, |gradient| {
-            let gradient = primitive_f32(gradient).expect("gradients of f32 tensors are f32");
+            let gradient = gradient_f32(gradient);
             let gradient = if gradient.is_standard_layout() {
                 gradient
             } else {

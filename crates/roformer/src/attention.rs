@@ -18,6 +18,7 @@ use roformer_rope::RotaryEmbedding;
 use crate::config::RoFormerConfig;
 use crate::dense::linear;
 use crate::init::normal_linear;
+use crate::layout::reshape;
 
 /// The query/key/value projections of one layer (HF `attention.self`).
 #[derive(Module, Debug)]
@@ -63,11 +64,7 @@ impl<B: Backend> RoFormerSelfAttention<B> {
     ) -> Tensor<B, 3> {
         let [batch, seq, width] = hidden.dims();
         let heads = |x: Tensor<B, 3>| {
-            let dims = [batch, seq, self.num_heads, self.head_size];
-            // burn-ndarray's reshape copies; the kernel's keeps the buffer.
-            roformer_kernels::reshape(&x, dims)
-                .unwrap_or_else(|| x.reshape(dims))
-                .swap_dims(1, 2)
+            reshape(x, [batch, seq, self.num_heads, self.head_size]).swap_dims(1, 2)
         };
 
         let query = rope.apply(heads(linear(&self.query, hidden.clone())), position_offset);

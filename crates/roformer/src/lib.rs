@@ -58,6 +58,7 @@ pub mod heads;
 pub mod hf_weights;
 mod init;
 mod layer;
+pub mod layout;
 mod model;
 
 pub use activation::HiddenAct;

@@ -1,9 +1,10 @@
-//! The fused burn-ndarray kernels (`roformer-kernels`: rotary, attention, GELU, linear,
-//! LayerNorm with and without a residual, the copy-free head split, the masked-LM
-//! cross-entropy) against the tensor-operation path they stand in for, on a whole model. The reference runs on `Autodiff<NdArray<f64>>`, which every kernel declines (so
-//! each step is a burn tensor operation); the same weights, copied through a full-precision
-//! record, run on `NdArray` (inference kernels) and `Autodiff<NdArray>` (kernels with their
-//! backward steps). Outputs and gradients must agree to float rounding.
+//! The fused burn-ndarray kernels (`roformer-kernels`: rotary, attention, GELU, linear and
+//! its inference epilogues, LayerNorm with and without a residual, the copy-free head
+//! split, the masked-LM cross-entropy) against the tensor-operation path they stand in for,
+//! on a whole model. The reference runs on `Autodiff<NdArray<f64>>`, which every kernel
+//! declines (so each step is a burn tensor operation); the same weights, copied through a
+//! full-precision record, run on `NdArray` (inference kernels) and `Autodiff<NdArray>`
+//! (kernels with their backward steps). Outputs and gradients must agree to float rounding.
 
 use burn::backend::{Autodiff, NdArray};
 use burn::module::{AutodiffModule, Module};

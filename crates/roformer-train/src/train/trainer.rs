@@ -17,6 +17,7 @@ use burn::tensor::{ElementConversion, Tensor};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
+use roformer::layout::reshape;
 use roformer::{IGNORE_INDEX, RoFormerForMaskedLM, masked_lm_loss};
 
 use crate::config::{Duration, TrainConfig};
@@ -367,9 +368,7 @@ pub(crate) fn masked_lm_step<B: Backend>(
     let count = batch.masked_count;
     let hidden = model.roformer.forward(batch.input);
     let [rows, seq, width] = hidden.dims();
-    // burn-ndarray's reshape copies; the kernel's keeps the buffer (CPU backends).
-    let flat = roformer_kernels::reshape(&hidden, [rows * seq, width])
-        .unwrap_or_else(|| hidden.reshape([rows * seq, width]));
+    let flat = reshape(hidden, [rows * seq, width]);
     let logits = model.logits(flat.select(0, batch.masked_positions));
     let targets = batch.masked_labels;
     // Loss and accuracy in one pass per row on the CPU backends.

@@ -13,6 +13,7 @@ use crate::config::RoFormerConfig;
 use crate::dense::{layer_norm, linear_activation, tied_projection};
 use crate::error::RoFormerError;
 use crate::init::normal_linear;
+use crate::layout::reshape;
 use crate::model::{RoFormerInput, RoFormerModel};
 
 /// Label value of positions that do not count in [`masked_lm_loss`] (PyTorch's convention).
@@ -105,8 +106,7 @@ impl<B: Backend> RoFormerForMaskedLM<B> {
 pub fn masked_lm_loss<B: Backend>(logits: Tensor<B, 3>, labels: Tensor<B, 2, Int>) -> Tensor<B, 1> {
     let [batch, seq, vocab] = logits.dims();
     let labels = labels.reshape([batch * seq]);
-    let rows = roformer_kernels::reshape(&logits, [batch * seq, vocab])
-        .unwrap_or_else(|| logits.reshape([batch * seq, vocab]));
+    let rows = reshape(logits, [batch * seq, vocab]);
     // One pass per row on the CPU backends (burn-ndarray, with or without autodiff).
     if let Some(fused) = roformer_kernels::cross_entropy(&rows, &labels, IGNORE_INDEX) {
         return fused.loss;
