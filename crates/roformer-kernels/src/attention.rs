@@ -32,8 +32,7 @@ use crate::vectorize::multiversion;
 /// Queries per task: a `[QUERY_BLOCK, keys]` score block stays in cache for moderate key
 /// counts, and there are enough tasks to keep every core busy at batch 1. 48 rather than 64:
 /// `gemm` (single-threaded) repacks its left operand — k, then vᵀ — when a product has more
-/// than 8 × 6 columns of queries; at 48 it reads them in place (one core, [48,64]·[64,512]
-/// 116 GFLOP/s against 105 for [64,64]·[64,512]; [48,512]·[512,64] 122 against 120).
+/// than 8 × 6 columns of queries; at 48 or fewer it reads them in place.
 const QUERY_BLOCK: usize = 48;
 
 /// `softmax(scale·q·kᵀ + bias)·v` with the heads merged: q `[b, h, s_q, d]`, k
@@ -214,9 +213,8 @@ fn forward(
     let saved_probabilities = SharedPtr(probabilities.as_mut_ptr());
     let saved_multipliers = SharedPtr(multipliers.as_mut_ptr());
     let (q, k, v) = (&inputs.q, &inputs.k, &inputs.v);
-    // kᵀ per head, `[b·h, d, s_k]`: `gemm` repacks a row-major k for every query block, and
-    // its score product ran at 65 GFLOP/s against 105 with kᵀ contiguous ([64,64]·[64,512],
-    // one core).
+    // kᵀ per head, `[b·h, d, s_k]`, copied once: `gemm` would repack a row-major k for every
+    // query block, while a contiguous kᵀ is read in place by each block's score product.
     let keys_transposed = transpose_keys(k, &inputs.dims);
     let (qp, ktp, vp) = (
         SharedPtr::new_const(q.as_ptr()),

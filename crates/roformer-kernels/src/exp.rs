@@ -4,8 +4,9 @@
 //! reduction), a degree-6 minimax polynomial for `e^r`, and `2^n` built in the exponent
 //! bits. Results below f32's smallest normal number (`x < −87.33`) are exactly 0 and inputs
 //! above 88 are clamped: the result is never subnormal or infinite. Subnormal values would
-//! be exact enough but slow every product they enter by orders of magnitude on x86 (a
-//! training run slowed down steadily as attention sharpened when masked scores gave 1e-38).
+//! be exact enough but slow every product they enter by orders of magnitude on x86, and
+//! masked attention scores would produce them (values near 1e-38), more of them as
+//! attention sharpens during training.
 
 /// Below this, `e^x` is under f32's smallest normal number (ln 2^-126 = −87.336).
 const SMALLEST_NORMAL_EXPONENT: f32 = -87.33;
@@ -29,7 +30,7 @@ pub(crate) fn exp(x: f32) -> f32 {
             + 0.5;
     let e_r = polynomial * r * r + r + 1.0;
     // 2^n from the exponent bits without a float-to-int cast: Rust's saturating `as i32`
-    // compiles to per-lane scalar code and stopped the loops around from vectorising.
+    // compiles to per-lane scalar code and keeps the loops around it from vectorising.
     // `n + 127 + ROUND` has `n + 127` (1..=255 after the clamp) in its low mantissa bits,
     // which the shift moves into the exponent field.
     let two_to_n = f32::from_bits((n + (127.0 + ROUND)).to_bits() << 23);

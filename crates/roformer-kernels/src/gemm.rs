@@ -3,14 +3,13 @@
 //!
 //! `gemm` picks AVX-512 micro-kernels at run time on CPUs that have them (its `x86-v4`
 //! feature, stable Rust since 1.89), where `matrixmultiply` — burn-ndarray's product —
-//! stays at AVX2 register blocking and packs more. Measured on this project's 2-core
-//! AVX-512 machine, single thread, row-major operands (`/tmp`-style micro-benchmark in
-//! the issue 5 note): `[1024,256]·[256,256]` 87 → 122 GFLOP/s, `[1024,256]·[256,1024]`
-//! 83 → 120, `[128,64]·[64,128]` 110 → 148. On other CPUs `gemm` falls back to AVX2/FMA
-//! or SSE kernels itself.
+//! stays at AVX2 register blocking and packs more, so on such CPUs these products run
+//! faster than burn-ndarray's (`cargo run --release -p roformer-kernels --example
+//! machine_ceiling` prints `gemm`'s rates on the model's shapes next to the cores' FMA
+//! peak). On other CPUs `gemm` falls back to AVX2/FMA or SSE kernels itself.
 //!
 //! The argument order is `matrixmultiply::sgemm`'s (rows, inner, columns, then each
-//! operand's pointer with its row and column strides), so call sites read as before.
+//! operand's pointer with its row and column strides).
 
 /// Whether a product may split its work across rayon's thread pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 //! not in row-major order (the head split `[b, s, h, d] → [b, h, s, d]`, a transposed key,
 //! the pair swap of a rotary embedding) is first copied element by element through
 //! ndarray's dynamic-rank iterator. For RoFormer's attention that copying, and the extra
-//! passes over memory of composite operations, cost about as much as the matrix products
+//! passes over memory of composite operations, take time comparable to the matrix products
 //! themselves. The kernels here do the same arithmetic in one pass over the data:
 //!
 //! - [`rotary`]: `x·cos + partner(x)·signed_sin` (Su et al. 2021, eq. 34), any input strides;

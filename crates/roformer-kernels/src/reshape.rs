@@ -2,10 +2,11 @@
 //!
 //! burn-ndarray 0.21's `reshape` of a row-major array takes an `ndarray` `to_shape` view and
 //! turns it into an owned array (`CowArray::into_shared`), which copies every element: the
-//! head split of q, k and v in each attention layer copied them (1 MB each at 8×128,
-//! serially, on the calling thread). A row-major buffer can take any shape with the same
-//! number of elements as it is, so here the array keeps its buffer and only its shape
-//! changes; on `Autodiff<NdArray>` the backward step does the same to the gradient.
+//! head split of q, k and v in each attention layer would copy them (1 MB each for 8×128
+//! tokens of the `small` config), serially, on the calling thread. A row-major buffer can
+//! take any shape with the same number of elements as it is, so here the array keeps its
+//! buffer and only its shape changes; on `Autodiff<NdArray>` the backward step does the
+//! same to the gradient.
 
 use burn::backend::NdArray;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;

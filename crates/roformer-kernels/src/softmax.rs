@@ -2,9 +2,10 @@
 //! the maximum, and `exp` and its sum in one pass: HF `RoFormerSelfAttention.forward`'s
 //! `scores + attention_mask` then `softmax(dim=-1)`.
 //!
-//! Two passes per row instead of four (bias, max, exp, sum, normalise were each a pass). When
-//! the probabilities themselves are not needed (inference), the division by the row sum is
-//! left to the caller, which applies it to the much smaller `probabilities·v` rows.
+//! Two passes per row, where separate tensor operations make one each of bias, max, exp, sum
+//! and normalise. When the probabilities themselves are not needed (inference), the division
+//! by the row sum is left to the caller, which applies it to the much smaller
+//! `probabilities·v` rows.
 
 use crate::exp::exp;
 use crate::vectorize::multiversion;
