@@ -302,12 +302,11 @@ mod tests {
         );
         assert_eq!((out.correct, out.counted), (correct, counted));
         assert!(correct >= 1);
-        let worst = gradient
+        let expected_gradient: Vec<f64> = expected_gradient
             .iter()
-            .zip(&expected_gradient)
-            .map(|(&g, &e)| (g as f64 - 3.0 * e / counted as f64).abs())
-            .fold(0f64, f64::max);
-        assert!(worst < 1e-7, "gradient off by {worst:e}");
+            .map(|e| 3.0 * e / counted as f64)
+            .collect();
+        roformer_testing::assert_close("gradient", &gradient, &expected_gradient, 1e-7);
         assert!(gradient[2 * classes..3 * classes].iter().all(|&g| g == 0.0));
     }
 

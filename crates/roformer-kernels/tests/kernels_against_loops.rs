@@ -11,6 +11,8 @@ use roformer_kernels::{
     linear_add_layer_norm, linear_gelu, rotary,
 };
 
+use roformer_testing::max_abs_diff;
+
 type B = NdArray;
 
 /// Deterministic values in [-1, 1) (a 64-bit LCG).
@@ -34,13 +36,6 @@ fn tensor<Bk: Backend, const D: usize>(dims: [usize; D], seed: u64, scale: f32) 
 
 fn data<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().to_vec::<f32>().unwrap()
-}
-
-fn max_abs_diff(a: &[f32], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .fold(0.0, |m, (&x, &y)| m.max((x as f64 - y).abs()))
 }
 
 /// erf by its Taylor series in f64 (200 terms: converges for the |z| ≤ 4.3 used here).

@@ -8,6 +8,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use roformer_rope::{
     RopeLayout, RopeScaling, RotaryEmbedding, RotaryEmbeddingConfig, inverse_frequencies,
 };
+use roformer_testing::max_abs_diff;
 
 type B = NdArray;
 
@@ -33,14 +34,6 @@ fn tensor4(dims: [usize; 4], seed: u64) -> Tensor<B, 4> {
 
 fn to_vec<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().to_vec::<f32>().unwrap()
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 fn rope(config: RotaryEmbeddingConfig) -> RotaryEmbedding<B> {
