@@ -3,7 +3,7 @@
 
 Run by hand (not by CI), from the repository root:
 
-    python3 -m venv .venv && .venv/bin/pip install torch transformers safetensors numpy
+    python3 -m venv .venv && .venv/bin/pip install torch transformers safetensors numpy rjieba
     .venv/bin/python scripts/make_hf_fixtures.py
 
 For each case it builds a small `RoFormerForMaskedLM`, randomizes every weight at
@@ -20,8 +20,12 @@ vocabulary) so that it loads through `roformer --model DIR`. Cases cover rotary_
 and off, `embedding_size != hidden_size`, padding in a batch, a 1024-token sequence
 (max positions 1536; no per-layer states, to keep it small), a `pytorch_model.bin` written
 by `torch.save(state_dict)` (which, as older checkpoints do, also holds the tied decoder),
-a bare `RoFormerModel` (no `cls.` head: `expected` has no `logits`), and bf16 / f16 weight
-files (the reference is computed in f32 from the rounded weights).
+a bare `RoFormerModel` (no `cls.` head: `expected` has no `logits`), bf16 / f16 weight
+files (the reference is computed in f32 from the rounded weights), non-default values of
+every config field the model reads (`layer_norm_eps`, each `hidden_act`,
+`type_vocab_size`, `pad_token_id`, `max_position_embeddings`, `embedding_size`,
+`rotary_value`), and the `RoFormerForSequenceClassification` and
+`RoFormerForTokenClassification` heads (`logits` are the head's).
 
 `tokenizer_zh/` holds a Chinese/English `vocab.txt` and `cases.json`: sentences with the
 ids HF's `RoFormerTokenizer` (jieba, `HMM=False`) gives them. NB: transformers 5.24's
@@ -40,7 +44,14 @@ import sys
 
 import torch
 from safetensors.torch import save_file
-from transformers import RoFormerConfig, RoFormerForMaskedLM, RoFormerModel, RoFormerTokenizer
+from transformers import (
+    RoFormerConfig,
+    RoFormerForMaskedLM,
+    RoFormerForSequenceClassification,
+    RoFormerForTokenClassification,
+    RoFormerModel,
+    RoFormerTokenizer,
+)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 OUT = ROOT / "crates" / "roformer" / "tests" / "fixtures" / "hf"
@@ -70,6 +81,26 @@ CASES = {
     "encoder_only": (dict(rotary_value=True), [8, 5], "encoder"),
     "bf16": (dict(), [9, 9], "bf16"),
     "f16": (dict(embedding_size=16), [9, 9], "f16"),
+    # Non-default values of the config fields the model reads, so that ignoring one fails.
+    "layer_norm_eps": (dict(layer_norm_eps=1e-3, hidden_act="silu"), [10, 10], "safetensors"),
+    "config_variants": (
+        dict(hidden_act="tanh", type_vocab_size=5, pad_token_id=3, max_position_embeddings=40),
+        [12, 8],
+        "safetensors",
+    ),
+    # The task heads.
+    "sequence_classification": (dict(embedding_size=24, num_labels=3), [11, 6], "seqcls"),
+    "token_classification": (
+        dict(rotary_value=True, hidden_act="gelu_new", num_labels=5),
+        [9, 5],
+        "tokcls",
+    ),
+}
+
+MODELS = {
+    "encoder": RoFormerModel,
+    "seqcls": RoFormerForSequenceClassification,
+    "tokcls": RoFormerForTokenClassification,
 }
 
 
@@ -99,7 +130,7 @@ def make_case(name: str, overrides: dict, lengths: list, storage: str, seed: int
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     config = RoFormerConfig(**{**BASE, **overrides})
-    model = (RoFormerModel(config) if storage == "encoder" else RoFormerForMaskedLM(config)).eval()
+    model = MODELS.get(storage, RoFormerForMaskedLM)(config).eval()
     randomize(model, generator)
     if storage in ("bf16", "f16"):
         # Round the weights to the file's precision; the reference uses the rounded values.
@@ -114,7 +145,8 @@ def make_case(name: str, overrides: dict, lengths: list, storage: str, seed: int
     attention_mask = torch.zeros(batch, seq, dtype=torch.long)
     for row, length in enumerate(lengths):
         attention_mask[row, :length] = 1
-    input_ids = input_ids * attention_mask  # padding id 0 after each sequence
+    # The padding id after each sequence.
+    input_ids = torch.where(attention_mask == 1, input_ids, config.pad_token_id)
     token_type_ids = torch.randint(0, config.type_vocab_size, (batch, seq), generator=generator)
     token_type_ids = token_type_ids * attention_mask
 
@@ -148,6 +180,7 @@ def make_case(name: str, overrides: dict, lengths: list, storage: str, seed: int
         "last_hidden_state": outputs.hidden_states[-1].float().contiguous(),
     }
     if storage != "encoder":
+        # Masked-LM logits [batch, seq, vocab], or the head's: [batch, labels], [batch, seq, labels].
         expected["logits"] = outputs.logits.float().contiguous()
     if name != "long":
         # Embedding output and every layer's output, to localise a mismatch.

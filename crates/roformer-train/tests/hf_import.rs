@@ -1,7 +1,7 @@
 //! Hugging Face interop through the same code path as `--model DIR`: every fixture made by
 //! `scripts/make_hf_fixtures.py` (transformers' own outputs) loads with `load_model` and
-//! matches (`last_hidden_state` 1e-4, MLM logits 1e-3, max |diff| over real tokens); the
-//! Chinese tokenizer gives HF `RoFormerTokenizer`'s ids; export → import round-trips
+//! matches (the shared `roformer_testing::hf_fixture` tolerances, max |diff| over real
+//! tokens); `encode` on a fixture's ids gives transformers' outputs; the Chinese tokenizer gives HF `RoFormerTokenizer`'s ids; export → import round-trips
 //! exactly; bad directories and files are one clear error each.
 
 use std::path::{Path, PathBuf};
@@ -10,7 +10,9 @@ use std::process::Command;
 use burn::backend::NdArray;
 use burn::tensor::{Int, Tensor, TensorData};
 use roformer::{RoFormerConfig, RoFormerForMaskedLM, RoFormerInput};
+use roformer_testing::hf_fixture::{Expected, HIDDEN_TOLERANCE, LOGITS_TOLERANCE, fixture_dir};
 use roformer_train::data::{TextTokenizer, TokenizerOptions};
+use roformer_train::infer::{EncodeLine, encode};
 use roformer_train::model_dir::{
     LoadedModel, load_model, load_tokenizer, save_model, save_tokenizer, write_model_dir,
 };
@@ -19,67 +21,33 @@ use safetensors::{Dtype, SafeTensors, serialize, tensor::TensorView};
 type B = NdArray;
 
 fn fixture(case: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../roformer/tests/fixtures/hf")
-        .join(case)
-}
-
-fn f32s(view: &safetensors::tensor::TensorView<'_>) -> Vec<f32> {
-    view.data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect()
-}
-
-fn i64s(view: &safetensors::tensor::TensorView<'_>) -> Vec<i64> {
-    view.data()
-        .chunks_exact(8)
-        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
-        .collect()
+    fixture_dir(case)
 }
 
 fn values<const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
     tensor.into_data().to_vec().unwrap()
 }
 
-/// Max |got - expected| over the rows (tokens) whose mask is 1.
-fn max_diff_on_real_tokens(got: &[f32], expected: &[f32], mask: &[i64]) -> f32 {
-    assert_eq!(got.len(), expected.len());
-    let width = got.len() / mask.len();
-    got.chunks(width)
-        .zip(expected.chunks(width))
-        .zip(mask)
-        .filter(|(_, m)| **m == 1)
-        .flat_map(|((g, e), _)| g.iter().zip(e).map(|(x, y)| (x - y).abs()))
-        .fold(0.0, f32::max)
-}
-
-/// Runs a loaded model on a fixture's inputs; returns (hidden, logits) max diffs.
-fn compare_with_transformers(case: &str, loaded: &LoadedModel<B>) -> (f32, Option<f32>) {
-    let bytes = std::fs::read(fixture(case).join("expected.safetensors")).unwrap();
-    let expected = SafeTensors::deserialize(&bytes).unwrap();
+/// Runs a loaded model on a fixture's inputs; returns (hidden, logits) max diffs over real
+/// tokens.
+fn compare_with_transformers(case: &str, loaded: &LoadedModel<B>) -> (f64, Option<f64>) {
+    let expected = Expected::read(case);
     let device = Default::default();
     let ids = |name: &str| {
-        let view = expected.tensor(name).unwrap();
-        let shape: [usize; 2] = view.shape().try_into().unwrap();
-        Tensor::<B, 2, Int>::from_data(TensorData::new(i64s(&view), shape), &device)
+        let (shape, values) = expected.i64(name);
+        Tensor::<B, 2, Int>::from_data(TensorData::new(values, [shape[0], shape[1]]), &device)
     };
-    let mask = i64s(&expected.tensor("attention_mask").unwrap());
     if case == "long" {
-        assert_eq!(mask.iter().filter(|m| **m == 1).count(), 1024);
+        assert_eq!(expected.mask().iter().filter(|m| **m == 1).count(), 1024);
     }
     let input = RoFormerInput::new(ids("input_ids"))
         .with_attention_mask(ids("attention_mask"))
         .with_token_type_ids(ids("token_type_ids"));
     let hidden = loaded.encoder().forward(input);
-    let hidden_diff = max_diff_on_real_tokens(
-        &values(hidden.clone()),
-        &f32s(&expected.tensor("last_hidden_state").unwrap()),
-        &mask,
-    );
-    let logits_diff = expected.tensor("logits").ok().map(|reference| {
+    let hidden_diff = expected.gap_on_real_tokens("last_hidden_state", &values(hidden.clone()));
+    let logits_diff = expected.has("logits").then(|| {
         let logits = loaded.masked_lm().unwrap().logits(hidden);
-        max_diff_on_real_tokens(&values(logits), &f32s(&reference), &mask)
+        expected.gap_on_real_tokens("logits", &values(logits))
     });
     (hidden_diff, logits_diff)
 }
@@ -97,6 +65,8 @@ fn hf_directories_load_as_they_are_and_match_transformers() {
         "encoder_only",
         "bf16",
         "f16",
+        "layer_norm_eps",
+        "config_variants",
     ] {
         let loaded =
             load_model::<B>(&fixture(case), &device).unwrap_or_else(|e| panic!("{case}: {e}"));
@@ -107,16 +77,54 @@ fn hf_directories_load_as_they_are_and_match_transformers() {
         let (hidden, logits) = compare_with_transformers(case, &loaded);
         eprintln!("{case}: max |diff| last_hidden_state {hidden:.2e}, logits {logits:?}");
         assert!(
-            hidden < 1e-4,
-            "{case}: last_hidden_state max |diff| {hidden}"
+            hidden < HIDDEN_TOLERANCE,
+            "{case}: last_hidden_state max |diff| {hidden:e}"
         );
         match logits {
-            Some(diff) => assert!(diff < 1e-3, "{case}: logits max |diff| {diff}"),
+            Some(diff) => assert!(
+                diff < LOGITS_TOLERANCE,
+                "{case}: logits max |diff| {diff:e}"
+            ),
             None => {
                 let error = loaded.masked_lm().expect_err("no head").to_string();
                 assert!(error.contains("no masked-LM head"), "{error}");
             }
         }
+    }
+}
+
+/// `encode` (the `roformer encode` path: one padded batch from JSON lines of ids) against
+/// transformers' outputs on the padded fixture, not against our own forward pass.
+#[test]
+fn encode_on_token_ids_gives_transformers_outputs() {
+    let device = Default::default();
+    for case in ["padding", "config_variants"] {
+        let loaded = load_model::<B>(&fixture(case), &device).unwrap();
+        let expected = Expected::read(case);
+        let (shape, ids) = expected.i64("input_ids");
+        let (_, types) = expected.i64("token_type_ids");
+        let mask = expected.mask();
+        let seq = shape[1];
+        // Each line carries only its real tokens; `encode` pads the batch itself.
+        let lines: Vec<EncodeLine> = (0..shape[0])
+            .map(|row| {
+                let real = mask[row * seq..(row + 1) * seq].iter().sum::<i64>() as usize;
+                let span = row * seq..row * seq + real;
+                EncodeLine::Ids {
+                    input_ids: ids[span.clone()].to_vec(),
+                    attention_mask: None,
+                    token_type_ids: Some(types[span].to_vec()),
+                }
+            })
+            .collect();
+        let encoded = encode(&loaded, &lines, true, &device).unwrap().value;
+        assert_eq!(encoded.shape, [shape[0], seq]);
+        assert_eq!(encoded.attention_mask, mask);
+        let hidden = expected.gap_on_real_tokens("last_hidden_state", &encoded.last_hidden_state);
+        let logits = expected.gap_on_real_tokens("logits", encoded.mlm_logits.as_ref().unwrap());
+        eprintln!("{case}: encode max |diff| hidden {hidden:.2e}, logits {logits:.2e}");
+        assert!(hidden < HIDDEN_TOLERANCE, "{case}: hidden {hidden:e}");
+        assert!(logits < LOGITS_TOLERANCE, "{case}: logits {logits:e}");
     }
 }
 
@@ -259,7 +267,7 @@ fn a_bare_encoder_and_a_jieba_tokenizer_survive_import() {
     assert!(imported.masked_lm().is_err());
     assert!(imported.tokenizer.uses_jieba());
     let (hidden, _) = compare_with_transformers("encoder_only", &imported);
-    assert!(hidden < 1e-4, "{hidden}");
+    assert!(hidden < HIDDEN_TOLERANCE, "{hidden:e}");
 }
 
 /// Copies a fixture directory, letting `edit` change the copy.
@@ -447,7 +455,7 @@ fn binary_imports_exports_and_refuses_fill_mask_without_a_head() {
         "pytorch_bin",
         &load_model::<B>(&exported, &Default::default()).unwrap(),
     );
-    assert!(hidden < 1e-4 && logits.unwrap() < 1e-3);
+    assert!(hidden < HIDDEN_TOLERANCE && logits.unwrap() < LOGITS_TOLERANCE);
 
     let encoder_only = fixture("encoder_only");
     let (ok, stderr) = run_binary(&[

@@ -2,6 +2,9 @@
 //! written by transformers (`RoFormerForMaskedLM` or a bare `RoFormerModel`), and saving
 //! ours in the same layout.
 //!
+//! The task heads' files (`RoFormerForSequenceClassification`,
+//! `RoFormerForTokenClassification`) load into the matching models here.
+//!
 //! HF names map onto ours through one declarative table ([`HF_KEY_TABLE`]) applied by
 //! burn-store's `KeyRemapper`; burn-store's `PyTorchToBurnAdapter` transposes linear
 //! weights (`[out, in]` → `[in, out]`). f16 and bf16 files are converted to the backend's
@@ -24,7 +27,9 @@ use burn_store::{
 
 use crate::config::RoFormerConfig;
 use crate::error::RoFormerError;
-use crate::heads::RoFormerForMaskedLM;
+use crate::heads::{
+    RoFormerForMaskedLM, RoFormerForSequenceClassification, RoFormerForTokenClassification,
+};
 use crate::model::RoFormerModel;
 
 /// HF parameter-name patterns and their replacements, applied in order. Everything not
@@ -188,40 +193,26 @@ fn check_tied(
     }
 }
 
-/// Loads an HF weights file (`model.safetensors` or `pytorch_model.bin`) for a model of
-/// `config`: a `RoFormerForMaskedLM` file (or an older one that also stores the tied
-/// decoder) gives [`RoFormerWeights::MaskedLm`]; a file without `cls.` tensors (a bare
-/// `RoFormerModel`, with or without the `roformer.` prefix) gives
-/// [`RoFormerWeights::Encoder`]. Fails, naming the file and every tensor at fault, unless
-/// the file fills the model exactly.
-pub fn load_hf_weights<B: Backend>(
-    config: &RoFormerConfig,
-    path: &Path,
-    device: &B::Device,
-) -> Result<RoFormerWeights<B>, RoFormerError> {
-    let path_name = path.display().to_string();
-    let tensors = read_tensors(path)?;
-    if tensors.is_empty() {
-        return Err(RoFormerError::WeightsFormat {
-            path: path_name,
-            message: "the file holds no tensors".into(),
-        });
-    }
-    let has_mlm_head = tensors.keys().any(|k| k.starts_with(MLM_HEAD_PREFIX));
-
-    let mut problems: Vec<String> = Vec::new();
+/// The file's tensors as snapshots for [`apply_strictly`]: the ignored ones dropped (a
+/// stored decoder is checked against what it is tied to), dtypes checked and converted to
+/// the backend's float type, named as the module to fill names them (`with_prefix`: the
+/// `roformer.` prefix of a file with a head; otherwise none, for a bare [`RoFormerModel`])
+/// and remapped by [`HF_KEY_TABLE`].
+fn prepared_snapshots<B: Backend>(
+    tensors: &BTreeMap<String, TensorSnapshot>,
+    with_prefix: bool,
+    problems: &mut Vec<String>,
+) -> Vec<TensorSnapshot> {
     let target = <B::FloatElem as Element>::dtype();
     let mut snapshots = Vec::with_capacity(tensors.len());
-    let mut ignored_present = Vec::new();
-    for (name, snapshot) in &tensors {
-        // One naming for the checks: the full `RoFormerForMaskedLM` one.
-        let full_name = if has_mlm_head || name.starts_with(ENCODER_PREFIX) {
+    for (name, snapshot) in tensors {
+        // One naming for the checks: the full one of a file with a head.
+        let full_name = if name.starts_with(ENCODER_PREFIX) || with_prefix {
             name.clone()
         } else {
             format!("{ENCODER_PREFIX}{name}")
         };
         if IGNORED_HF_TENSORS.contains(&full_name.as_str()) {
-            ignored_present.push(full_name);
             continue;
         }
         if !matches!(snapshot.dtype, DType::F32 | DType::F16 | DType::BF16) {
@@ -231,29 +222,26 @@ pub fn load_hf_weights<B: Backend>(
             ));
             continue;
         }
-        // A bare encoder is loaded into `RoFormerModel`, whose names have no prefix.
-        let module_name = if has_mlm_head {
+        let module_name = if with_prefix {
             full_name
         } else {
             full_name[ENCODER_PREFIX.len()..].to_string()
         };
         snapshots.push(converted(renamed(snapshot.clone(), &module_name), target));
     }
-    if has_mlm_head {
-        check_tied(&tensors, DECODER_WEIGHT, WORD_EMBEDDINGS, &mut problems);
-        check_tied(&tensors, DECODER_BIAS, OUTPUT_BIAS, &mut problems);
-    }
-    let (snapshots, _) = hf_key_remapper().remap(snapshots);
+    check_tied(tensors, DECODER_WEIGHT, WORD_EMBEDDINGS, problems);
+    check_tied(tensors, DECODER_BIAS, OUTPUT_BIAS, problems);
+    hf_key_remapper().remap(snapshots).0
+}
 
-    let (weights, result) = if has_mlm_head {
-        let mut model = RoFormerForMaskedLM::new(config, device)?;
-        let result = model.apply(snapshots, None, Some(Box::new(PyTorchToBurnAdapter)), true);
-        (RoFormerWeights::MaskedLm(model), result)
-    } else {
-        let mut model = RoFormerModel::new(config, device)?;
-        let result = model.apply(snapshots, None, Some(Box::new(PyTorchToBurnAdapter)), true);
-        (RoFormerWeights::Encoder(model), result)
-    };
+/// Fills `model` from `snapshots` (PyTorch `[out, in]` linear weights transposed), adding
+/// to `problems` every tensor that does not fit, is missing or is not a parameter.
+fn apply_strictly<B: Backend, M: ModuleSnapshot<B>>(
+    model: &mut M,
+    snapshots: Vec<TensorSnapshot>,
+    problems: &mut Vec<String>,
+) {
+    let result = model.apply(snapshots, None, Some(Box::new(PyTorchToBurnAdapter)), true);
     problems.extend(result.errors.iter().map(|error| format!("  {error}")));
     problems.extend(
         result
@@ -267,14 +255,89 @@ pub fn load_hf_weights<B: Backend>(
             .iter()
             .map(|name| format!("  not a parameter of the model: {name}")),
     );
+}
+
+/// `value` when nothing went wrong, else the error naming the file and every problem.
+fn strictly<T>(value: T, path: &Path, problems: Vec<String>) -> Result<T, RoFormerError> {
     if problems.is_empty() {
-        Ok(weights)
+        Ok(value)
     } else {
         Err(RoFormerError::WeightsMismatch {
-            path: path_name,
+            path: path.display().to_string(),
             problems: problems.join("\n"),
         })
     }
+}
+
+/// Every tensor of a weights file; an empty file is an error.
+fn read_nonempty(path: &Path) -> Result<BTreeMap<String, TensorSnapshot>, RoFormerError> {
+    let tensors = read_tensors(path)?;
+    if tensors.is_empty() {
+        return Err(RoFormerError::WeightsFormat {
+            path: path.display().to_string(),
+            message: "the file holds no tensors".into(),
+        });
+    }
+    Ok(tensors)
+}
+
+/// Loads an HF weights file (`model.safetensors` or `pytorch_model.bin`) for a model of
+/// `config`: a `RoFormerForMaskedLM` file (or an older one that also stores the tied
+/// decoder) gives [`RoFormerWeights::MaskedLm`]; a file without `cls.` tensors (a bare
+/// `RoFormerModel`, with or without the `roformer.` prefix) gives
+/// [`RoFormerWeights::Encoder`]. Fails, naming the file and every tensor at fault, unless
+/// the file fills the model exactly.
+pub fn load_hf_weights<B: Backend>(
+    config: &RoFormerConfig,
+    path: &Path,
+    device: &B::Device,
+) -> Result<RoFormerWeights<B>, RoFormerError> {
+    let tensors = read_nonempty(path)?;
+    let has_mlm_head = tensors.keys().any(|k| k.starts_with(MLM_HEAD_PREFIX));
+    let mut problems = Vec::new();
+    let snapshots = prepared_snapshots::<B>(&tensors, has_mlm_head, &mut problems);
+    let weights = if has_mlm_head {
+        let mut model = RoFormerForMaskedLM::new(config, device)?;
+        apply_strictly(&mut model, snapshots, &mut problems);
+        RoFormerWeights::MaskedLm(model)
+    } else {
+        let mut model = RoFormerModel::new(config, device)?;
+        apply_strictly(&mut model, snapshots, &mut problems);
+        RoFormerWeights::Encoder(model)
+    };
+    strictly(weights, path, problems)
+}
+
+/// Loads an HF `RoFormerForSequenceClassification` weights file (`roformer.*` and
+/// `classifier.{dense,out_proj}.*`) into a model with `num_labels` classes, strictly.
+pub fn load_hf_sequence_classification<B: Backend>(
+    config: &RoFormerConfig,
+    num_labels: usize,
+    path: &Path,
+    device: &B::Device,
+) -> Result<RoFormerForSequenceClassification<B>, RoFormerError> {
+    let tensors = read_nonempty(path)?;
+    let mut problems = Vec::new();
+    let snapshots = prepared_snapshots::<B>(&tensors, true, &mut problems);
+    let mut model = RoFormerForSequenceClassification::new(config, num_labels, device)?;
+    apply_strictly(&mut model, snapshots, &mut problems);
+    strictly(model, path, problems)
+}
+
+/// Loads an HF `RoFormerForTokenClassification` weights file (`roformer.*` and
+/// `classifier.*`) into a model with `num_labels` classes, strictly.
+pub fn load_hf_token_classification<B: Backend>(
+    config: &RoFormerConfig,
+    num_labels: usize,
+    path: &Path,
+    device: &B::Device,
+) -> Result<RoFormerForTokenClassification<B>, RoFormerError> {
+    let tensors = read_nonempty(path)?;
+    let mut problems = Vec::new();
+    let snapshots = prepared_snapshots::<B>(&tensors, true, &mut problems);
+    let mut model = RoFormerForTokenClassification::new(config, num_labels, device)?;
+    apply_strictly(&mut model, snapshots, &mut problems);
+    strictly(model, path, problems)
 }
 
 /// Loads an HF `RoFormerForMaskedLM` weights file; fails if the file has no masked-LM head.

@@ -1,102 +1,67 @@
-//! Parity with HF transformers: small `RoFormerForMaskedLM` models with order-1 random
-//! weights, saved by `scripts/make_hf_fixtures.py` together with their inputs and
-//! transformers' outputs, are loaded here and must reproduce `last_hidden_state` to 1e-4
-//! and the MLM logits to 1e-3 (max absolute difference over real tokens).
-
-use std::path::{Path, PathBuf};
+//! Parity with HF transformers: small `RoFormerForMaskedLM`, `RoFormerForSequenceClassification`
+//! and `RoFormerForTokenClassification` models with order-1 random weights, saved by
+//! `scripts/make_hf_fixtures.py` together with their inputs and transformers' outputs, are
+//! loaded here and must reproduce every layer's output and `last_hidden_state` to
+//! [`HIDDEN_TOLERANCE`] and the heads' logits to [`LOGITS_TOLERANCE`] (max absolute
+//! difference over real tokens; any NaN fails).
 
 use burn::backend::NdArray;
 use burn::tensor::{Int, Tensor, TensorData};
-use roformer::hf_weights::{load_hf_masked_lm, save_hf_safetensors};
-use roformer::{RoFormerConfig, RoFormerForMaskedLM, RoFormerInput};
-use safetensors::{Dtype, SafeTensors};
+use roformer::hf_weights::{
+    load_hf_masked_lm, load_hf_sequence_classification, load_hf_token_classification,
+    save_hf_safetensors,
+};
+use roformer::{HiddenAct, RoFormerConfig, RoFormerForMaskedLM, RoFormerInput, RoFormerModel};
+use roformer_testing::hf_fixture::{Expected, HIDDEN_TOLERANCE, LOGITS_TOLERANCE, fixture_dir};
+use roformer_testing::{max_abs_diff, rows_where};
+use safetensors::SafeTensors;
 
 type B = NdArray;
 
-const HIDDEN_TOLERANCE: f32 = 1e-4;
-const LOGITS_TOLERANCE: f32 = 1e-3;
-
-fn fixture_dir(case: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/hf")
-        .join(case)
+fn int_tensor(expected: &Expected, name: &str) -> Tensor<B, 2, Int> {
+    let (shape, values) = expected.i64(name);
+    Tensor::from_data(
+        TensorData::new(values, [shape[0], shape[1]]),
+        &Default::default(),
+    )
 }
 
-/// A tensor of the expected file as (shape, values); int64 tensors are returned as i64.
-struct Expected {
-    bytes: Vec<u8>,
+/// max |got − expected| over the rows `[batch, seq, width]` whose attention mask is 1;
+/// fails on a non-finite value or a length mismatch.
+fn max_diff_on_real_tokens(got: &[f32], expected: &[f32], mask: &[i64], width: usize) -> f64 {
+    max_abs_diff(
+        &rows_where(got, width, mask),
+        &rows_where(expected, width, mask),
+    )
 }
 
-impl Expected {
-    fn read(case: &str) -> Self {
-        let bytes = std::fs::read(fixture_dir(case).join("expected.safetensors")).unwrap();
-        Self { bytes }
-    }
-
-    fn tensors(&self) -> SafeTensors<'_> {
-        SafeTensors::deserialize(&self.bytes).unwrap()
-    }
-
-    fn f32(&self, name: &str) -> (Vec<usize>, Vec<f32>) {
-        let tensors = self.tensors();
-        let view = tensors.tensor(name).unwrap();
-        assert_eq!(view.dtype(), Dtype::F32, "{name}");
-        let values = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-            .collect();
-        (view.shape().to_vec(), values)
-    }
-
-    fn i64(&self, name: &str) -> (Vec<usize>, Vec<i64>) {
-        let tensors = self.tensors();
-        let view = tensors.tensor(name).unwrap();
-        assert_eq!(view.dtype(), Dtype::I64, "{name}");
-        let values = view
-            .data()
-            .chunks_exact(8)
-            .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
-            .collect();
-        (view.shape().to_vec(), values)
-    }
-
-    fn int_tensor(&self, name: &str) -> Tensor<B, 2, Int> {
-        let (shape, values) = self.i64(name);
-        Tensor::from_data(
-            TensorData::new(values, [shape[0], shape[1]]),
-            &Default::default(),
-        )
-    }
+fn fixture_config(case: &str) -> RoFormerConfig {
+    RoFormerConfig::from_json_file(&fixture_dir(case).join("config.json")).unwrap()
 }
 
-/// Max |a − b| over rows `[batch, seq, width]` whose attention mask is 1.
-fn max_diff_on_real_tokens(got: &[f32], expected: &[f32], mask: &[i64], width: usize) -> f32 {
-    assert_eq!(got.len(), expected.len());
-    got.chunks(width)
-        .zip(expected.chunks(width))
-        .zip(mask)
-        .filter(|(_, m)| **m == 1)
-        .flat_map(|((g, e), _)| g.iter().zip(e).map(|(x, y)| (x - y).abs()))
-        .fold(0.0, f32::max)
+/// The number of labels an HF head's `config.json` names (`id2label`).
+fn fixture_num_labels(case: &str) -> usize {
+    let json = std::fs::read_to_string(fixture_dir(case).join("config.json")).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    value["id2label"].as_object().unwrap().len()
 }
 
-fn check_case(case: &str, expect_config: impl Fn(&RoFormerConfig)) {
-    let dir = fixture_dir(case);
-    let device = Default::default();
-    let config = RoFormerConfig::from_json_file(&dir.join("config.json")).unwrap();
-    expect_config(&config);
-    let model: RoFormerForMaskedLM<B> =
-        load_hf_masked_lm(&config, &dir.join("model.safetensors"), &device).unwrap();
-
-    let expected = Expected::read(case);
+/// The fixture's inputs and its attention mask.
+fn fixture_input(expected: &Expected) -> (RoFormerInput<B>, Vec<i64>) {
     let (_, mask) = expected.i64("attention_mask");
-    let input = RoFormerInput::new(expected.int_tensor("input_ids"))
-        .with_attention_mask(expected.int_tensor("attention_mask"))
-        .with_token_type_ids(expected.int_tensor("token_type_ids"));
+    let input = RoFormerInput::new(int_tensor(expected, "input_ids"))
+        .with_attention_mask(int_tensor(expected, "attention_mask"))
+        .with_token_type_ids(int_tensor(expected, "token_type_ids"));
+    (input, mask)
+}
 
+/// Every layer's output and the last hidden state against transformers'; returns the last
+/// hidden state's gap.
+fn check_encoder(case: &str, encoder: &RoFormerModel<B>, config: &RoFormerConfig) -> f64 {
+    let expected = Expected::read(case);
+    let (input, mask) = fixture_input(&expected);
     // Layer by layer first, so a mismatch names where it starts.
-    let states = model.roformer.forward_hidden_states(input.clone());
+    let states = encoder.forward_hidden_states(input.clone());
     assert_eq!(states.len(), config.num_hidden_layers + 1);
     for (index, state) in states.into_iter().enumerate() {
         let (_, state_expected) = expected.f32(&format!("hidden_states.{index}"));
@@ -104,11 +69,10 @@ fn check_case(case: &str, expect_config: impl Fn(&RoFormerConfig)) {
         let diff = max_diff_on_real_tokens(&state_got, &state_expected, &mask, config.hidden_size);
         assert!(
             diff < HIDDEN_TOLERANCE,
-            "{case}: hidden_states.{index} max |diff| {diff}"
+            "{case}: hidden_states.{index} max |diff| {diff:e}"
         );
     }
-
-    let hidden = model.roformer.forward(input.clone());
+    let hidden = encoder.forward(input);
     let (hidden_shape, hidden_expected) = expected.f32("last_hidden_state");
     assert_eq!(hidden.dims().to_vec(), hidden_shape);
     let hidden_got = hidden.into_data().to_vec::<f32>().unwrap();
@@ -116,19 +80,39 @@ fn check_case(case: &str, expect_config: impl Fn(&RoFormerConfig)) {
         max_diff_on_real_tokens(&hidden_got, &hidden_expected, &mask, config.hidden_size);
     assert!(
         hidden_diff < HIDDEN_TOLERANCE,
-        "{case}: last_hidden_state max |diff| {hidden_diff}"
+        "{case}: last_hidden_state max |diff| {hidden_diff:e}"
     );
+    hidden_diff
+}
 
-    let logits = model.forward(input);
-    let (logits_shape, logits_expected) = expected.f32("logits");
-    assert_eq!(logits.dims().to_vec(), logits_shape);
-    let logits_got = logits.into_data().to_vec::<f32>().unwrap();
-    let logits_diff =
-        max_diff_on_real_tokens(&logits_got, &logits_expected, &mask, config.vocab_size);
+/// A head's logits against transformers': per real token when `per_token`, else per row.
+fn check_logits<const D: usize>(case: &str, logits: Tensor<B, D>, per_token: bool) -> f64 {
+    let expected = Expected::read(case);
+    let (_, mask) = expected.i64("attention_mask");
+    let (shape, logits_expected) = expected.f32("logits");
+    assert_eq!(logits.dims().to_vec(), shape);
+    let got = logits.into_data().to_vec::<f32>().unwrap();
+    let diff = if per_token {
+        max_diff_on_real_tokens(&got, &logits_expected, &mask, shape[D - 1])
+    } else {
+        max_abs_diff(&got, &logits_expected)
+    };
     assert!(
-        logits_diff < LOGITS_TOLERANCE,
-        "{case}: logits max |diff| {logits_diff}"
+        diff < LOGITS_TOLERANCE,
+        "{case}: logits max |diff| {diff:e}"
     );
+    diff
+}
+
+fn check_case(case: &str, expect_config: impl Fn(&RoFormerConfig)) {
+    let dir = fixture_dir(case);
+    let config = fixture_config(case);
+    expect_config(&config);
+    let model: RoFormerForMaskedLM<B> =
+        load_hf_masked_lm(&config, &dir.join("model.safetensors"), &Default::default()).unwrap();
+    let hidden_diff = check_encoder(case, &model.roformer, &config);
+    let (input, _) = fixture_input(&Expected::read(case));
+    let logits_diff = check_logits(case, model.forward(input), true);
     eprintln!(
         "{case}: last_hidden_state max |diff| {hidden_diff:.2e}, logits max |diff| {logits_diff:.2e}"
     );
@@ -163,6 +147,93 @@ fn matches_transformers_with_padding() {
             "the padding fixture must contain padding"
         );
     });
+}
+
+#[test]
+fn matches_transformers_with_a_non_default_layer_norm_eps_and_silu() {
+    check_case("layer_norm_eps", |c| {
+        assert_eq!(c.layer_norm_eps, 1e-3);
+        assert_eq!(c.hidden_act, HiddenAct::Silu);
+    });
+}
+
+#[test]
+fn matches_transformers_with_tanh_token_types_and_a_padding_id() {
+    check_case("config_variants", |c| {
+        assert_eq!(c.hidden_act, HiddenAct::Tanh);
+        assert_eq!(c.type_vocab_size, 5);
+        assert_eq!(c.pad_token_id, Some(3));
+        assert_eq!(c.max_position_embeddings, 40);
+        let (_, ids) = Expected::read("config_variants").i64("input_ids");
+        let (_, mask) = Expected::read("config_variants").i64("attention_mask");
+        assert!(
+            ids.iter().zip(&mask).any(|(&id, &m)| m == 0 && id == 3),
+            "the fixture must pad with id 3"
+        );
+    });
+}
+
+#[test]
+fn matches_transformers_sequence_classification() {
+    let case = "sequence_classification";
+    let config = fixture_config(case);
+    assert_ne!(config.embedding_size(), config.hidden_size);
+    let model = load_hf_sequence_classification::<B>(
+        &config,
+        fixture_num_labels(case),
+        &fixture_dir(case).join("model.safetensors"),
+        &Default::default(),
+    )
+    .unwrap();
+    check_encoder(case, &model.roformer, &config);
+    let (input, mask) = fixture_input(&Expected::read(case));
+    assert!(mask.contains(&0), "the fixture must contain padding");
+    let diff = check_logits(case, model.forward(input), false);
+    eprintln!("{case}: logits max |diff| {diff:.2e}");
+}
+
+#[test]
+fn matches_transformers_token_classification() {
+    let case = "token_classification";
+    let config = fixture_config(case);
+    assert!(config.rotary_value);
+    let model = load_hf_token_classification::<B>(
+        &config,
+        fixture_num_labels(case),
+        &fixture_dir(case).join("model.safetensors"),
+        &Default::default(),
+    )
+    .unwrap();
+    check_encoder(case, &model.roformer, &config);
+    let (input, _) = fixture_input(&Expected::read(case));
+    let diff = check_logits(case, model.forward(input), true);
+    eprintln!("{case}: logits max |diff| {diff:.2e}");
+}
+
+#[test]
+fn a_head_file_loads_only_into_its_own_head() {
+    // A token-classification file has no `classifier.dense`; a masked-LM file has no
+    // `classifier` at all.
+    let config = fixture_config("token_classification");
+    let error = load_hf_sequence_classification::<B>(
+        &config,
+        5,
+        &fixture_dir("token_classification").join("model.safetensors"),
+        &Default::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("classifier.dense"), "{error}");
+    let config = fixture_config("base");
+    let error = load_hf_token_classification::<B>(
+        &config,
+        5,
+        &fixture_dir("base").join("model.safetensors"),
+        &Default::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("cls.predictions"), "{error}");
 }
 
 #[test]
@@ -216,7 +287,7 @@ fn saving_in_hf_layout_round_trips() {
     let reloaded: RoFormerForMaskedLM<B> = load_hf_masked_lm(&config, &out, &device).unwrap();
     std::fs::remove_file(&out).unwrap();
     let expected = Expected::read("embedding_project");
-    let input = RoFormerInput::new(expected.int_tensor("input_ids"));
+    let input = RoFormerInput::new(int_tensor(&expected, "input_ids"));
     let a = model
         .forward(input.clone())
         .into_data()
