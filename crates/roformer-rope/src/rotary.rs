@@ -215,6 +215,13 @@ impl<B: Backend> RotaryEmbedding<B> {
         cos: Tensor<B, 2>,
         signed_sin: Tensor<B, 2>,
     ) -> Tensor<B, D> {
+        // A record can bring the tables in another float type than `x` (f32 tables
+        // loaded into an f64 model); burn does not mix float types in one operation.
+        let (cos, signed_sin) = if cos.dtype() == x.dtype() {
+            (cos, signed_sin)
+        } else {
+            (cos.cast(x.dtype()), signed_sin.cast(x.dtype()))
+        };
         let shape = x.shape();
         let dims = x.dims();
         let (seq, d) = (dims[D - 2], dims[D - 1]);
@@ -268,11 +275,16 @@ pub(crate) fn rotation_rows(
     (cos, signed_sin)
 }
 
+/// The rows as a tensor of the backend's float type (burn keeps host data in the type it
+/// was made in, so an f32 table on an f64 or f16 backend would not combine with `x`).
 fn to_tensor<B: Backend>(
     values: Vec<f32>,
     rows: usize,
     cols: usize,
     device: &B::Device,
 ) -> Tensor<B, 2> {
-    Tensor::from_data(TensorData::new(values, [rows, cols]), device)
+    Tensor::from_data(
+        TensorData::new(values, [rows, cols]).convert::<B::FloatElem>(),
+        device,
+    )
 }

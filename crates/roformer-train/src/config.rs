@@ -40,7 +40,8 @@ pub struct DataConfig {
     /// Default: `None`, the fixed list [`crate::data::DEFAULT_VALIDATION_WORKS`] for the
     /// shipped corpus, or the last file in name order for another corpus.
     pub validation_works: Option<Vec<String>>,
-    /// Longest example in tokens, [CLS] and [SEP] included. Default: 128.
+    /// Longest example in tokens, [CLS] and [SEP] included; at most
+    /// `model.max_position_embeddings`. Default: 128.
     pub max_seq_len: usize,
     /// Fraction of tokens selected for prediction. Default: 0.15 (BERT's).
     pub mask_probability: f64,
@@ -220,6 +221,17 @@ impl TrainConfig {
                 format!(
                     "expected at least 3 ([CLS], a token, [SEP]), got {}",
                     data.max_seq_len
+                ),
+            );
+        }
+        // Refused rather than raised silently: the exported model would claim fewer
+        // positions than it was trained on, and transformers enforces that limit.
+        if data.max_seq_len > self.model.max_position_embeddings {
+            return fail(
+                "data.max_seq_len",
+                format!(
+                    "expected at most model.max_position_embeddings ({}), got {}",
+                    self.model.max_position_embeddings, data.max_seq_len
                 ),
             );
         }

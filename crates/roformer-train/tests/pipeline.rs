@@ -11,13 +11,14 @@ use std::sync::{Mutex, OnceLock};
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{Int, Tensor, TensorData};
 use roformer::{IGNORE_INDEX, RoFormerInput};
+use roformer_testing::max_abs_diff;
 use roformer_train::TrainConfig;
 use roformer_train::data::{
     DEFAULT_CORPUS_DIR, SpecialIds, TextTokenizer, mask_seed, mask_tokens, pack_lines,
 };
 use roformer_train::infer::{EncodeLine, embed, encode, fill_mask, write_encoded};
 use roformer_train::model_dir::load_model;
-use roformer_train::train::metrics::read_records;
+use roformer_train::train::metrics::{EvalRecord, read_records};
 use roformer_train::train::{
     METRICS_FILE, PLOT_FILE, RUN_CONFIG_FILE, RunStart, TrainEvent, train,
 };
@@ -50,8 +51,9 @@ num_hidden_layers = 1
 num_attention_heads = 2
 intermediate_size = 64
 max_position_embeddings = 64
-hidden_dropout_prob = 0.0
-attention_probs_dropout_prob = 0.0
+# Dropout on, as in the shipped configs, so that resuming must reproduce its masks.
+hidden_dropout_prob = 0.1
+attention_probs_dropout_prob = 0.1
 
 [data]
 corpus = "{corpus}"
@@ -140,6 +142,11 @@ fn config_errors_name_the_file_and_key() {
         (
             base.replace("steps = 10", "steps = 10\nepochs = 2"),
             "training.epochs",
+        ),
+        // Longer examples than the model has positions for.
+        (
+            base.replace("max_seq_len = 24", "max_seq_len = 65"),
+            "data.max_seq_len",
         ),
     ];
     for (text, key) in cases {
@@ -348,6 +355,7 @@ fn resuming_gives_the_same_run_as_never_stopping() {
     // frequency ties in hash order, so a second training could pick other pieces.
     let mut config = TrainConfig::from_toml_str(&small_config_toml(120), "test.toml").unwrap();
     config.tokenizer.path = Some(trained_run().join("tokenizer.json"));
+    let config_again = config.clone();
     run(
         RunStart::Fresh(Box::new(config.clone())),
         dir.path(),
@@ -367,38 +375,45 @@ fn resuming_gives_the_same_run_as_never_stopping() {
 
     run(RunStart::Resume, dir.path(), None);
     let resumed = read_records(&dir.path().join(METRICS_FILE)).unwrap();
-    assert_eq!(resumed.len(), reference.len());
+
+    // How far two identical uninterrupted runs are apart bounds how far a resumed one may
+    // be: same batches, masks, dropout masks and optimizer state give the same losses.
+    // (On one machine they agree to the bit; 1e-6 is the floor, far below the ~1e-3 a
+    // resume that re-seeds the dropout masks gives.)
+    let again = tempfile::tempdir().unwrap();
+    run(RunStart::Fresh(Box::new(config_again)), again.path(), None);
+    let repeated = read_records(&again.path().join(METRICS_FILE)).unwrap();
+    let largest_gap = |records: &[EvalRecord]| {
+        assert_eq!(records.len(), reference.len());
+        records
+            .iter()
+            .zip(&reference)
+            .map(|(a, b)| {
+                assert_eq!(a.step, b.step);
+                let losses = [a.valid_loss, a.train_loss, b.valid_loss, b.train_loss];
+                assert!(
+                    losses.iter().all(|l| l.is_finite()),
+                    "step {}: {losses:?}",
+                    a.step
+                );
+                (a.valid_loss - b.valid_loss)
+                    .abs()
+                    .max((a.train_loss - b.train_loss).abs())
+            })
+            .fold(0.0, f64::max)
+    };
+    let (noise, gap) = (largest_gap(&repeated), largest_gap(&resumed));
+    eprintln!("repeated run: largest loss gap {noise:e}; resumed run: {gap:e}");
     for (a, b) in resumed.iter().zip(&reference) {
-        assert_eq!(a.step, b.step);
-        // Same batches, masks and optimizer state: the same losses (dropout is off), up to
-        // float noise: two identical runs of the binary already differ by ~1e-8 relative at
-        // step 50 (summation orders in the CPU products are not fixed across runs), which
-        // training amplifies; at 1e-4 this test failed once in CI (1.26e-4 at step 100).
-        // What a broken resume (optimizer state or data order lost) would do was not
-        // measured; the first steps after a restart differ in the batches they see.
-        assert!(
-            (a.valid_loss - b.valid_loss).abs() < 1e-3,
-            "step {}: {} vs {}",
-            a.step,
-            a.valid_loss,
-            b.valid_loss
-        );
-        assert!(
-            (a.train_loss - b.train_loss).abs() < 1e-3,
-            "step {}: {} vs {}",
-            a.step,
-            a.train_loss,
-            b.train_loss
+        eprintln!(
+            "step {}: resumed {:.9} / {:.9}, uninterrupted {:.9} / {:.9}",
+            a.step, a.train_loss, a.valid_loss, b.train_loss, b.valid_loss
         );
     }
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    assert!(
+        gap <= noise.max(1e-6),
+        "a resumed run differs from an uninterrupted one by {gap:e}, two identical runs by {noise:e}"
+    );
 }
 
 #[test]
@@ -515,8 +530,8 @@ fn inference_matches_direct_model_computation() {
 }
 
 fn roformer(args: &[&str]) -> (bool, String, String) {
-    // With the `wgpu` feature the binary runs on WGPU, whose Wayland probe complains on
-    // stderr when XDG_RUNTIME_DIR is unset, as it is on CI machines.
+    // A binary built with the `wgpu` feature runs on WGPU, whose Wayland probe complains
+    // on stderr when XDG_RUNTIME_DIR is unset, as it is on CI machines.
     static RUNTIME_DIR: OnceLock<PathBuf> = OnceLock::new();
     let runtime_dir = RUNTIME_DIR.get_or_init(|| {
         use std::os::unix::fs::PermissionsExt;

@@ -29,11 +29,24 @@ impl HiddenAct {
     pub fn forward<B: Backend, const D: usize>(self, x: Tensor<B, D>) -> Tensor<B, D> {
         match self {
             // The fused kernel when the tensor is on burn-ndarray (inference), else burn's.
-            HiddenAct::Gelu => roformer_kernels::gelu(x).unwrap_or_else(activation::gelu),
+            HiddenAct::Gelu => roformer_kernels::gelu(x).unwrap_or_else(gelu_exact),
             HiddenAct::GeluNew => activation::gelu_approximate(x),
             HiddenAct::Relu => activation::relu(x),
             HiddenAct::Silu => activation::silu(x),
             HiddenAct::Tanh => activation::tanh(x),
         }
     }
+}
+
+/// x·Φ(x) = x·(1 + erf(x/√2))/2 written with tensor operations, so that autodiff
+/// differentiates it exactly. burn 0.21's `activation::gelu` computes the same forward,
+/// but its backward step is the derivative of GELU's tanh approximation (off by up to
+/// ~1e-3), which would make training on backends without the fused kernel differ.
+pub fn gelu_exact<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let phi = x
+        .clone()
+        .div_scalar(std::f64::consts::SQRT_2)
+        .erf()
+        .add_scalar(1.0);
+    x.mul(phi).mul_scalar(0.5)
 }

@@ -3,7 +3,7 @@
 
 use burn::module::Module;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{DType, Int, Tensor};
 use roformer_rope::{RotaryEmbedding, RotaryEmbeddingConfig};
 
 use crate::config::RoFormerConfig;
@@ -42,7 +42,7 @@ impl<B: Backend> RoFormerEncoder<B> {
         attention_mask: Option<Tensor<B, 2, Int>>,
         position_offset: usize,
     ) -> Vec<Tensor<B, 3>> {
-        let bias = attention_mask.map(score_bias);
+        let bias = attention_mask.map(|mask| score_bias(mask, hidden.dtype()));
         let mut states = Vec::with_capacity(self.layer.len() + 1);
         states.push(hidden);
         for layer in &self.layer {
@@ -59,7 +59,7 @@ impl<B: Backend> RoFormerEncoder<B> {
         attention_mask: Option<Tensor<B, 2, Int>>,
         position_offset: usize,
     ) -> Tensor<B, 3> {
-        let bias = attention_mask.map(score_bias);
+        let bias = attention_mask.map(|mask| score_bias(mask, hidden.dtype()));
         self.layer.iter().fold(hidden, |hidden, layer| {
             layer.forward(hidden, bias.clone(), &self.rope, position_offset)
         })
@@ -67,11 +67,16 @@ impl<B: Backend> RoFormerEncoder<B> {
 }
 
 /// `[batch, seq]` mask (1 = real token, 0 = padding) to the additive score bias
-/// `[batch, 1, 1, seq]`, built once per forward and shared by all layers.
-fn score_bias<B: Backend>(mask: Tensor<B, 2, Int>) -> Tensor<B, 4> {
+/// `[batch, 1, 1, seq]` in the hidden states' float type, built once per forward and shared
+/// by all layers.
+fn score_bias<B: Backend>(mask: Tensor<B, 2, Int>, dtype: DType) -> Tensor<B, 4> {
     let [batch, seq] = mask.dims();
-    mask.equal_elem(0)
-        .float()
-        .mul_scalar(MASKED_SCORE)
-        .reshape([batch, 1, 1, seq])
+    let padding = mask.equal_elem(0).float();
+    // `float()` gives the device's default float type, which an f64 or f16 model differs from.
+    let padding = if padding.dtype() == dtype {
+        padding
+    } else {
+        padding.cast(dtype)
+    };
+    padding.mul_scalar(MASKED_SCORE).reshape([batch, 1, 1, seq])
 }

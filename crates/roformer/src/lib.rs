@@ -61,7 +61,7 @@ mod layer;
 pub mod layout;
 mod model;
 
-pub use activation::HiddenAct;
+pub use activation::{HiddenAct, gelu_exact};
 pub use attention::RoFormerSelfAttention;
 pub use config::RoFormerConfig;
 pub use embeddings::RoFormerEmbeddings;

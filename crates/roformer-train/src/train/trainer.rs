@@ -2,8 +2,9 @@
 //!
 //! Generic over `B: AutodiffBackend`; the binary picks the backend. Progress is reported
 //! through [`TrainEvent`]s (this library never prints). Deterministic for a seed on a
-//! backend: example order and masks derive from (seed, epoch, example), so a resumed run
-//! sees the same batches as an uninterrupted one.
+//! backend: example order and masks derive from (seed, epoch, example) and the dropout
+//! masks from (seed, step), so a resumed run sees the same batches and drops the same
+//! units as an uninterrupted one.
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -46,6 +47,14 @@ pub const PLOT_FILE: &str = "loss.png";
 
 /// Salt of the validation masks, so they differ from any training epoch's.
 const VALIDATION_SALT: u64 = 0x005E_ED0F_FA11;
+/// Salt of the per-step seeds of the backend's random stream (dropout masks).
+const DROPOUT_SALT: u64 = 0xD20F_0A75_7EED;
+
+/// The backend's seed for `step`: dropout masks are a function of (seed, step) alone, so a
+/// run resumed from a checkpoint draws the same masks as one never stopped.
+fn dropout_seed(seed: u64, step: usize) -> u64 {
+    mask_seed(seed ^ DROPOUT_SALT, step as u64, u64::MAX)
+}
 
 /// What the loop reports while it runs.
 #[derive(Debug, Clone)]
@@ -270,6 +279,7 @@ pub fn train<B: AutodiffBackend>(
             .collect();
         let batch = mlm_batch::<B>(&examples, special.pad, device);
         tokens += batch.real_tokens;
+        B::seed(device, dropout_seed(training.seed, step));
         let (loss, _) = masked_lm_step(&model, batch);
         let loss_value: f64 = loss.clone().into_scalar().elem();
         let grads = GradientsParams::from_grads(loss.backward(), &model);

@@ -112,6 +112,12 @@ pub fn masked_lm_loss<B: Backend>(logits: Tensor<B, 3>, labels: Tensor<B, 2, Int
         return fused.loss;
     }
     let counted = labels.clone().not_equal_elem(IGNORE_INDEX).float();
+    // `float()` gives the device's default float type; the logits' may differ (f64, f16).
+    let counted = if counted.dtype() == rows.dtype() {
+        counted
+    } else {
+        counted.cast(rows.dtype())
+    };
     let targets = labels.clamp_min(0).reshape([batch * seq, 1]);
     let log_probs = log_softmax(rows, 1);
     let picked = log_probs.gather(1, targets).reshape([batch * seq]);
