@@ -174,12 +174,19 @@ fn check_tied(
     };
     match (values(stored_tensor), values(tied_tensor)) {
         (Ok(a), Ok(b)) if a.len() == b.len() => {
+            // A NaN on either side is a difference too (`f32::max` would drop it).
             let max_diff = a
                 .iter()
                 .zip(&b)
-                .map(|(x, y)| (x - y).abs())
-                .fold(0.0f32, f32::max);
-            if max_diff > 0.0 {
+                .map(|(x, y)| if x == y { 0.0 } else { (x - y).abs() })
+                .fold(0.0f32, |m, d| {
+                    if m.is_nan() || d.is_nan() {
+                        f32::NAN
+                    } else {
+                        m.max(d)
+                    }
+                });
+            if max_diff.is_nan() || max_diff > 0.0 {
                 problems.push(format!(
                     "  {stored} differs from {tied_to} (max |diff| {max_diff:e}): this model ties them, untied decoders are not supported"
                 ));
@@ -308,6 +315,19 @@ pub fn load_hf_weights<B: Backend>(
     strictly(weights, path, problems)
 }
 
+/// Fills a freshly built model with a head (`roformer.*` plus the head's tensors) from an
+/// HF weights file, strictly.
+fn fill_with_head<B: Backend, M: ModuleSnapshot<B>>(
+    mut model: M,
+    path: &Path,
+) -> Result<M, RoFormerError> {
+    let tensors = read_nonempty(path)?;
+    let mut problems = Vec::new();
+    let snapshots = prepared_snapshots::<B>(&tensors, true, &mut problems);
+    apply_strictly(&mut model, snapshots, &mut problems);
+    strictly(model, path, problems)
+}
+
 /// Loads an HF `RoFormerForSequenceClassification` weights file (`roformer.*` and
 /// `classifier.{dense,out_proj}.*`) into a model with `num_labels` classes, strictly.
 pub fn load_hf_sequence_classification<B: Backend>(
@@ -316,12 +336,10 @@ pub fn load_hf_sequence_classification<B: Backend>(
     path: &Path,
     device: &B::Device,
 ) -> Result<RoFormerForSequenceClassification<B>, RoFormerError> {
-    let tensors = read_nonempty(path)?;
-    let mut problems = Vec::new();
-    let snapshots = prepared_snapshots::<B>(&tensors, true, &mut problems);
-    let mut model = RoFormerForSequenceClassification::new(config, num_labels, device)?;
-    apply_strictly(&mut model, snapshots, &mut problems);
-    strictly(model, path, problems)
+    fill_with_head(
+        RoFormerForSequenceClassification::new(config, num_labels, device)?,
+        path,
+    )
 }
 
 /// Loads an HF `RoFormerForTokenClassification` weights file (`roformer.*` and
@@ -332,12 +350,10 @@ pub fn load_hf_token_classification<B: Backend>(
     path: &Path,
     device: &B::Device,
 ) -> Result<RoFormerForTokenClassification<B>, RoFormerError> {
-    let tensors = read_nonempty(path)?;
-    let mut problems = Vec::new();
-    let snapshots = prepared_snapshots::<B>(&tensors, true, &mut problems);
-    let mut model = RoFormerForTokenClassification::new(config, num_labels, device)?;
-    apply_strictly(&mut model, snapshots, &mut problems);
-    strictly(model, path, problems)
+    fill_with_head(
+        RoFormerForTokenClassification::new(config, num_labels, device)?,
+        path,
+    )
 }
 
 /// Loads an HF `RoFormerForMaskedLM` weights file; fails if the file has no masked-LM head.
