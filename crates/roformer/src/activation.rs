@@ -28,7 +28,7 @@ impl HiddenAct {
     /// Applies the activation element-wise.
     pub fn forward<B: Backend, const D: usize>(self, x: Tensor<B, D>) -> Tensor<B, D> {
         match self {
-            // The fused kernel when the tensor is on burn-ndarray (inference), else burn's.
+            // The fused kernel on burn-ndarray, else x·Φ(x) by tensor operations.
             HiddenAct::Gelu => roformer_kernels::gelu(x).unwrap_or_else(gelu_exact),
             HiddenAct::GeluNew => activation::gelu_approximate(x),
             HiddenAct::Relu => activation::relu(x),
