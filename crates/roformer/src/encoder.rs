@@ -9,6 +9,7 @@ use roformer_rope::{RotaryEmbedding, RotaryEmbeddingConfig};
 use crate::config::RoFormerConfig;
 use crate::error::RoFormerError;
 use crate::layer::RoFormerLayer;
+use crate::layout::in_float_type;
 
 /// Score added for padded keys: HF adds `torch.finfo(float32).min`, so that a padded key
 /// gets exactly zero probability.
@@ -71,12 +72,7 @@ impl<B: Backend> RoFormerEncoder<B> {
 /// by all layers.
 fn score_bias<B: Backend>(mask: Tensor<B, 2, Int>, dtype: DType) -> Tensor<B, 4> {
     let [batch, seq] = mask.dims();
-    let padding = mask.equal_elem(0).float();
-    // `float()` gives the device's default float type, which an f64 or f16 model differs from.
-    let padding = if padding.dtype() == dtype {
-        padding
-    } else {
-        padding.cast(dtype)
-    };
-    padding.mul_scalar(MASKED_SCORE).reshape([batch, 1, 1, seq])
+    in_float_type(mask.equal_elem(0).float(), dtype)
+        .mul_scalar(MASKED_SCORE)
+        .reshape([batch, 1, 1, seq])
 }

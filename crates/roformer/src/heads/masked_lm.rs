@@ -13,7 +13,7 @@ use crate::config::RoFormerConfig;
 use crate::dense::{layer_norm, linear_activation, tied_projection};
 use crate::error::RoFormerError;
 use crate::init::normal_linear;
-use crate::layout::reshape;
+use crate::layout::{in_float_type, reshape};
 use crate::model::{RoFormerInput, RoFormerModel};
 
 /// Label value of positions that do not count in [`masked_lm_loss`] (PyTorch's convention).
@@ -111,13 +111,10 @@ pub fn masked_lm_loss<B: Backend>(logits: Tensor<B, 3>, labels: Tensor<B, 2, Int
     if let Some(fused) = roformer_kernels::cross_entropy(&rows, &labels, IGNORE_INDEX) {
         return fused.loss;
     }
-    let counted = labels.clone().not_equal_elem(IGNORE_INDEX).float();
-    // `float()` gives the device's default float type; the logits' may differ (f64, f16).
-    let counted = if counted.dtype() == rows.dtype() {
-        counted
-    } else {
-        counted.cast(rows.dtype())
-    };
+    let counted = in_float_type(
+        labels.clone().not_equal_elem(IGNORE_INDEX).float(),
+        rows.dtype(),
+    );
     let targets = labels.clamp_min(0).reshape([batch * seq, 1]);
     let log_probs = log_softmax(rows, 1);
     let picked = log_probs.gather(1, targets).reshape([batch * seq]);
