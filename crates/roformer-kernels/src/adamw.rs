@@ -7,12 +7,11 @@
 //! fifteen tensor operations, each reading and writing whole parameter-sized arrays;
 //! here each element is read and written once.
 
-use burn::tensor::Tensor;
-use burn::tensor::backend::Backend;
-use ndarray::{ArcArray, Array, IxDyn};
+use ndarray::IxDyn;
 use rayon::prelude::*;
 
-use crate::ndarray_bridge::{ndarray_f32, tensor_from_array};
+use crate::Array;
+use crate::dispatch::{self, Kernel};
 use crate::vectorize::multiversion;
 
 /// Elements per parallel task.
@@ -37,57 +36,44 @@ pub struct AdamWStep {
 
 /// A parameter and its moment estimates after a step.
 #[derive(Debug)]
-pub struct AdamWUpdate<B: Backend, const D: usize> {
+pub struct AdamWMoments {
     /// The updated parameter.
-    pub param: Tensor<B, D>,
+    pub param: Array,
     /// The first-moment estimate `m`.
-    pub moment_1: Tensor<B, D>,
+    pub moment_1: Array,
     /// The second-moment estimate `v`.
-    pub moment_2: Tensor<B, D>,
+    pub moment_2: Array,
 }
 
-/// The inputs of [`adamw`], handed back when the kernel declines them.
-pub type AdamWInputs<B, const D: usize> = (
-    Tensor<B, D>,
-    Tensor<B, D>,
-    Option<(Tensor<B, D>, Tensor<B, D>)>,
-);
-
 /// One AdamW step of `param` with gradient `grad` and the previous moments (`None` on the
-/// first step: both start at zero) when all are f32 tensors of burn-ndarray of one shape;
-/// otherwise the inputs come back unchanged for the caller's own implementation.
-pub fn adamw<B: Backend, const D: usize>(
-    param: Tensor<B, D>,
-    grad: Tensor<B, D>,
-    moments: Option<(Tensor<B, D>, Tensor<B, D>)>,
+/// first step: both start at zero), updated in place where the buffers are not shared.
+/// `None` unless all have one shape.
+pub fn adamw(
+    param: Array,
+    grad: &Array,
+    moments: Option<(Array, Array)>,
     step: &AdamWStep,
-) -> Result<AdamWUpdate<B, D>, AdamWInputs<B, D>> {
-    let arrays = (|| {
-        let moments = match &moments {
-            Some((m, v)) => Some((ndarray_f32(m)?, ndarray_f32(v)?)),
-            None => None,
-        };
-        Some((ndarray_f32(&param)?, ndarray_f32(&grad)?, moments))
-    })();
-    let Some((p, g, moments_arrays)) = arrays else {
-        return Err((param, grad, moments));
-    };
+) -> Option<AdamWMoments> {
+    let (p, g, moments_arrays) = (param, grad, moments);
     let shape = p.shape().to_vec();
-    let same_shape = |a: &ArcArray<f32, IxDyn>| a.shape() == shape.as_slice();
-    if !same_shape(&g)
+    let same_shape = |a: &Array| a.shape() == shape.as_slice();
+    if !same_shape(g)
         || !moments_arrays
             .as_ref()
             .is_none_or(|(m, v)| same_shape(m) && same_shape(v))
     {
-        return Err((param, grad, moments));
+        return None;
     }
-    // The arrays are now the only owners of their buffers (unless the caller kept clones),
-    // so the updates below happen in place.
-    drop((param, grad, moments));
+    dispatch::record(Kernel::AdamW);
+    // Unless the caller kept clones, the arrays are the only owners of their buffers, so
+    // the updates below happen in place.
     let mut p = row_major_owned(p);
     let (mut m, mut v) = match moments_arrays {
         Some((m, v)) => (row_major_owned(m), row_major_owned(v)),
-        None => (Array::zeros(IxDyn(&shape)), Array::zeros(IxDyn(&shape))),
+        None => (
+            ndarray::Array::zeros(IxDyn(&shape)),
+            ndarray::Array::zeros(IxDyn(&shape)),
+        ),
     };
     let g = g.as_standard_layout();
     let coefficients = Coefficients::of(step);
@@ -103,15 +89,15 @@ pub fn adamw<B: Backend, const D: usize>(
         .zip(v_slice.par_chunks_mut(CHUNK))
         .zip(g_slice.par_chunks(CHUNK))
         .for_each(|(((p, m), v), g)| update(p, m, v, g, coefficients));
-    Ok(AdamWUpdate {
-        param: tensor_from_array(p.into_shared()),
-        moment_1: tensor_from_array(m.into_shared()),
-        moment_2: tensor_from_array(v.into_shared()),
+    Some(AdamWMoments {
+        param: p.into_shared(),
+        moment_1: m.into_shared(),
+        moment_2: v.into_shared(),
     })
 }
 
 /// `array` as an owned row-major array, copied only when shared or strided.
-fn row_major_owned(array: ArcArray<f32, IxDyn>) -> Array<f32, IxDyn> {
+fn row_major_owned(array: Array) -> ndarray::Array<f32, IxDyn> {
     if array.is_standard_layout() {
         array.into_owned()
     } else {

@@ -11,23 +11,19 @@
 //! dropout multipliers) are kept for the backward step (`attention_backward.rs`), as burn's
 //! own operations would keep them.
 
-use std::sync::Arc;
+use core::mem::MaybeUninit;
 
-use burn::tensor::backend::Backend;
-use burn::tensor::{Distribution, Tensor};
-use ndarray::{ArcArray, IxDyn};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use rayon::prelude::*;
 
-use crate::attention_backward::{AttentionBackward, AttentionSaved};
-use crate::autodiff::{record, tracked_f32};
 use crate::buffer::Unwritten;
+use crate::dispatch::{self, Kernel};
 use crate::gemm::{Threads, sgemm};
-use crate::ndarray_bridge::{ndarray_f32, tensor_from_f32};
 use crate::parallel::SharedPtr;
 use crate::softmax::{Normalise, softmax_rows};
 use crate::vectorize::multiversion;
+use crate::{Array, row_major};
 
 /// Queries per task: a `[QUERY_BLOCK, keys]` score block stays in cache for moderate key
 /// counts, and there are enough tasks to keep every core busy at batch 1. 48 rather than 64:
@@ -35,80 +31,77 @@ use crate::vectorize::multiversion;
 /// than 8 × 6 columns of queries; at 48 or fewer it reads them in place.
 const QUERY_BLOCK: usize = 48;
 
+/// Dropout of attention probabilities: each is kept with probability `keep` (and scaled by
+/// `1/keep`), from masks that are a function of `seed` and the (batch, head, query).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Dropout {
+    pub keep: f32,
+    pub seed: u64,
+}
+
+/// What [`attention`] returns.
+#[derive(Debug)]
+pub struct AttentionOutput {
+    /// The merged context `[b, s_q, h·d_v]`.
+    pub context: Array,
+    /// The attention probabilities `P` `[b, h, s_q, s_k]`, when asked for (training).
+    pub probabilities: Option<Array>,
+    /// The dropout multipliers `M` (0 or `1/keep`, same shape), with dropout and when
+    /// asked for.
+    pub multipliers: Option<Array>,
+}
+
 /// `softmax(scale·q·kᵀ + bias)·v` with the heads merged: q `[b, h, s_q, d]`, k
-/// `[b, h, s_k, d]`, v `[b, h, s_k, d_v]` (any strides with a unit stride on the last axis),
-/// bias `[b or 1, 1, 1, s_k]` (added to every query's scores; a constant, it gets no
-/// gradient), output `[b, s_q, h·d_v]`.
-///
-/// On burn-ndarray this is inference (`dropout` unused, as burn's `Dropout` is inactive
-/// without autodiff). On `Autodiff<NdArray>`, attention probabilities are dropped with
-/// probability `dropout` (kept ones scaled by `1/(1 − dropout)`, masks drawn from a seed
-/// taken from the backend's generator, so `B::seed` makes runs repeat) and the backward step
-/// is recorded. Returns `None` for any other backend or form.
-pub fn attention<B: Backend>(
-    query: &Tensor<B, 4>,
-    key: &Tensor<B, 4>,
-    value: &Tensor<B, 4>,
-    score_bias: Option<&Tensor<B, 4>>,
+/// `[b, h, s_k, d]`, v `[b, h, s_k, d_v]` (any strides), bias `[b or 1, 1, 1, s_k]` (added
+/// to every query's scores), output `[b, s_q, h·d_v]`. With `dropout`, probabilities are
+/// dropped before the product with v; with `keep_probabilities` they (and the dropout
+/// multipliers) are returned for the backward step. `None` when the shapes do not fit.
+pub fn attention(
+    query: &Array,
+    key: &Array,
+    value: &Array,
+    score_bias: Option<&Array>,
     scale: f32,
-    dropout: f64,
-) -> Option<Tensor<B, 3>> {
-    if let Some(q) = ndarray_f32(query) {
-        let (k, v) = (ndarray_f32(key)?, ndarray_f32(value)?);
-        let dims = Dims::of(&q, &k, &v)?;
-        let bias = match score_bias {
-            Some(bias) => Some(KeyBias::new(ndarray_f32(bias)?, dims.batch, dims.seq_k)?),
-            None => None,
-        };
-        let inputs = Inputs {
-            q,
-            k,
-            v,
-            bias,
-            dims,
-            scale,
-        };
-        let (context, _) = forward(&inputs, None, false, QUERY_BLOCK);
-        return Some(tensor_from_f32(context, &inputs.dims.context_shape()));
-    }
-    let ((tracked_q, q), (tracked_k, k), (tracked_v, v)) =
-        (tracked_f32(query)?, tracked_f32(key)?, tracked_f32(value)?);
-    let dims = Dims::of(&q, &k, &v)?;
+    dropout: Option<Dropout>,
+    keep_probabilities: bool,
+) -> Option<AttentionOutput> {
+    let dims = Dims::of(query, key, value)?;
     let bias = match score_bias {
-        Some(bias) => Some(KeyBias::new(tracked_f32(bias)?.1, dims.batch, dims.seq_k)?),
+        Some(bias) => Some(KeyBias::new(bias, dims.batch, dims.seq_k)?),
         None => None,
     };
-    let dropout = (dropout > 0.0).then(|| DropoutMask {
-        keep: 1.0 - dropout as f32,
-        seed: seed_from_backend(query),
-    });
+    dispatch::record(Kernel::Attention);
     let inputs = Inputs {
-        q,
-        k,
-        v,
+        q: unit_last_stride(query),
+        k: unit_last_stride(key),
+        v: unit_last_stride(value),
         bias,
         dims,
         scale,
     };
-    let (context, saved) = forward(&inputs, dropout, true, QUERY_BLOCK);
-    let (probabilities, multipliers) = saved.expect("kept when asked");
-    let shape = inputs.dims.context_shape();
-    let saved = AttentionSaved {
-        q: inputs.q,
-        k: inputs.k,
-        v: inputs.v,
+    let (context, saved) = forward(&inputs, dropout, keep_probabilities, QUERY_BLOCK);
+    let saved_shape = [dims.batch, dims.heads, dims.seq_q, dims.seq_k];
+    let (probabilities, multipliers) = match saved {
+        Some((probabilities, multipliers)) => (
+            Some(row_major(probabilities, &saved_shape)),
+            multipliers.map(|m| row_major(m, &saved_shape)),
+        ),
+        None => (None, None),
+    };
+    Some(AttentionOutput {
+        context: row_major(context, &dims.context_shape()),
         probabilities,
         multipliers,
-        dims: inputs.dims,
-        scale,
-    };
-    let context = ArcArray::from_shape_vec(IxDyn(&shape), context).ok()?;
-    Some(record(
-        AttentionBackward,
-        saved,
-        [&tracked_q, &tracked_k, &tracked_v],
-        context,
-    ))
+    })
+}
+
+/// `array` itself when its rows are contiguous (unit last stride), else a row-major copy.
+pub(crate) fn unit_last_stride(array: &Array) -> Array {
+    if array.strides().last() == Some(&1) {
+        array.clone()
+    } else {
+        array.as_standard_layout().into_shared()
+    }
 }
 
 /// The extents of one attention call.
@@ -123,12 +116,8 @@ pub(crate) struct Dims {
 }
 
 impl Dims {
-    /// Checks q `[b, h, s_q, d]`, k `[b, h, s_k, d]`, v `[b, h, s_k, d_v]`, unit last strides.
-    fn of(
-        q: &ArcArray<f32, IxDyn>,
-        k: &ArcArray<f32, IxDyn>,
-        v: &ArcArray<f32, IxDyn>,
-    ) -> Option<Self> {
+    /// Checks q `[b, h, s_q, d]`, k `[b, h, s_k, d]`, v `[b, h, s_k, d_v]`.
+    pub(crate) fn of(q: &Array, k: &Array, v: &Array) -> Option<Self> {
         if q.ndim() != 4 || v.ndim() != 4 {
             return None;
         }
@@ -143,8 +132,7 @@ impl Dims {
         };
         let shapes_fit = k.shape() == [dims.batch, dims.heads, dims.seq_k, dims.d]
             && vs[..2] == [dims.batch, dims.heads];
-        let unit_last = [q, k, v].iter().all(|a| a.strides()[3] == 1);
-        (shapes_fit && unit_last && !q.is_empty() && dims.seq_k > 0).then_some(dims)
+        (shapes_fit && !q.is_empty() && dims.seq_k > 0).then_some(dims)
     }
 
     /// `[b, s_q, h·d_v]`.
@@ -153,30 +141,14 @@ impl Dims {
     }
 }
 
+/// Inputs of one call, with unit last strides.
 struct Inputs {
-    q: ArcArray<f32, IxDyn>,
-    k: ArcArray<f32, IxDyn>,
-    v: ArcArray<f32, IxDyn>,
+    q: Array,
+    k: Array,
+    v: Array,
     bias: Option<KeyBias>,
     dims: Dims,
     scale: f32,
-}
-
-/// Dropout of attention probabilities: keep probability and the seed of this call's masks.
-#[derive(Clone, Copy)]
-struct DropoutMask {
-    keep: f32,
-    seed: u64,
-}
-
-/// A seed drawn from the backend's own generator (one number), so that seeding the backend
-/// makes dropout masks repeat.
-fn seed_from_backend<B: Backend>(like: &Tensor<B, 4>) -> u64 {
-    let draw = Tensor::<B, 1>::random([2], Distribution::Default, &like.device());
-    let values = draw.into_data().to_vec::<f32>().unwrap_or_default();
-    values.iter().fold(0u64, |seed, v| {
-        (seed << 32) ^ u64::from((v * 4_294_967_296.0) as u32)
-    })
 }
 
 /// The context `[b, s_q, h·d_v]` and, when `keep` is set, the attention probabilities
@@ -185,10 +157,10 @@ fn seed_from_backend<B: Backend>(like: &Tensor<B, 4>) -> u64 {
 #[allow(clippy::type_complexity)]
 fn forward(
     inputs: &Inputs,
-    dropout: Option<DropoutMask>,
+    dropout: Option<Dropout>,
     keep: bool,
     query_block: usize,
-) -> (Vec<f32>, Option<(Arc<Vec<f32>>, Option<Arc<Vec<f32>>>)>) {
+) -> (Vec<f32>, Option<(Vec<f32>, Option<Vec<f32>>)>) {
     assert!((1..=QUERY_BLOCK).contains(&query_block));
     let Dims {
         batch,
@@ -240,21 +212,18 @@ fn forward(
             let (b_i, h_i) = (b as isize, h as isize);
             let block_offset = ((bh * seq_q + first) * seq_k) as isize;
             let mut scratch = Vec::new();
-            let scores: &mut [f32] = if keep {
-                // SAFETY: rows `first..first + rows` of head `bh` belong to this task alone.
-                unsafe {
-                    core::slice::from_raw_parts_mut(
-                        saved_probabilities.at(block_offset),
-                        rows * seq_k,
-                    )
-                }
+            // The score block: this task's rows of the kept probabilities, or scratch.
+            let scores_start = if keep {
+                // SAFETY: rows `first..first + rows` of head `bh` lie inside the
+                // probability buffer (`b·h·s_q·s_k` elements) and belong to this task alone.
+                unsafe { saved_probabilities.at(block_offset) }
             } else {
                 scratch.resize(rows * seq_k, 0f32);
-                &mut scratch
+                scratch.as_mut_ptr()
             };
-            // SAFETY (both products): every pointer is an element of its array, offset by
-            // indices within the shapes checked by `Dims::of` and the array's own strides; the
-            // arrays outlive this loop; each task writes its own rows of its own head's columns.
+            // SAFETY: every pointer is an element of its array, offset by indices within the
+            // shapes checked by `Dims::of` and the array's own strides; the arrays outlive this
+            // loop; the destination is this task's score block (beta = 0: written, not read).
             unsafe {
                 sgemm(
                     rows,
@@ -268,12 +237,16 @@ fn forward(
                     seq_k as isize,
                     1,
                     0.0,
-                    scores.as_mut_ptr(),
+                    scores_start,
                     seq_k as isize,
                     1,
                     Threads::One,
                 );
             }
+            // SAFETY: the product above wrote all `rows·s_k` elements of the block, which
+            // this task alone accesses.
+            let scores: &mut [f32] =
+                unsafe { core::slice::from_raw_parts_mut(scores_start, rows * seq_k) };
             let bias_row = inputs.bias.as_ref().map_or(&[][..], |bias| bias.row(b));
             let mut inverse_sums = [0f32; QUERY_BLOCK];
             softmax_rows(scores, seq_k, bias_row, normalise, &mut inverse_sums);
@@ -283,11 +256,12 @@ fn forward(
                     let threshold = (f64::from(mask.keep) * 4_294_967_296.0) as u64;
                     let scale = 1.0 / mask.keep;
                     dropped.reserve(scores.len());
-                    // SAFETY: the same rows of the multiplier array, owned by this task.
-                    let kept: &mut [f32] = if keep {
+                    let kept: &mut [MaybeUninit<f32>] = if keep {
+                        // SAFETY: the same rows of the multiplier buffer (as large as the
+                        // probabilities), owned by this task; viewed as unwritten slots.
                         unsafe {
                             core::slice::from_raw_parts_mut(
-                                saved_multipliers.at(block_offset),
+                                saved_multipliers.at(block_offset).cast(),
                                 rows * seq_k,
                             )
                         }
@@ -308,7 +282,7 @@ fn forward(
                                 0.0
                             };
                             if keep {
-                                kept[r * seq_k + j] = multiplier;
+                                kept[r * seq_k + j].write(multiplier);
                             }
                             dropped.push(p * multiplier);
                         }
@@ -317,6 +291,9 @@ fn forward(
                 }
                 None => scores,
             };
+            let context_start = ((b * seq_q + first) * width + h * d_v) as isize;
+            // SAFETY: as for the score product; the destination is this task's rows of head
+            // `h`'s columns of the context, which no other task writes.
             unsafe {
                 sgemm(
                     rows,
@@ -330,7 +307,7 @@ fn forward(
                     vs[2],
                     1,
                     0.0,
-                    out.at(((b * seq_q + first) * width + h * d_v) as isize),
+                    out.at(context_start),
                     width as isize,
                     1,
                     Threads::One,
@@ -339,13 +316,14 @@ fn forward(
             if normalise == Normalise::Later {
                 for (row, inverse) in inverse_sums[..rows].iter().enumerate() {
                     let start = ((b * seq_q + first + row) * width + h * d_v) as isize;
-                    // SAFETY: this task's context rows, just written by the product above.
+                    // SAFETY: this task's context row, just written by the product above.
                     let context = unsafe { core::slice::from_raw_parts_mut(out.at(start), d_v) };
                     context.iter_mut().for_each(|x| *x *= inverse);
                 }
             }
         });
-    // SAFETY: the loop above wrote every element of each buffer (see where they are made).
+    // SAFETY: the loop above wrote every element of each buffer: the context and probability
+    // blocks by products with beta = 0, the multipliers by the dropout loop.
     let (context, probabilities, multipliers) = unsafe {
         (
             context.assume_written(),
@@ -353,39 +331,37 @@ fn forward(
             multipliers.assume_written(),
         )
     };
-    let saved = keep.then(|| {
-        let multipliers = dropout.map(|_| Arc::new(multipliers));
-        (Arc::new(probabilities), multipliers)
-    });
+    let saved = keep.then(|| (probabilities, dropout.map(|_| multipliers)));
     (context, saved)
 }
 
 /// k `[b, h, s_k, d]` (unit last stride) as `[b·h, d, s_k]` row-major.
-fn transpose_keys(k: &ArcArray<f32, IxDyn>, dims: &Dims) -> Vec<f32> {
+fn transpose_keys(k: &Array, dims: &Dims) -> Vec<f32> {
     let Dims { seq_k, d, .. } = *dims;
     let ks = k.strides();
     let (batch_stride, head_stride, row_stride) = (ks[0], ks[1], ks[2]);
     let keys = SharedPtr::new_const(k.as_ptr());
     let mut out = Unwritten::new(dims.batch * dims.heads * d * seq_k);
-    let start = SharedPtr(out.as_mut_ptr());
-    (0..dims.batch * dims.heads).into_par_iter().for_each(|bh| {
-        let (b, h) = ((bh / dims.heads) as isize, (bh % dims.heads) as isize);
-        // SAFETY: head `bh`'s `d·s_k` elements, written by this task alone; the key rows are
-        // inside k by its checked shape and own strides.
-        let head = unsafe {
-            core::slice::from_raw_parts_mut(start.at((bh * d * seq_k) as isize), d * seq_k)
-        };
-        let rows: Vec<&[f32]> = (0..seq_k as isize)
-            .map(|j| unsafe {
-                core::slice::from_raw_parts(
-                    keys.at(b * batch_stride + h * head_stride + j * row_stride),
-                    d,
-                )
-            })
-            .collect();
-        transpose_head(head, &rows);
-    });
-    // SAFETY: every head was written in full by `transpose_head`.
+    out.slots()
+        .par_chunks_mut(d * seq_k)
+        .enumerate()
+        .for_each(|(bh, head)| {
+            let (b, h) = ((bh / dims.heads) as isize, (bh % dims.heads) as isize);
+            let rows: Vec<&[f32]> = (0..seq_k as isize)
+                .map(|j| {
+                    // SAFETY: key row `j` of head (b, h): `d` contiguous elements (unit last
+                    // stride) inside k by its checked shape and own strides; k outlives this.
+                    unsafe {
+                        core::slice::from_raw_parts(
+                            keys.at(b * batch_stride + h * head_stride + j * row_stride),
+                            d,
+                        )
+                    }
+                })
+                .collect();
+            transpose_head(head, &rows);
+        });
+    // SAFETY: `transpose_head` wrote every slot of every head.
     unsafe { out.assume_written() }
 }
 
@@ -394,12 +370,12 @@ const TRANSPOSE_TILE: usize = 16;
 
 multiversion! {
     /// `out[i·s + j] = rows[j][i]` for `s = rows.len()` rows of `out.len() / s` features.
-    fn transpose_head(out: &mut [f32], rows: &[&[f32]]) {
+    fn transpose_head(out: &mut [MaybeUninit<f32>], rows: &[&[f32]]) {
         let seq = rows.len();
         for (tile, first) in rows.chunks(TRANSPOSE_TILE).zip((0..seq).step_by(TRANSPOSE_TILE)) {
             for (i, out_row) in out.chunks_exact_mut(seq).enumerate() {
                 for (o, row) in out_row[first..first + tile.len()].iter_mut().zip(tile) {
-                    *o = row[i];
+                    o.write(row[i]);
                 }
             }
         }
@@ -414,7 +390,7 @@ struct KeyBias {
 }
 
 impl KeyBias {
-    fn new(array: ArcArray<f32, IxDyn>, batch: usize, seq_k: usize) -> Option<Self> {
+    fn new(array: &Array, batch: usize, seq_k: usize) -> Option<Self> {
         let s = array.shape();
         let fits =
             s.len() == 4 && (s[0] == batch || s[0] == 1) && s[1] == 1 && s[2] == 1 && s[3] == seq_k;
@@ -436,10 +412,9 @@ impl KeyBias {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::Array;
 
     /// Deterministic values in [-1, 1).
-    fn array(shape: &[usize], seed: u64) -> ArcArray<f32, IxDyn> {
+    fn array(shape: &[usize], seed: u64) -> Array {
         let n: usize = shape.iter().product();
         let values = (0..n as u64)
             .map(|i| {
@@ -447,9 +422,7 @@ mod tests {
                 ((x >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
             })
             .collect();
-        Array::from_shape_vec(IxDyn(shape), values)
-            .unwrap()
-            .into_shared()
+        row_major(values, shape)
     }
 
     /// Blocks of 5, 16 and 48 queries (70 queries: partial last blocks) give the same
@@ -468,18 +441,14 @@ mod tests {
             bias: None,
             scale: 0.4,
         };
-        let dropout = Some(DropoutMask {
+        let dropout = Some(Dropout {
             keep: 0.8,
             seed: 12345,
         });
         let run = |block| {
             let (context, saved) = forward(&inputs, dropout, true, block);
             let (probabilities, multipliers) = saved.unwrap();
-            (
-                context,
-                (*probabilities).clone(),
-                (*multipliers.unwrap()).clone(),
-            )
+            (context, probabilities, multipliers.unwrap())
         };
         let reference = run(QUERY_BLOCK);
         let dropped = reference.2.iter().filter(|&&m| m == 0.0).count();

@@ -1,4 +1,4 @@
-//! The backward step of [`attention`](crate::attention) on `Autodiff<NdArray>`.
+//! The backward step of [`attention`](crate::attention).
 //!
 //! With `P` the attention probabilities, `M` the dropout multipliers (all 1 without
 //! dropout), `P̃ = P ⊙ M` and `O = P̃·V` per (batch, head):
@@ -6,76 +6,79 @@
 //! `dQ = scale·dS·K`, `dK = scale·dSᵀ·Q`. The products read q, k, v and the context
 //! gradient in place, as the forward does.
 
-use std::sync::Arc;
-
-use burn::backend::NdArray;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops};
-use burn_ndarray::NdArrayTensor;
-use ndarray::{ArcArray, IxDyn};
 use rayon::prelude::*;
 
-use crate::attention::Dims;
-use crate::autodiff::gradient_f32;
+use crate::attention::{Dims, unit_last_stride};
 use crate::buffer::Unwritten;
+use crate::dispatch::{self, Kernel};
 use crate::gemm::{Threads, sgemm};
-use crate::ndarray_bridge::array_from_f32;
 use crate::parallel::SharedPtr;
 use crate::vectorize::{self, multiversion};
+use crate::{Array, row_major};
 
-/// What the forward keeps for the backward step.
-#[derive(Clone)]
-pub(crate) struct AttentionSaved {
-    pub(crate) q: ArcArray<f32, IxDyn>,
-    pub(crate) k: ArcArray<f32, IxDyn>,
-    pub(crate) v: ArcArray<f32, IxDyn>,
-    /// `P`, `[b, h, s_q, s_k]` row-major.
-    pub(crate) probabilities: Arc<Vec<f32>>,
-    /// `M`, same layout; `None` without dropout.
-    pub(crate) multipliers: Option<Arc<Vec<f32>>>,
-    pub(crate) dims: Dims,
-    pub(crate) scale: f32,
-}
-
-impl core::fmt::Debug for AttentionSaved {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("AttentionSaved")
-            .field("dims", &self.dims)
-            .field("dropout", &self.multipliers.is_some())
-            .finish()
-    }
-}
-
-/// Records the gradients of q, k and v.
+/// The gradients of q, k and v (row-major, shaped like them).
 #[derive(Debug)]
-pub(crate) struct AttentionBackward;
+pub struct AttentionGradients {
+    pub query: Array,
+    pub key: Array,
+    pub value: Array,
+}
 
-impl Backward<NdArray, 3> for AttentionBackward {
-    type State = AttentionSaved;
-
-    fn backward(
-        self,
-        ops: Ops<Self::State, 3>,
-        grads: &mut Gradients,
-        _checkpointer: &mut Checkpointer,
-    ) {
-        let context_gradient = grads.consume::<NdArray>(&ops.node);
-        let context_gradient = gradient_f32(context_gradient);
-        let [dq, dk, dv] = gradients(&ops.state, &context_gradient);
-        for (parent, gradient) in ops.parents.into_iter().zip([dq, dk, dv]) {
-            if let Some(node) = parent {
-                grads.register::<NdArray>(node.id, NdArrayTensor::from(gradient));
-            }
-        }
+/// The gradients of [`crate::attention`]'s q, k and v from the gradient of its context
+/// (`[b, s_q, h·d_v]`), with the probabilities and dropout multipliers it returned.
+/// `None` when the shapes do not fit.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_backward(
+    query: &Array,
+    key: &Array,
+    value: &Array,
+    probabilities: &Array,
+    multipliers: Option<&Array>,
+    scale: f32,
+    context_gradient: &Array,
+) -> Option<AttentionGradients> {
+    let dims = Dims::of(query, key, value)?;
+    let saved_shape = [dims.batch, dims.heads, dims.seq_q, dims.seq_k];
+    let fits = probabilities.shape() == saved_shape
+        && multipliers.is_none_or(|m| m.shape() == saved_shape)
+        && context_gradient.shape() == dims.context_shape();
+    if !fits {
+        return None;
     }
+    dispatch::record(Kernel::AttentionBackward);
+    let probabilities = probabilities.as_standard_layout();
+    let multipliers = multipliers.map(|m| m.as_standard_layout());
+    let saved = Saved {
+        q: unit_last_stride(query),
+        k: unit_last_stride(key),
+        v: unit_last_stride(value),
+        probabilities: probabilities.as_slice()?,
+        multipliers: match &multipliers {
+            Some(m) => Some(m.as_slice()?),
+            None => None,
+        },
+        dims,
+        scale,
+    };
+    let [query, key, value] = gradients(&saved, context_gradient);
+    Some(AttentionGradients { query, key, value })
+}
+
+/// The forward's inputs and probabilities, as the products read them.
+struct Saved<'a> {
+    q: Array,
+    k: Array,
+    v: Array,
+    /// `P`, `[b, h, s_q, s_k]` row-major.
+    probabilities: &'a [f32],
+    /// `M`, same layout; `None` without dropout.
+    multipliers: Option<&'a [f32]>,
+    dims: Dims,
+    scale: f32,
 }
 
 /// `[dQ, dK, dV]`, shaped like q, k, v (row-major).
-fn gradients(
-    saved: &AttentionSaved,
-    context_gradient: &ArcArray<f32, IxDyn>,
-) -> [ArcArray<f32, IxDyn>; 3] {
+fn gradients(saved: &Saved<'_>, context_gradient: &Array) -> [Array; 3] {
     let Dims {
         batch,
         heads,
@@ -110,7 +113,7 @@ fn gradients(
         let (b_i, h_i) = (b as isize, h as isize);
         let head = bh * seq_q * seq_k..(bh + 1) * seq_q * seq_k;
         let probabilities = &saved.probabilities[head.clone()];
-        let multipliers = saved.multipliers.as_ref().map(|m| &m[head]);
+        let multipliers = saved.multipliers.map(|m| &m[head]);
         let dropped: Vec<f32>;
         let weights = match multipliers {
             Some(m) => {
@@ -119,12 +122,14 @@ fn gradients(
             }
             None => probabilities,
         };
-        let d_out_head = op.at(((b * seq_q) * width + h * d_v) as isize);
+        // SAFETY: head `h`'s first column of sequence `b`'s context gradient rows, inside
+        // the `[b, s_q, h·d_v]` gradient.
+        let d_out_head = unsafe { op.at(((b * seq_q) * width + h * d_v) as isize) };
         // Written completely by the dP̃ product (beta = 0).
         let mut d_scores = Unwritten::new(seq_q * seq_k);
-        // SAFETY (all products): pointers are elements of their arrays, offset within the
-        // shapes in `Dims` by each array's strides; each task writes only head `bh` of
-        // dq, dk, dv; everything outlives the loop.
+        // SAFETY: pointers are elements of their arrays, offset within the shapes in `Dims`
+        // by each array's strides; each task writes only head `bh` of dq, dk, dv and its own
+        // `d_scores`; everything outlives the loop (the same for the products below).
         unsafe {
             // dV = P̃ᵀ · dO
             sgemm(
@@ -144,6 +149,9 @@ fn gradients(
                 1,
                 Threads::One,
             );
+        }
+        // SAFETY: as above.
+        unsafe {
             // dP̃ = dO · Vᵀ
             sgemm(
                 seq_q,
@@ -171,6 +179,7 @@ fn gradients(
             }
         }
         softmax_backward_rows(&mut d_scores, probabilities, seq_k);
+        // SAFETY: as above.
         unsafe {
             // dQ = scale · dS · K
             sgemm(
@@ -190,6 +199,9 @@ fn gradients(
                 1,
                 Threads::One,
             );
+        }
+        // SAFETY: as above.
+        unsafe {
             // dK = scale · dSᵀ · Q
             sgemm(
                 seq_k,
@@ -219,9 +231,9 @@ fn gradients(
         )
     };
     [
-        array_from_f32(dq, &[batch, heads, seq_q, d]),
-        array_from_f32(dk, &[batch, heads, seq_k, d]),
-        array_from_f32(dv, &[batch, heads, seq_k, d_v]),
+        row_major(dq, &[batch, heads, seq_q, d]),
+        row_major(dk, &[batch, heads, seq_k, d]),
+        row_major(dv, &[batch, heads, seq_k, d_v]),
     ]
 }
 

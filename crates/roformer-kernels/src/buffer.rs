@@ -3,6 +3,8 @@
 //! A matrix product with `beta = 0` (the `gemm` crate does not read its destination then)
 //! or a loop that stores every element needs no zero-filled buffer first, so gradient and
 //! attention-probability buffers skip the serial `memset` pass a zeroed allocation costs.
+//! The slots stay `MaybeUninit` until [`Unwritten::assume_written`]: kernels write them
+//! through raw pointers (the products) or `MaybeUninit::write`, never through a `&mut [f32]`.
 
 use core::mem::{ManuallyDrop, MaybeUninit};
 
@@ -22,10 +24,15 @@ impl Unwritten {
         self.0.as_mut_ptr().cast()
     }
 
+    /// The slots, to be written with `MaybeUninit::write`.
+    pub(crate) fn slots(&mut self) -> &mut [MaybeUninit<f32>] {
+        &mut self.0
+    }
+
     /// The buffer as values.
     ///
     /// # Safety
-    /// Every one of the `len` elements has been written through [`Self::as_mut_ptr`].
+    /// Every one of the `len` elements has been written.
     pub(crate) unsafe fn assume_written(self) -> Vec<f32> {
         let mut slots = ManuallyDrop::new(self.0);
         // SAFETY: same allocation, length and capacity; `MaybeUninit<f32>` has f32's layout

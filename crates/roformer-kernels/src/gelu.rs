@@ -7,52 +7,41 @@
 //! intermediate linear layer), which saves allocating and first-touching a buffer the size
 //! of the FFN activations.
 
-use burn::tensor::Tensor;
-use burn::tensor::backend::Backend;
 use rayon::prelude::*;
 
+use crate::dispatch::{self, Kernel};
 use crate::exp::exp;
-use ndarray::{ArcArray, IxDyn};
-
-use crate::autodiff::{GeluBackward, record, tracked_f32};
-use crate::ndarray_bridge::{array_from_f32, ndarray_f32, tensor_from_array};
 use crate::vectorize::multiversion;
+use crate::{Array, row_major};
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
 
-/// `gelu(x)` elementwise for an f32 tensor of burn-ndarray (in place when `x` holds the
-/// only reference to its buffer) or of `Autodiff<NdArray>` (where its backward step is
-/// recorded); any other tensor is handed back unchanged as `Err`.
-pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Result<Tensor<B, D>, Tensor<B, D>> {
-    if let Some(array) = ndarray_f32(&x) {
-        drop(x);
-        return Ok(tensor_from_array(map_in_place(array, gelu_in_place)));
-    }
-    let Some((tracked, array)) = tracked_f32(&x) else {
-        return Err(x);
-    };
-    let output = map(&array, None, gelu_slice);
-    Ok(record(GeluBackward, array, [&tracked], output))
+/// `gelu(x)` elementwise, in place when `x` holds the only reference to its buffer.
+pub fn gelu(x: Array) -> Array {
+    dispatch::record(Kernel::Gelu);
+    map_in_place(x, gelu_in_place)
 }
 
-/// `gradient · gelu′(x)`, elementwise.
-pub(crate) fn gelu_derivative_times(
-    x: &ArcArray<f32, IxDyn>,
-    gradient: &ArcArray<f32, IxDyn>,
-) -> ArcArray<f32, IxDyn> {
-    map(x, Some(gradient), |x, gradient, out| {
+/// `gradient · gelu′(x)`, elementwise: the gradient of [`gelu`]. `None` when the shapes
+/// differ.
+pub fn gelu_backward(x: &Array, gradient: &Array) -> Option<Array> {
+    if x.shape() != gradient.shape() {
+        return None;
+    }
+    dispatch::record(Kernel::GeluBackward);
+    Some(map(x, Some(gradient), |x, gradient, out| {
         gelu_derivative_slice(x, gradient.expect("passed"), out)
-    })
+    }))
 }
 
 /// Applies `kernel(x, second, out)` to row-major copies of `x` (and `second`, same shape)
 /// in parallel chunks.
 fn map(
-    x: &ArcArray<f32, IxDyn>,
-    second: Option<&ArcArray<f32, IxDyn>>,
+    x: &Array,
+    second: Option<&Array>,
     kernel: impl Fn(&[f32], Option<&[f32]>, &mut [f32]) + Sync,
-) -> ArcArray<f32, IxDyn> {
+) -> Array {
     let x = x.as_standard_layout();
     let second = second.map(|s| s.as_standard_layout());
     let input = x.as_slice().expect("standard layout");
@@ -66,15 +55,12 @@ fn map(
             let range = task * CHUNK..task * CHUNK + out.len();
             kernel(&input[range.clone()], second.map(|s| &s[range]), out)
         });
-    array_from_f32(out, x.shape())
+    row_major(out, x.shape())
 }
 
 /// Applies `kernel` to the values of `array` in parallel chunks, in place unless the
 /// buffer is shared or strided (then on a row-major copy).
-fn map_in_place(
-    mut array: ArcArray<f32, IxDyn>,
-    kernel: impl Fn(&mut [f32]) + Sync,
-) -> ArcArray<f32, IxDyn> {
+fn map_in_place(mut array: Array, kernel: impl Fn(&mut [f32]) + Sync) -> Array {
     if !array.is_standard_layout() {
         array = array.as_standard_layout().into_shared();
     }
@@ -117,14 +103,6 @@ multiversion! {
     fn gelu_in_place(values: &mut [f32]) {
         for x in values.iter_mut() {
             *x *= normal_cdf(*x);
-        }
-    }
-}
-
-multiversion! {
-    fn gelu_slice(input: &[f32], _unused: Option<&[f32]>, out: &mut [f32]) {
-        for (y, &x) in out.iter_mut().zip(input) {
-            *y = x * normal_cdf(x);
         }
     }
 }

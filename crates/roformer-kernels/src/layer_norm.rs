@@ -5,125 +5,90 @@
 //! inside the square root); burn's own is ~9 tensor operations, each a serial pass on
 //! burn-ndarray.
 //!
-//! On `Autodiff<NdArray>` the backward step is recorded, from the normalised rows `x̂` and
-//! `1/σ` kept by the forward: with `ĝ = dy ⊙ γ`,
+//! [`layer_norm_backward`] is its gradient, from the normalised rows `x̂` and `1/σ` kept by
+//! the forward: with `ĝ = dy ⊙ γ`,
 //! `d(x + residual) = (ĝ − mean(ĝ) − x̂ ⊙ mean(ĝ ⊙ x̂)) / σ`, `dγ = Σ_rows dy ⊙ x̂`,
 //! `dβ = Σ_rows dy`.
 
-use burn::backend::NdArray;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops};
-use burn::tensor::Tensor;
-use burn::tensor::backend::Backend;
-use burn_ndarray::NdArrayTensor;
-use ndarray::{ArcArray, IxDyn};
 use rayon::prelude::*;
 
-use crate::autodiff::{gradient_f32, record, tracked_f32};
-use crate::ndarray_bridge::{array_from_f32, ndarray_f32, tensor_from_array};
+use crate::dispatch::{self, Kernel};
 use crate::vectorize::{self, multiversion};
+use crate::{Array, row_major};
 
 /// Rows per parallel task.
 const ROWS_PER_TASK: usize = 64;
 
-/// `γ·(y − mean(y))/√(var(y) + eps) + β` for `y = x + residual`, over the last axis.
-/// `x` and `residual` row-major of equal shape, `gamma`/`beta` `[d]` (no `beta`: 0). `None`
-/// unless all are f32 tensors of burn-ndarray, or of `Autodiff<NdArray>` with a `beta`
-/// (then the backward step is recorded).
-pub fn add_layer_norm<B: Backend, const D: usize>(
-    x: &Tensor<B, D>,
-    residual: &Tensor<B, D>,
-    gamma: &Tensor<B, 1>,
-    beta: Option<&Tensor<B, 1>>,
-    epsilon: f64,
-) -> Option<Tensor<B, D>> {
-    normalised_tensor(x, Some(residual), gamma, beta, epsilon)
+/// What [`layer_norm`] returns.
+#[derive(Debug)]
+pub struct LayerNormOutput {
+    /// `γ·x̂ + β`, shaped like x.
+    pub output: Array,
+    /// The normalised rows `x̂`, when asked for (training).
+    pub normalised: Option<Array>,
+    /// Each row's `1/σ`, shaped like x with a last axis of 1, when asked for.
+    pub inverse_std: Option<Array>,
 }
 
-/// `γ·(x − mean(x))/√(var(x) + eps) + β` over the last axis of a row-major `x`: the same as
-/// [`add_layer_norm`] without a residual, and with the same conditions.
-pub fn layer_norm<B: Backend, const D: usize>(
-    x: &Tensor<B, D>,
-    gamma: &Tensor<B, 1>,
-    beta: Option<&Tensor<B, 1>>,
-    epsilon: f64,
-) -> Option<Tensor<B, D>> {
-    normalised_tensor(x, None, gamma, beta, epsilon)
-}
-
-/// [`add_layer_norm`] with or without the residual.
-fn normalised_tensor<B: Backend, const D: usize>(
-    x: &Tensor<B, D>,
-    residual: Option<&Tensor<B, D>>,
-    gamma: &Tensor<B, 1>,
-    beta: Option<&Tensor<B, 1>>,
-    epsilon: f64,
-) -> Option<Tensor<B, D>> {
-    let epsilon = epsilon as f32;
-    if let Some(x) = ndarray_f32(x) {
-        let residual = match residual {
-            Some(residual) => Some(ndarray_f32(residual)?),
-            None => None,
-        };
-        let gamma = ndarray_f32(gamma)?;
-        let beta = match beta {
-            Some(beta) => ndarray_f32(beta)?,
-            None => ArcArray::zeros(IxDyn(&[gamma.len()])),
-        };
-        let residual = residual.as_ref();
-        let (output, _) = normalise(&x, residual, None, &gamma, &beta, epsilon, false)?;
-        return Some(tensor_from_array(output));
-    }
-    let (tracked_x, x) = tracked_f32(x)?;
-    let residual = match residual {
-        Some(residual) => Some(tracked_f32(residual)?),
-        None => None,
+/// `γ·(y − mean(y))/√(var(y) + eps) + β` over the last axis, for `y = x (+ residual)`
+/// (residual shaped like x), `gamma`/`beta` `[d]` (no `beta`: 0), any strides. With
+/// `keep`, `x̂` and `1/σ` are returned for [`layer_norm_backward`]. `None` when the shapes
+/// do not fit.
+pub fn layer_norm(
+    x: &Array,
+    residual: Option<&Array>,
+    gamma: &Array,
+    beta: Option<&Array>,
+    epsilon: f32,
+    keep: bool,
+) -> Option<LayerNormOutput> {
+    let (output, kept) = normalise(x, residual, None, gamma, beta, epsilon, keep)?;
+    dispatch::record(Kernel::LayerNorm);
+    let (normalised, inverse_std) = match kept {
+        Some((normalised, inverse_std)) => {
+            let mut std_shape = x.shape().to_vec();
+            *std_shape.last_mut()? = 1;
+            (
+                Some(row_major(normalised, x.shape())),
+                Some(row_major(inverse_std, &std_shape)),
+            )
+        }
+        None => (None, None),
     };
-    let (tracked_gamma, gamma) = tracked_f32(gamma)?;
-    let (tracked_beta, beta) = tracked_f32(beta?)?;
-    let residual_values = residual.as_ref().map(|(_, values)| values);
-    let (output, kept) = normalise(&x, residual_values, None, &gamma, &beta, epsilon, true)?;
-    let (normalised, inverse_std) = kept.expect("kept when asked");
-    let saved = LayerNormSaved {
+    Some(LayerNormOutput {
+        output,
         normalised,
         inverse_std,
-        gamma: gamma.as_standard_layout().iter().copied().collect(),
-    };
-    Some(match &residual {
-        Some((tracked_residual, _)) => record(
-            LayerNormBackward,
-            saved,
-            [&tracked_x, tracked_residual, &tracked_gamma, &tracked_beta],
-            output,
-        ),
-        None => record(
-            LayerNormBackward,
-            saved,
-            [&tracked_x, &tracked_gamma, &tracked_beta],
-            output,
-        ),
     })
 }
 
 /// The output and, when `keep`, the normalised rows `x̂` and each row's `1/σ`.
 #[allow(clippy::type_complexity)]
 pub(crate) fn normalise(
-    x: &ArcArray<f32, IxDyn>,
-    residual: Option<&ArcArray<f32, IxDyn>>,
+    x: &Array,
+    residual: Option<&Array>,
     bias: Option<&[f32]>,
-    gamma: &ArcArray<f32, IxDyn>,
-    beta: &ArcArray<f32, IxDyn>,
+    gamma: &Array,
+    beta: Option<&Array>,
     epsilon: f32,
     keep: bool,
-) -> Option<(ArcArray<f32, IxDyn>, Option<(Vec<f32>, Vec<f32>)>)> {
+) -> Option<(Array, Option<(Vec<f32>, Vec<f32>)>)> {
     let shape = x.shape().to_vec();
     let d = *shape.last()?;
     let residual_fits = residual.is_none_or(|r| r.shape() == shape.as_slice());
     let bias_fits = bias.is_none_or(|b| b.len() == d);
-    if !residual_fits || !bias_fits || gamma.shape() != [d] || beta.shape() != [d] || d == 0 {
+    let beta_fits = beta.is_none_or(|b| b.shape() == [d]);
+    if !residual_fits || !bias_fits || gamma.shape() != [d] || !beta_fits || d == 0 {
         return None;
     }
+    let zeros;
+    let beta = match beta {
+        Some(beta) => beta,
+        None => {
+            zeros = Array::zeros(ndarray::IxDyn(&[d]));
+            &zeros
+        }
+    };
     let x = x.as_standard_layout();
     let residual = residual.map(|r| r.as_standard_layout());
     let xs = x.as_slice()?;
@@ -154,7 +119,7 @@ pub(crate) fn normalise(
         normalised.copy_from_slice(&out);
     }
     scale_shift_rows(&mut out, gamma, beta);
-    let output = array_from_f32(out, &shape);
+    let output = row_major(out, &shape);
     Some((output, keep.then_some((normalised, inverse_std))))
 }
 
@@ -209,79 +174,65 @@ multiversion! {
     }
 }
 
-/// What the forward keeps for the backward step.
-#[derive(Clone)]
-struct LayerNormSaved {
-    normalised: Vec<f32>,
-    inverse_std: Vec<f32>,
-    gamma: Vec<f32>,
-}
-
-impl core::fmt::Debug for LayerNormSaved {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("LayerNormSaved")
-            .field("rows", &self.inverse_std.len())
-            .field("width", &self.gamma.len())
-            .finish()
-    }
-}
-
-/// Records the gradients of the inputs (x and the residual, or x alone: the first `N − 2`
-/// parents, which all get the same gradient), γ and β.
+/// The gradients of [`layer_norm`]'s input (x, and the residual: the same), γ and β.
 #[derive(Debug)]
-struct LayerNormBackward;
+pub struct LayerNormGradients {
+    pub input: Array,
+    pub gamma: Array,
+    pub beta: Array,
+}
 
-impl<const N: usize> Backward<NdArray, N> for LayerNormBackward {
-    type State = LayerNormSaved;
-
-    fn backward(
-        self,
-        ops: Ops<Self::State, N>,
-        grads: &mut Gradients,
-        _checkpointer: &mut Checkpointer,
-    ) {
-        let saved = ops.state;
-        let gradient = grads.consume::<NdArray>(&ops.node);
-        let gradient = gradient_f32(gradient);
-        let shape = gradient.shape().to_vec();
-        let gradient = gradient.as_standard_layout();
-        let d_y = gradient.as_slice().expect("standard layout");
-        let d = saved.gamma.len();
-        let mut d_input = vec![0f32; d_y.len()];
-        let chunk = ROWS_PER_TASK * d;
-        d_input
-            .par_chunks_mut(chunk)
-            .zip(saved.inverse_std.par_chunks(ROWS_PER_TASK))
-            .enumerate()
-            .for_each(|(task, (d_input, inverse_std))| {
-                let range = task * chunk..task * chunk + d_input.len();
-                input_gradient_rows(
-                    &d_y[range.clone()],
-                    &saved.normalised[range],
-                    &saved.gamma,
-                    inverse_std,
-                    d_input,
-                );
-            });
-        let (mut d_gamma, mut d_beta) = (vec![0f32; d], vec![0f32; d]);
-        for (g, n) in d_y.chunks_exact(d).zip(saved.normalised.chunks_exact(d)) {
-            for (((dg, db), &g), &n) in d_gamma.iter_mut().zip(d_beta.iter_mut()).zip(g).zip(n) {
-                *dg += g * n;
-                *db += g;
-            }
-        }
-        let d_input = array_from_f32(d_input, &shape);
-        let (d_gamma, d_beta) = (array_from_f32(d_gamma, &[d]), array_from_f32(d_beta, &[d]));
-        for (index, parent) in ops.parents.into_iter().enumerate() {
-            let Some(node) = parent else { continue };
-            let gradient = match N - index {
-                2 => d_gamma.clone(),
-                1 => d_beta.clone(),
-                _ => d_input.clone(),
-            };
-            grads.register::<NdArray>(node.id, NdArrayTensor::from(gradient));
+/// The gradients of [`layer_norm`] from the output gradient `d_y` and what the forward
+/// kept (`x̂`, `1/σ`) with its `gamma`. `None` when the shapes do not fit.
+pub fn layer_norm_backward(
+    d_y: &Array,
+    normalised: &Array,
+    inverse_std: &Array,
+    gamma: &Array,
+) -> Option<LayerNormGradients> {
+    let shape = d_y.shape().to_vec();
+    let d = *shape.last()?;
+    let rows = d_y.len() / d.max(1);
+    if normalised.shape() != shape.as_slice() || gamma.shape() != [d] || inverse_std.len() != rows {
+        return None;
+    }
+    dispatch::record(Kernel::LayerNormBackward);
+    let gradient = d_y.as_standard_layout();
+    let d_y = gradient.as_slice().expect("standard layout");
+    let normalised = normalised.as_standard_layout();
+    let normalised = normalised.as_slice().expect("standard layout");
+    let inverse_std = inverse_std.as_standard_layout();
+    let inverse_std = inverse_std.as_slice().expect("standard layout");
+    let gamma = gamma.as_standard_layout();
+    let gamma = gamma.as_slice().expect("standard layout");
+    let mut d_input = vec![0f32; d_y.len()];
+    let chunk = ROWS_PER_TASK * d;
+    d_input
+        .par_chunks_mut(chunk)
+        .zip(inverse_std.par_chunks(ROWS_PER_TASK))
+        .enumerate()
+        .for_each(|(task, (d_input, inverse_std))| {
+            let range = task * chunk..task * chunk + d_input.len();
+            input_gradient_rows(
+                &d_y[range.clone()],
+                &normalised[range],
+                gamma,
+                inverse_std,
+                d_input,
+            );
+        });
+    let (mut d_gamma, mut d_beta) = (vec![0f32; d], vec![0f32; d]);
+    for (g, n) in d_y.chunks_exact(d).zip(normalised.chunks_exact(d)) {
+        for (((dg, db), &g), &n) in d_gamma.iter_mut().zip(d_beta.iter_mut()).zip(g).zip(n) {
+            *dg += g * n;
+            *db += g;
         }
     }
+    Some(LayerNormGradients {
+        input: row_major(d_input, &shape),
+        gamma: row_major(d_gamma, &[d]),
+        beta: row_major(d_beta, &[d]),
+    })
 }
 
 multiversion! {

@@ -1,4 +1,9 @@
-//! Fused CPU kernels for burn's ndarray backend.
+//! Fused CPU kernels for RoFormer's operations, on strided f32 arrays.
+//!
+//! This crate knows nothing of burn: its inputs and outputs are `ndarray` arrays (shared
+//! buffers with any strides, the layout burn-ndarray keeps its tensors in), so the same code
+//! serves any host-memory backend. `roformer-rope` and `roformer` implement their backend
+//! extension traits for burn-ndarray on top of it (their `ndarray` features).
 //!
 //! burn-ndarray evaluates a model one tensor operation at a time, and any operand that is
 //! not in row-major order (the head split `[b, s, h, d] → [b, h, s, d]`, a transposed key,
@@ -7,50 +12,56 @@
 //! passes over memory of composite operations, take time comparable to the matrix products
 //! themselves. The kernels here do the same arithmetic in one pass over the data:
 //!
-//! - [`rotary`]: `x·cos + partner(x)·signed_sin` (Su et al. 2021, eq. 34), any input strides;
-//! - [`attention`]: `softmax(q·kᵀ·scale + bias)·v`, the heads merged on output, with the
-//!   products by the `gemm` crate on strided views of q and v and a per-head copy of kᵀ;
-//! - [`gelu`]: `x·Φ(x)` with a rational erf approximation, in place for inference;
-//! - [`linear`]: `x·W + b` as one GEMM accumulating onto the bias rows; for inference
-//!   [`linear_gelu`] and [`linear_add_layer_norm`] add the bias in the pass after the product;
-//! - [`add_layer_norm`], [`layer_norm`]: `LayerNorm(x + residual)` / `LayerNorm(x)` in one
-//!   pass per row;
-//! - [`reshape`]: a new shape for a row-major tensor without copying it (burn-ndarray's
-//!   copies);
-//! - [`cross_entropy`]: the masked-LM loss and accuracy count in one pass per row;
+//! - [`rotate`]: `x·cos + partner(x)·signed_sin` (Su et al. 2021, eq. 34), any input strides;
+//! - [`attention`] / [`attention_backward`]: `softmax(q·kᵀ·scale + bias)·v` with dropout,
+//!   the heads merged on output, with the products by the `gemm` crate on strided views;
+//! - [`gelu`] / [`gelu_backward`]: `x·Φ(x)` with a rational erf approximation;
+//! - [`affine`] / [`affine_backward`]: `x·W + b` as one GEMM accumulating onto the bias
+//!   rows; for inference [`affine_gelu`] and [`affine_add_layer_norm`] add the bias in the
+//!   pass after the product;
+//! - [`layer_norm`] / [`layer_norm_backward`]: `LayerNorm(x (+ residual))` in one pass per
+//!   row;
+//! - [`reshaped`]: a new shape for a row-major array without copying it;
+//! - [`cross_entropy`] / [`cross_entropy_backward`]: the masked-LM loss and accuracy count
+//!   in one pass per row;
 //! - [`adamw`]: an AdamW update of a parameter and its moments in one pass, in place.
 //!
-//! Every kernel returns `None` (or, for those that take their inputs by value, hands them
-//! back as `Err`) unless its tensors are f32 tensors of burn-ndarray (f64, GPU backends…
-//! decline); the caller then runs its own composition of tensor operations,
-//! which is the reference the kernels are tested against. All but [`adamw`] and the two
-//! inference epilogues also take `Autodiff<NdArray>` tensors, the CPU training backend, and
-//! record their backward step in its graph; [`adamw`] works on the inner backend's tensors,
-//! as burn's optimizers do.
+//! Each kernel returns `None` when its arrays' shapes do not fit together (the caller's
+//! error); any strides are accepted. [`dispatch`] counts the calls, so tests can check that
+//! a fast path was taken.
 
 mod adamw;
 mod attention;
 mod attention_backward;
-mod autodiff;
 mod buffer;
 mod cross_entropy;
+pub mod dispatch;
 mod exp;
 mod gelu;
 mod gemm;
 mod layer_norm;
 mod linear;
-mod ndarray_bridge;
 mod parallel;
 mod reshape;
 mod rotary;
 mod softmax;
 mod vectorize;
 
-pub use adamw::{AdamWInputs, AdamWStep, AdamWUpdate, adamw};
-pub use attention::attention;
-pub use cross_entropy::{CrossEntropy, cross_entropy};
-pub use gelu::gelu;
-pub use layer_norm::{add_layer_norm, layer_norm};
-pub use linear::{linear, linear_add_layer_norm, linear_gelu};
-pub use reshape::reshape;
-pub use rotary::{Pairing, rotary};
+/// The arrays the kernels read and write: f32, any rank, any strides, shared buffers.
+pub type Array = ndarray::ArcArray<f32, ndarray::IxDyn>;
+
+/// A row-major array of `shape` over `values` (as many as the shape holds).
+pub fn row_major(values: Vec<f32>, shape: &[usize]) -> Array {
+    Array::from_shape_vec(ndarray::IxDyn(shape), values)
+        .expect("kernel output length matches its shape")
+}
+
+pub use adamw::{AdamWMoments, AdamWStep, adamw};
+pub use attention::{AttentionOutput, Dropout, attention};
+pub use attention_backward::{AttentionGradients, attention_backward};
+pub use cross_entropy::{CrossEntropyRows, cross_entropy, cross_entropy_backward};
+pub use gelu::{gelu, gelu_backward};
+pub use layer_norm::{LayerNormGradients, LayerNormOutput, layer_norm, layer_norm_backward};
+pub use linear::{AffineGradients, affine, affine_add_layer_norm, affine_backward, affine_gelu};
+pub use reshape::reshaped;
+pub use rotary::{Pairing, rotate};

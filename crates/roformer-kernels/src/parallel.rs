@@ -10,6 +10,7 @@ pub(crate) struct SharedPtr<T>(pub(crate) *mut T);
 // SAFETY: see the type's contract; the kernels only read through shared input pointers and
 // write disjoint regions through output pointers.
 unsafe impl<T> Send for SharedPtr<T> {}
+// SAFETY: as for `Send`.
 unsafe impl<T> Sync for SharedPtr<T> {}
 
 impl<T> SharedPtr<T> {
@@ -17,9 +18,13 @@ impl<T> SharedPtr<T> {
         Self(ptr as *mut T)
     }
 
-    /// The pointer `offset` elements further (an offset inside the same array).
-    pub(crate) fn at(self, offset: isize) -> *mut T {
-        // SAFETY: callers pass offsets computed from the array's own shape and strides.
+    /// The pointer `offset` elements further.
+    ///
+    /// # Safety
+    /// `offset` stays inside the allocation the pointer points into (`pointer::offset`'s
+    /// contract): callers compute it from the array's own shape and strides.
+    pub(crate) unsafe fn at(self, offset: isize) -> *mut T {
+        // SAFETY: forwarded from this function's contract.
         unsafe { self.0.offset(offset) }
     }
 }

@@ -4,16 +4,12 @@
 //! `out[j] = x[j]·cos[m, j] + x[partner(j)]·signed_sin[m, j]` for each row at position `m`;
 //! features past the tables' width pass through unchanged.
 
-use burn::tensor::Tensor;
-use burn::tensor::backend::Backend;
 use rayon::prelude::*;
 
-use ndarray::{ArcArray, IxDyn};
-
-use crate::autodiff::{RotaryBackward, record, tracked_f32};
-use crate::ndarray_bridge::{array_from_f32, ndarray_f32, tensor_from_array};
+use crate::dispatch::{self, Kernel};
 use crate::parallel::{SharedPtr, row_offsets};
 use crate::vectorize::multiversion;
+use crate::{Array, row_major};
 
 /// Which feature each rotated feature pairs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,60 +33,17 @@ impl Pairing {
 /// Rows per parallel task: large enough to amortise scheduling, small enough to balance.
 const ROWS_PER_TASK: usize = 256;
 
-/// Rotates `x` (`[..., seq, d]`) by rows `first_position..first_position + seq` of `cos`
-/// and `signed_sin` (`[positions, r]`, `r ≤ d` even; row `first_position + m` for position
-/// `m` of `x`), so a layer passes its whole precomputed table and nothing is sliced or
-/// copied per call. Returns `None` unless the tensors are f32 tensors of burn-ndarray or of
-/// `Autodiff<NdArray>` (where the rotation's backward step is recorded) of that form.
-pub fn rotary<B: Backend, const D: usize>(
-    x: &Tensor<B, D>,
-    cos: &Tensor<B, 2>,
-    signed_sin: &Tensor<B, 2>,
+/// Rotates `x` (`[..., seq, d]`, any strides) by rows `first_position..first_position + seq`
+/// of `cos` and `signed_sin` (`[positions, r]`, `r ≤ d` even; row `first_position + m` for
+/// position `m` of `x`), so a layer passes its whole precomputed table and nothing is sliced
+/// or copied per call. `None` when the shapes do not fit.
+pub fn rotate(
+    x: &Array,
+    cos: &Array,
+    signed_sin: &Array,
     first_position: usize,
     pairing: Pairing,
-) -> Option<Tensor<B, D>> {
-    if D < 2 {
-        return None;
-    }
-    if let Some(x) = ndarray_f32(x) {
-        let (cos, signed_sin) = (ndarray_f32(cos)?, ndarray_f32(signed_sin)?);
-        let rotated = rotate(&x, &cos, &signed_sin, first_position, pairing)?;
-        return Some(tensor_from_array(rotated));
-    }
-    let (tracked, x) = tracked_f32(x)?;
-    let ((_, cos), (_, signed_sin)) = (tracked_f32(cos)?, tracked_f32(signed_sin)?);
-    let rotated = rotate(&x, &cos, &signed_sin, first_position, pairing)?;
-    // ∂out_j/∂x_k: c_k for j = k, and s_j for the j whose partner is k (j = partner(k)).
-    // So the backward is the same rotation with `sin'[m, k] = signed_sin[m, partner(k)]`,
-    // over this call's rows of the tables.
-    let seq = x.shape()[D - 2];
-    let width = signed_sin.shape()[1];
-    let cos_rows =
-        ndarray::Array2::from_shape_fn((seq, width), |(m, k)| cos[[first_position + m, k]]);
-    let partner_sin = ndarray::Array2::from_shape_fn((seq, width), |(m, k)| {
-        signed_sin[[first_position + m, pairing.partner(k, width)]]
-    });
-    Some(record(
-        RotaryBackward,
-        (
-            cos_rows.into_dyn().into_shared(),
-            partner_sin.into_dyn().into_shared(),
-            pairing,
-        ),
-        [&tracked],
-        rotated,
-    ))
-}
-
-/// The rotation on arrays: `x` `[..., seq, d]` (any strides), tables `[positions, r]` of
-/// which rows `first_position..first_position + seq` are used.
-pub(crate) fn rotate(
-    x: &ArcArray<f32, IxDyn>,
-    cos: &ArcArray<f32, IxDyn>,
-    signed_sin: &ArcArray<f32, IxDyn>,
-    first_position: usize,
-    pairing: Pairing,
-) -> Option<ArcArray<f32, IxDyn>> {
+) -> Option<Array> {
     let shape = x.shape().to_vec();
     let rank = shape.len();
     if rank < 2 || x.is_empty() || cos.ndim() != 2 {
@@ -105,6 +58,7 @@ pub(crate) fn rotate(
     if !tables_fit {
         return None;
     }
+    dispatch::record(Kernel::Rotary);
     // Rows are read in place when contiguous; otherwise (rare: some gradients) copied once.
     let x = if x.strides()[rank - 1] == 1 {
         x.clone()
@@ -133,7 +87,7 @@ pub(crate) fn rotate(
             };
             rotate_rows(rows, rows_of_task, cos, signed_sin, pairing);
         });
-    Some(array_from_f32(out, &shape))
+    Some(row_major(out, &shape))
 }
 
 /// Where the input rows of one task are.
@@ -165,7 +119,9 @@ multiversion! {
             let row = task.first + i;
             // SAFETY: `offsets[row]` is the start of a row of `d` contiguous elements (unit
             // last stride) inside the input, which outlives the parallel loop.
-            let x_row = unsafe { core::slice::from_raw_parts(task.input.at(task.offsets[row]), task.d) };
+            let x_row = unsafe {
+                core::slice::from_raw_parts(task.input.at(task.offsets[row]), task.d)
+            };
             let m = row % task.seq;
             let table = m * rotated..(m + 1) * rotated;
             rotate_row(x_row, &cos[table.clone()], &signed_sin[table], pairing, out_row);

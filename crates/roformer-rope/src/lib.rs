@@ -21,11 +21,13 @@
 //! assert_eq!(rotated.dims(), [2, 4, 16, 64]);
 //! ```
 
+pub mod backend;
 mod error;
 mod layout;
 mod rotary;
 mod scaling;
 
+pub use backend::{RotaryBackend, rotary_reference};
 pub use error::RopeError;
 pub use layout::RopeLayout;
 pub use rotary::{RotaryEmbedding, RotaryEmbeddingConfig, RotarySettings};

@@ -9,19 +9,18 @@
 //! The rotation is evaluated as `x·cos + partner(x)·signed_sin`, where `partner` swaps the
 //! two features of each plane (a `flip` over a length-2 axis) and the sign of the sine is
 //! folded into the precomputed table: two multiplies, one add, no slicing, negation or
-//! concatenation per call. On burn-ndarray (f32, no autodiff) the same formula runs as one
-//! fused pass (`roformer_kernels::rotary`), because ndarray materialises the pair swap
-//! element by element.
+//! concatenation per call. The rotation itself is an operation of the backend
+//! ([`RotaryBackend::rotary`]): one fused pass on burn-ndarray, which would otherwise
+//! materialise the pair swap element by element.
 
 use core::ops::Range;
 
 use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 
-use roformer_kernels::Pairing;
-
+use crate::backend::RotaryBackend;
 use crate::error::RopeError;
 use crate::layout::RopeLayout;
 use crate::scaling::RopeScaling;
@@ -135,7 +134,7 @@ impl RotaryEmbeddingConfig {
     }
 }
 
-impl<B: Backend> RotaryEmbedding<B> {
+impl<B: RotaryBackend> RotaryEmbedding<B> {
     /// Rotates `x` (`[..., seq, head_dim]`, typically `[batch, heads, seq, head_dim]`)
     /// for positions `0..seq`.
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
@@ -161,29 +160,26 @@ impl<B: Backend> RotaryEmbedding<B> {
             "rotary embedding built for head_dim {} got features of size {head_dim}",
             settings.head_dim
         );
-        let pairing = match settings.layout {
-            RopeLayout::Interleaved => Pairing::Adjacent,
-            RopeLayout::Half => Pairing::Halves,
+        // The precomputed tables are passed whole, from row `offset`; past them, this
+        // call's rows are computed.
+        let (cos, signed_sin, first) = if offset + seq <= self.cos.dims()[0] {
+            (self.cos.clone(), self.signed_sin.clone(), offset)
+        } else {
+            let (cos, signed_sin) = self.rows(offset..offset + seq, &x.device());
+            (cos, signed_sin, 0)
         };
-        // The fused kernel reads the precomputed tables in place, from row `offset`.
-        if offset + seq <= self.cos.dims()[0]
-            && let Some(rotated) =
-                roformer_kernels::rotary(&x, &self.cos, &self.signed_sin, offset, pairing)
-        {
-            return rotated;
-        }
-        let (cos, signed_sin) = self.rows(offset..offset + seq, &x.device());
-        if let Some(rotated) = roformer_kernels::rotary(&x, &cos, &signed_sin, 0, pairing) {
-            return rotated;
-        }
-        if settings.rotary_dim == head_dim {
-            return self.rotate(x, cos, signed_sin);
-        }
-        let rotated = x.clone().narrow(D - 1, 0, settings.rotary_dim);
-        let passed = x.narrow(D - 1, settings.rotary_dim, head_dim - settings.rotary_dim);
-        Tensor::cat(vec![self.rotate(rotated, cos, signed_sin), passed], D - 1)
+        let rotated = B::rotary(
+            x.into_primitive().tensor(),
+            cos.into_primitive().tensor(),
+            signed_sin.into_primitive().tensor(),
+            first,
+            settings.layout,
+        );
+        Tensor::from_primitive(TensorPrimitive::Float(rotated))
     }
+}
 
+impl<B: Backend> RotaryEmbedding<B> {
     /// The settings this layer was built with.
     pub fn settings(&self) -> &RotarySettings {
         &self.settings
@@ -206,41 +202,6 @@ impl<B: Backend> RotaryEmbedding<B> {
             to_tensor(cos, len, settings.rotary_dim, device),
             to_tensor(signed_sin, len, settings.rotary_dim, device),
         )
-    }
-
-    /// `x·cos + partner(x)·signed_sin` over the last dimension (all of it rotates).
-    fn rotate<const D: usize>(
-        &self,
-        x: Tensor<B, D>,
-        cos: Tensor<B, 2>,
-        signed_sin: Tensor<B, 2>,
-    ) -> Tensor<B, D> {
-        // A record can bring the tables in another float type than `x` (f32 tables
-        // loaded into an f64 model); burn does not mix float types in one operation.
-        let (cos, signed_sin) = if cos.dtype() == x.dtype() {
-            (cos, signed_sin)
-        } else {
-            (cos.cast(x.dtype()), signed_sin.cast(x.dtype()))
-        };
-        let shape = x.shape();
-        let dims = x.dims();
-        let (seq, d) = (dims[D - 2], dims[D - 1]);
-        let lead = shape.num_elements() / (seq * d);
-        let flat: Tensor<B, 3> = x.reshape([lead, seq, d]);
-        let partner = match self.settings.layout {
-            RopeLayout::Interleaved => flat
-                .clone()
-                .reshape([lead, seq, d / 2, 2])
-                .flip([3])
-                .reshape([lead, seq, d]),
-            RopeLayout::Half => flat
-                .clone()
-                .reshape([lead, seq, 2, d / 2])
-                .flip([2])
-                .reshape([lead, seq, d]),
-        };
-        let rotated = flat * cos.unsqueeze::<3>() + partner * signed_sin.unsqueeze::<3>();
-        rotated.reshape(shape)
     }
 }
 

@@ -4,11 +4,12 @@
 //! the binary was built with. `scripts/bench_pytorch.py` times the same work in HF
 //! transformers and counts FLOPs the same way ([`flops_per_token`]).
 
+use roformer::{RoFormerBackend, RoFormerTrainingBackend};
 use std::time::Instant;
 
 use burn::module::{AutodiffModule, Module};
 use burn::optim::{GradientsParams, Optimizer};
-use burn::tensor::backend::{AutodiffBackend, Backend};
+
 use burn::tensor::{Int, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -131,7 +132,7 @@ pub fn bench_config(config: &RoFormerConfig, seq: usize) -> RoFormerConfig {
     }
 }
 
-fn random_ids<B: Backend>(
+fn random_ids<B: RoFormerBackend>(
     rng: &mut StdRng,
     config: &RoFormerConfig,
     batch: usize,
@@ -202,7 +203,7 @@ fn timed<S>(mut state: S, warmup: usize, steps: usize, mut step: impl FnMut(S) -
 }
 
 /// Times inference: masked-LM logits at every position of `batch × seq` random tokens.
-pub fn bench_inference<B: Backend>(
+pub fn bench_inference<B: RoFormerBackend>(
     config: &RoFormerConfig,
     options: &BenchOptions,
     backend: &str,
@@ -230,7 +231,7 @@ pub fn bench_inference<B: Backend>(
 
 /// Times a training step: forward, masked-LM loss at 15% random positions (only those
 /// go through the vocabulary projection, as in `roformer train`), backward, AdamW.
-pub fn bench_train<B: AutodiffBackend>(
+pub fn bench_train<B: RoFormerTrainingBackend>(
     config: &RoFormerConfig,
     options: &BenchOptions,
     backend: &str,

@@ -3,10 +3,11 @@
 //! Inputs longer than the model's `max_position_embeddings` are truncated (keeping
 //! `[SEP]`) and reported in the result's `warnings`; the binary prints them.
 
+use roformer::RoFormerBackend;
 use std::path::Path;
 
 use burn::tensor::activation::softmax;
-use burn::tensor::backend::Backend;
+
 use burn::tensor::{Int, Tensor, TensorData};
 use roformer::RoFormerInput;
 use serde::{Deserialize, Serialize};
@@ -59,7 +60,7 @@ fn truncate(ids: &mut Vec<u32>, max_len: usize, sep: u32, what: &str, warnings: 
 }
 
 /// The `top_k` most likely tokens for every `[MASK]` in `text`.
-pub fn fill_mask<B: Backend>(
+pub fn fill_mask<B: RoFormerBackend>(
     loaded: &LoadedModel<B>,
     text: &str,
     top_k: usize,
@@ -133,7 +134,7 @@ pub fn fill_mask<B: Backend>(
 }
 
 /// One sentence embedding per text: the mean of the last hidden state over real tokens.
-pub fn embed<B: Backend>(
+pub fn embed<B: RoFormerBackend>(
     loaded: &LoadedModel<B>,
     texts: &[String],
     device: &B::Device,
@@ -241,7 +242,7 @@ pub fn read_encode_lines(path: &Path) -> Result<Vec<EncodeLine>, TrainError> {
 }
 
 /// Runs all `lines` as one padded batch.
-pub fn encode<B: Backend>(
+pub fn encode<B: RoFormerBackend>(
     loaded: &LoadedModel<B>,
     lines: &[EncodeLine],
     with_logits: bool,

@@ -12,6 +12,7 @@
 //! without one, a RoFormer checkpoint gets `RoFormerTokenizer` (jieba), except our own run
 //! directories from before `tokenizer_config.json` was written (they hold `config.toml`).
 
+use roformer::RoFormerBackend;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
@@ -50,7 +51,7 @@ pub struct LoadedModel<B: Backend> {
     pub weights: RoFormerWeights<B>,
 }
 
-impl<B: Backend> LoadedModel<B> {
+impl<B: RoFormerBackend> LoadedModel<B> {
     /// The encoder.
     pub fn encoder(&self) -> &RoFormerModel<B> {
         self.weights.encoder()
@@ -76,7 +77,7 @@ struct HfTokenizerConfig {
 }
 
 /// Writes `config.json` and `model.safetensors` (each atomically).
-pub fn save_model<B: Backend>(
+pub fn save_model<B: RoFormerBackend>(
     dir: &Path,
     config: &RoFormerConfig,
     model: &RoFormerForMaskedLM<B>,
@@ -172,7 +173,7 @@ pub fn weights_file(dir: &Path) -> Result<PathBuf, TrainError> {
 }
 
 /// Loads a model directory (a run directory or an HF RoFormer directory).
-pub fn load_model<B: Backend>(
+pub fn load_model<B: RoFormerBackend>(
     dir: &Path,
     device: &B::Device,
 ) -> Result<LoadedModel<B>, TrainError> {
@@ -211,7 +212,10 @@ pub fn load_model<B: Backend>(
 /// Writes `model` as an HF directory at `out` (`config.json`, `model.safetensors`, the
 /// tokenizer files). Used by `import` (into our run layout) and `export-hf`. Refuses to
 /// write into a directory that already holds a model.
-pub fn write_model_dir<B: Backend>(model: &LoadedModel<B>, out: &Path) -> Result<(), TrainError> {
+pub fn write_model_dir<B: RoFormerBackend>(
+    model: &LoadedModel<B>,
+    out: &Path,
+) -> Result<(), TrainError> {
     if out.join(CONFIG_FILE).exists() || out.join(WEIGHTS_FILE).exists() {
         return Err(TrainError::model_dir(
             out,

@@ -6,8 +6,8 @@
 
 use burn::backend::{Autodiff, NdArray, Wgpu};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
-use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
+use roformer::RoFormerBackend;
 use roformer::hf_weights::{load_hf_masked_lm, save_hf_safetensors};
 use roformer::{RoFormerConfig, RoFormerForMaskedLM, RoFormerInput, masked_lm_loss};
 use roformer_testing::{max_abs_diff, rows_where};
@@ -27,14 +27,14 @@ fn config() -> RoFormerConfig {
     }
 }
 
-fn input<B: Backend>(device: &B::Device) -> RoFormerInput<B> {
+fn input<B: RoFormerBackend>(device: &B::Device) -> RoFormerInput<B> {
     let ids: Vec<i64> = vec![2, 10, 11, 12, 13, 3, 2, 20, 21, 3, 0, 0];
     let mask: Vec<i64> = vec![1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0];
     let int = |v: Vec<i64>| Tensor::<B, 2, Int>::from_data(TensorData::new(v, [2, 6]), device);
     RoFormerInput::new(int(ids)).with_attention_mask(int(mask))
 }
 
-fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+fn values<B: RoFormerBackend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().convert::<f32>().to_vec().unwrap()
 }
 

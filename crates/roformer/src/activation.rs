@@ -1,8 +1,9 @@
 //! The activations a RoFormer config can name (`hidden_act`), as HF's `ACT2FN`
 //! (`transformers/activations.py`) defines them.
 
+use crate::backend::RoFormerBackend;
 use burn::tensor::activation;
-use burn::tensor::{Tensor, backend::Backend};
+use burn::tensor::{Tensor, TensorPrimitive, backend::Backend};
 use serde::{Deserialize, Serialize};
 
 /// An activation function, by its HF name.
@@ -26,10 +27,11 @@ pub enum HiddenAct {
 
 impl HiddenAct {
     /// Applies the activation element-wise.
-    pub fn forward<B: Backend, const D: usize>(self, x: Tensor<B, D>) -> Tensor<B, D> {
+    pub fn forward<B: RoFormerBackend, const D: usize>(self, x: Tensor<B, D>) -> Tensor<B, D> {
         match self {
-            // The fused kernel on burn-ndarray, else x·Φ(x) by tensor operations.
-            HiddenAct::Gelu => roformer_kernels::gelu(x).unwrap_or_else(gelu_exact),
+            HiddenAct::Gelu => Tensor::from_primitive(TensorPrimitive::Float(B::exact_gelu(
+                x.into_primitive().tensor(),
+            ))),
             HiddenAct::GeluNew => activation::gelu_approximate(x),
             HiddenAct::Relu => activation::relu(x),
             HiddenAct::Silu => activation::silu(x),
@@ -41,7 +43,7 @@ impl HiddenAct {
 /// x·Φ(x) = x·(1 + erf(x/√2))/2 written with tensor operations, so that autodiff
 /// differentiates it exactly. burn 0.21's `activation::gelu` computes the same forward,
 /// but its backward step is the derivative of GELU's tanh approximation (off by up to
-/// ~1e-3), which would make training on backends without the fused kernel differ.
+/// ~1e-3).
 pub fn gelu_exact<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     let phi = x
         .clone()

@@ -3,16 +3,16 @@
 //! burn's `MultiHeadAttention` has no hook between the projections and the dot product,
 //! so attention is written here: project q, k, v; rotate q and k (and v when
 //! `rotary_value`) by position (Su et al. 2021, eq. 34); scaled dot product with an
-//! additive padding bias; softmax; dropout; weighted sum of values. On burn-ndarray and
-//! `Autodiff<NdArray>` (f32) the part after the rotation runs as one fused kernel per head
-//! (`roformer_kernels::attention`, with its backward step when training); the tensor
-//! operations below are its reference and what every other backend runs.
+//! additive padding bias; softmax; dropout; weighted sum of values. The part after the
+//! rotation is one operation of the backend, [`RoFormerBackend::self_attention`] (a fused
+//! kernel per head on the CPU, burn's flash attention on a GPU; its reference is in
+//! [`crate::backend::reference`]).
 
+use crate::backend::RoFormerBackend;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear};
-use burn::tensor::Tensor;
-use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorPrimitive};
 use roformer_rope::RotaryEmbedding;
 
 use crate::config::RoFormerConfig;
@@ -36,7 +36,7 @@ pub struct RoFormerSelfAttention<B: Backend> {
     rotary_value: bool,
 }
 
-impl<B: Backend> RoFormerSelfAttention<B> {
+impl<B: RoFormerBackend> RoFormerSelfAttention<B> {
     /// Fresh projections, initialised as HF does.
     pub fn new(config: &RoFormerConfig, device: &B::Device) -> Self {
         let (h, std) = (config.hidden_size, config.initializer_range);
@@ -77,28 +77,15 @@ impl<B: Backend> RoFormerSelfAttention<B> {
         };
 
         let scale = 1.0 / (self.head_size as f64).sqrt();
-        // On burn-ndarray one fused pass per head (with its gradient on Autodiff<NdArray>).
-        if let Some(context) = roformer_kernels::attention(
-            &query,
-            &key,
-            &value,
-            score_bias.as_ref(),
+        let context = B::self_attention(
+            query.into_primitive().tensor(),
+            key.into_primitive().tensor(),
+            value.into_primitive().tensor(),
+            score_bias.map(|bias| bias.into_primitive().tensor()),
             scale as f32,
             self.dropout.prob,
-        ) {
-            return context;
-        }
-        // Scaling q before the product touches seq·d values instead of seq² scores.
-        let query = query.mul_scalar(scale);
-        let scores = query.matmul(key.swap_dims(2, 3));
-        let scores = match score_bias {
-            Some(bias) => scores + bias,
-            None => scores,
-        };
-        let probs = self.dropout.forward(softmax(scores, 3));
-        probs
-            .matmul(value)
-            .swap_dims(1, 2)
-            .reshape([batch, seq, width])
+        );
+        debug_assert_eq!(width, self.num_heads * self.head_size);
+        Tensor::from_primitive(TensorPrimitive::Float(context))
     }
 }

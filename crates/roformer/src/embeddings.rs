@@ -2,6 +2,7 @@
 //! dropout. There is no absolute position embedding: position enters the model only
 //! through the rotation in attention.
 
+use crate::backend::RoFormerBackend;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, LayerNorm, LayerNormConfig};
 use burn::tensor::backend::Backend;
@@ -26,7 +27,7 @@ pub struct RoFormerEmbeddings<B: Backend> {
     layer_norm_eps: f64,
 }
 
-impl<B: Backend> RoFormerEmbeddings<B> {
+impl<B: RoFormerBackend> RoFormerEmbeddings<B> {
     /// Fresh embeddings, initialised as HF does (normal with `initializer_range`, the
     /// padding row zero).
     pub fn new(config: &RoFormerConfig, device: &B::Device) -> Self {

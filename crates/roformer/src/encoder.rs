@@ -1,6 +1,7 @@
 //! The encoder stack: HF `RoFormerEncoder`. One rotary embedding shared by every layer
 //! (HF's `embed_positions`, regenerated here, never loaded) and the layers in order.
 
+use crate::backend::RoFormerBackend;
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Int, Tensor};
@@ -24,7 +25,7 @@ pub struct RoFormerEncoder<B: Backend> {
     pub rope: RotaryEmbedding<B>,
 }
 
-impl<B: Backend> RoFormerEncoder<B> {
+impl<B: RoFormerBackend> RoFormerEncoder<B> {
     /// A fresh encoder, initialised as HF does.
     pub fn new(config: &RoFormerConfig, device: &B::Device) -> Result<Self, RoFormerError> {
         let rope = RotaryEmbeddingConfig::new(config.head_size())
@@ -70,7 +71,7 @@ impl<B: Backend> RoFormerEncoder<B> {
 /// `[batch, seq]` mask (1 = real token, 0 = padding) to the additive score bias
 /// `[batch, 1, 1, seq]` in the hidden states' float type, built once per forward and shared
 /// by all layers.
-fn score_bias<B: Backend>(mask: Tensor<B, 2, Int>, dtype: DType) -> Tensor<B, 4> {
+fn score_bias<B: RoFormerBackend>(mask: Tensor<B, 2, Int>, dtype: DType) -> Tensor<B, 4> {
     let [batch, seq] = mask.dims();
     in_float_type(mask.equal_elem(0).float(), dtype)
         .mul_scalar(MASKED_SCORE)

@@ -13,6 +13,7 @@
 //! A decoder stored in the file (older `.bin` files keep `cls.predictions.decoder.*`) must
 //! equal the word embeddings and the output bias it is tied to.
 
+use crate::backend::RoFormerBackend;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::rc::Rc;
@@ -82,7 +83,7 @@ pub enum RoFormerWeights<B: Backend> {
     Encoder(RoFormerModel<B>),
 }
 
-impl<B: Backend> RoFormerWeights<B> {
+impl<B: RoFormerBackend> RoFormerWeights<B> {
     /// The encoder.
     pub fn encoder(&self) -> &RoFormerModel<B> {
         match self {
@@ -205,7 +206,7 @@ fn check_tied(
 /// the backend's float type, named as the module to fill names them (`with_prefix`: the
 /// `roformer.` prefix of a file with a head; otherwise none, for a bare [`RoFormerModel`])
 /// and remapped by [`HF_KEY_TABLE`].
-fn prepared_snapshots<B: Backend>(
+fn prepared_snapshots<B: RoFormerBackend>(
     tensors: &BTreeMap<String, TensorSnapshot>,
     with_prefix: bool,
     problems: &mut Vec<String>,
@@ -243,7 +244,7 @@ fn prepared_snapshots<B: Backend>(
 
 /// Fills `model` from `snapshots` (PyTorch `[out, in]` linear weights transposed), adding
 /// to `problems` every tensor that does not fit, is missing or is not a parameter.
-fn apply_strictly<B: Backend, M: ModuleSnapshot<B>>(
+fn apply_strictly<B: RoFormerBackend, M: ModuleSnapshot<B>>(
     model: &mut M,
     snapshots: Vec<TensorSnapshot>,
     problems: &mut Vec<String>,
@@ -294,7 +295,7 @@ fn read_nonempty(path: &Path) -> Result<BTreeMap<String, TensorSnapshot>, RoForm
 /// `RoFormerModel`, with or without the `roformer.` prefix) gives
 /// [`RoFormerWeights::Encoder`]. Fails, naming the file and every tensor at fault, unless
 /// the file fills the model exactly.
-pub fn load_hf_weights<B: Backend>(
+pub fn load_hf_weights<B: RoFormerBackend>(
     config: &RoFormerConfig,
     path: &Path,
     device: &B::Device,
@@ -317,7 +318,7 @@ pub fn load_hf_weights<B: Backend>(
 
 /// Fills a freshly built model with a head (`roformer.*` plus the head's tensors) from an
 /// HF weights file, strictly.
-fn fill_with_head<B: Backend, M: ModuleSnapshot<B>>(
+fn fill_with_head<B: RoFormerBackend, M: ModuleSnapshot<B>>(
     mut model: M,
     path: &Path,
 ) -> Result<M, RoFormerError> {
@@ -330,7 +331,7 @@ fn fill_with_head<B: Backend, M: ModuleSnapshot<B>>(
 
 /// Loads an HF `RoFormerForSequenceClassification` weights file (`roformer.*` and
 /// `classifier.{dense,out_proj}.*`) into a model with `num_labels` classes, strictly.
-pub fn load_hf_sequence_classification<B: Backend>(
+pub fn load_hf_sequence_classification<B: RoFormerBackend>(
     config: &RoFormerConfig,
     num_labels: usize,
     path: &Path,
@@ -344,7 +345,7 @@ pub fn load_hf_sequence_classification<B: Backend>(
 
 /// Loads an HF `RoFormerForTokenClassification` weights file (`roformer.*` and
 /// `classifier.*`) into a model with `num_labels` classes, strictly.
-pub fn load_hf_token_classification<B: Backend>(
+pub fn load_hf_token_classification<B: RoFormerBackend>(
     config: &RoFormerConfig,
     num_labels: usize,
     path: &Path,
@@ -357,7 +358,7 @@ pub fn load_hf_token_classification<B: Backend>(
 }
 
 /// Loads an HF `RoFormerForMaskedLM` weights file; fails if the file has no masked-LM head.
-pub fn load_hf_masked_lm<B: Backend>(
+pub fn load_hf_masked_lm<B: RoFormerBackend>(
     config: &RoFormerConfig,
     path: &Path,
     device: &B::Device,
@@ -429,7 +430,7 @@ fn append_position_table(
     std::fs::write(path, out).map_err(|e| io_error(e.to_string()))
 }
 
-fn save_module<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
+fn save_module<B: RoFormerBackend, M: Module<B> + ModuleSnapshot<B>>(
     module: &M,
     path: &Path,
 ) -> Result<(), RoFormerError> {
@@ -451,7 +452,7 @@ fn save_module<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
 /// weights, and the sinusoidal table as `save_pretrained` writes it), loadable by
 /// `RoFormerForMaskedLM.from_pretrained` with no missing keys and by [`load_hf_weights`].
 /// The tied decoder is not written, as `save_pretrained` does not write it either.
-pub fn save_hf_safetensors<B: Backend>(
+pub fn save_hf_safetensors<B: RoFormerBackend>(
     model: &RoFormerForMaskedLM<B>,
     config: &RoFormerConfig,
     path: &Path,
@@ -462,7 +463,7 @@ pub fn save_hf_safetensors<B: Backend>(
 
 /// Saves a checkpoint as HF would: a masked-LM model as [`save_hf_safetensors`], a bare
 /// encoder as `RoFormerModel.save_pretrained` does (no `roformer.` prefix).
-pub fn save_hf_weights<B: Backend>(
+pub fn save_hf_weights<B: RoFormerBackend>(
     weights: &RoFormerWeights<B>,
     config: &RoFormerConfig,
     path: &Path,

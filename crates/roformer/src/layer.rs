@@ -2,6 +2,7 @@
 //! `RoFormerAttention` (`RoFormerSelfAttention` + `RoFormerSelfOutput`),
 //! `RoFormerIntermediate` and `RoFormerOutput`.
 
+use crate::backend::RoFormerBackend;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::Tensor;
@@ -26,7 +27,7 @@ pub struct ResidualOutput<B: Backend> {
     layer_norm_eps: f64,
 }
 
-impl<B: Backend> ResidualOutput<B> {
+impl<B: RoFormerBackend> ResidualOutput<B> {
     fn new(d_input: usize, config: &RoFormerConfig, device: &B::Device) -> Self {
         Self {
             dense: normal_linear(
@@ -84,7 +85,7 @@ pub struct RoFormerLayer<B: Backend> {
     pub output: ResidualOutput<B>,
 }
 
-impl<B: Backend> RoFormerLayer<B> {
+impl<B: RoFormerBackend> RoFormerLayer<B> {
     /// A fresh layer, initialised as HF does.
     pub fn new(config: &RoFormerConfig, device: &B::Device) -> Self {
         Self {

@@ -1,17 +1,18 @@
-//! Tensor layout changes that prefer the burn-ndarray kernel: burn-ndarray's `reshape`
-//! copies every row-major array, `roformer_kernels::reshape` keeps the buffer; every other
-//! backend (GPU) uses burn's own. Also the float-type alignment of tensors made from
-//! masks or host data.
+//! Tensor layout changes through the backend ([`RoFormerBackend::reshape_in_place`]:
+//! burn-ndarray's own `reshape` copies every row-major array), and the float-type alignment
+//! of tensors made from masks or host data.
 
+use crate::backend::RoFormerBackend;
 use burn::tensor::backend::Backend;
-use burn::tensor::{DType, Tensor};
+use burn::tensor::{DType, Shape, Tensor, TensorPrimitive};
 
 /// `x` with shape `dims` (as many elements), without a copy where the backend allows.
-pub fn reshape<B: Backend, const D: usize, const D2: usize>(
+pub fn reshape<B: RoFormerBackend, const D: usize, const D2: usize>(
     x: Tensor<B, D>,
     dims: [usize; D2],
 ) -> Tensor<B, D2> {
-    roformer_kernels::reshape(&x, dims).unwrap_or_else(|| x.reshape(dims))
+    let reshaped = B::reshape_in_place(x.into_primitive().tensor(), Shape::new(dims));
+    Tensor::from_primitive(TensorPrimitive::Float(reshaped))
 }
 
 /// `x` in float type `dtype`: `bool.float()` and host data come in the device's default

@@ -49,6 +49,7 @@
 
 mod activation;
 mod attention;
+pub mod backend;
 mod config;
 mod dense;
 mod embeddings;
@@ -63,6 +64,7 @@ mod model;
 
 pub use activation::{HiddenAct, gelu_exact};
 pub use attention::RoFormerSelfAttention;
+pub use backend::{RoFormerBackend, RoFormerTrainingBackend};
 pub use config::RoFormerConfig;
 pub use embeddings::RoFormerEmbeddings;
 pub use encoder::{MASKED_SCORE, RoFormerEncoder};

@@ -1,6 +1,7 @@
 //! The bare encoder: HF `RoFormerModel`. Embeddings, the optional `embeddings_project`
 //! (when `embedding_size != hidden_size`), and the encoder stack.
 
+use crate::backend::RoFormerBackend;
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::backend::Backend;
@@ -25,7 +26,7 @@ pub struct RoFormerInput<B: Backend> {
     pub position_offset: usize,
 }
 
-impl<B: Backend> RoFormerInput<B> {
+impl<B: RoFormerBackend> RoFormerInput<B> {
     /// Unpadded sequences of segment 0 starting at position 0.
     pub fn new(input_ids: Tensor<B, 2, Int>) -> Self {
         Self {
@@ -66,7 +67,7 @@ pub struct RoFormerModel<B: Backend> {
     pub encoder: RoFormerEncoder<B>,
 }
 
-impl<B: Backend> RoFormerModel<B> {
+impl<B: RoFormerBackend> RoFormerModel<B> {
     /// A freshly initialised encoder; fails if `config` is invalid.
     pub fn new(config: &RoFormerConfig, device: &B::Device) -> Result<Self, RoFormerError> {
         config.validate()?;

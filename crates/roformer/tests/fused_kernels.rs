@@ -8,6 +8,7 @@
 //! `Autodiff<NdArray>` (kernels with their backward steps). Outputs and gradients must
 //! agree to f32 rounding.
 
+use roformer::{RoFormerBackend, RoFormerTrainingBackend};
 use std::sync::{Mutex, MutexGuard};
 
 use burn::backend::{Autodiff, NdArray};
@@ -47,7 +48,7 @@ fn config(hidden_act: HiddenAct, rotary_value: bool) -> RoFormerConfig {
 
 /// Two rows of 150 tokens (four of the attention kernel's 48-query blocks, the last
 /// partial); the second is padding after 90 tokens.
-fn input<B: Backend>(offset: usize) -> RoFormerInput<B> {
+fn input<B: RoFormerBackend>(offset: usize) -> RoFormerInput<B> {
     let (batch, seq) = (2, 150);
     let device = Default::default();
     let ids: Vec<i64> = (0..batch * seq).map(|i| (i * 37 % 97) as i64).collect();
@@ -66,7 +67,7 @@ fn input<B: Backend>(offset: usize) -> RoFormerInput<B> {
 }
 
 /// Labels at every third real position.
-fn labels<B: Backend>() -> Tensor<B, 2, Int> {
+fn labels<B: RoFormerBackend>() -> Tensor<B, 2, Int> {
     let labels: Vec<i64> = (0..300)
         .map(|i| {
             if i % 3 == 0 {
@@ -79,7 +80,7 @@ fn labels<B: Backend>() -> Tensor<B, 2, Int> {
     Tensor::from_data(TensorData::new(labels, [2, 150]), &Default::default())
 }
 
-fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+fn values<B: RoFormerBackend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().convert::<f32>().to_vec::<f32>().unwrap()
 }
 
@@ -103,7 +104,7 @@ fn fresh_model(config: &RoFormerConfig, seed: u64) -> RoFormerForMaskedLM<Fused>
 
 /// The same weights on another backend, through a double-precision record, each
 /// parameter cast to the backend's float type.
-fn copy_to<B: AutodiffBackend>(
+fn copy_to<B: RoFormerTrainingBackend>(
     model: &RoFormerForMaskedLM<Fused>,
     config: &RoFormerConfig,
 ) -> RoFormerForMaskedLM<B> {
@@ -120,7 +121,7 @@ fn copy_to<B: AutodiffBackend>(
 /// the backend's element type), keeping each a gradient leaf.
 struct CastTo(DType);
 
-impl<B: Backend> ModuleMapper<B> for CastTo {
+impl<B: RoFormerBackend> ModuleMapper<B> for CastTo {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
         let (id, tensor, mapper) = param.consume();
         let tensor = tensor.cast(self.0).detach().require_grad();
@@ -135,7 +136,7 @@ struct GradientCollector<'a, B: AutodiffBackend> {
     collected: Vec<(String, Option<Vec<f32>>)>,
 }
 
-impl<B: AutodiffBackend> ModuleVisitor<B> for GradientCollector<'_, B> {
+impl<B: RoFormerTrainingBackend> ModuleVisitor<B> for GradientCollector<'_, B> {
     fn enter_module(&mut self, name: &str, _container_type: &str) {
         self.path.push(name.to_string());
     }
@@ -151,7 +152,7 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for GradientCollector<'_, B> {
 }
 
 /// The gradient of the masked-LM loss for every parameter of the model.
-fn loss_gradients<B: AutodiffBackend>(
+fn loss_gradients<B: RoFormerTrainingBackend>(
     model: &RoFormerForMaskedLM<B>,
 ) -> Vec<(String, Option<Vec<f32>>)> {
     let logits = model.forward(input::<B>(0));

@@ -3,6 +3,7 @@
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
+use roformer::RoFormerBackend;
 use roformer::{IGNORE_INDEX, RoFormerInput};
 
 use crate::data::masking::MaskedExample;
@@ -24,7 +25,7 @@ pub struct MlmBatch<B: Backend> {
 }
 
 /// `[rows, longest]` id and mask tensors for `sequences`, right-padded with `pad`.
-pub fn pad_ids<B: Backend>(
+pub fn pad_ids<B: RoFormerBackend>(
     sequences: &[&[u32]],
     pad: u32,
     device: &B::Device,
@@ -46,7 +47,7 @@ pub fn pad_ids<B: Backend>(
 }
 
 /// Pads masked examples into one batch.
-pub fn mlm_batch<B: Backend>(
+pub fn mlm_batch<B: RoFormerBackend>(
     examples: &[MaskedExample],
     pad: u32,
     device: &B::Device,

@@ -5,12 +5,13 @@
 //! renames; a run killed at any moment leaves `checkpoint/` or, mid-swap,
 //! `checkpoint.old/` holding the last complete checkpoint.
 
+use roformer::RoFormerTrainingBackend;
 use std::path::{Path, PathBuf};
 
 use burn::module::AutodiffModule;
 use burn::optim::Optimizer;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
-use burn::tensor::backend::AutodiffBackend;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
@@ -41,7 +42,7 @@ pub fn save_checkpoint<B, M, O>(
     optimizer: &O,
 ) -> Result<PathBuf, TrainError>
 where
-    B: AutodiffBackend,
+    B: RoFormerTrainingBackend,
     M: AutodiffModule<B> + Clone,
     O: Optimizer<M, B>,
 {
@@ -93,7 +94,7 @@ pub fn load_checkpoint<B, M, O>(
     device: &B::Device,
 ) -> Result<(TrainingState, M, O), TrainError>
 where
-    B: AutodiffBackend,
+    B: RoFormerTrainingBackend,
     M: AutodiffModule<B>,
     O: Optimizer<M, B>,
 {

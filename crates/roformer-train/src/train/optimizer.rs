@@ -1,8 +1,8 @@
 //! AdamW for training: burn's `AdamW` (same defaults, same state record, so checkpoints
 //! written before or after this type load either way; no AMSGrad or cautious weight
-//! decay, which this project does not use), with the update of each parameter
-//! done by [`roformer_kernels::adamw`] in one pass on the CPU backend. On any other backend,
-//! or when the kernel declines a tensor, burn's own `AdamW::step` runs.
+//! decay, which this project does not use), with the update of each parameter done by the
+//! backend ([`RoFormerBackend::adamw_step`]: one pass on the CPU; burn's own `AdamW::step`,
+//! its reference, elsewhere).
 //!
 //! burn evaluates an AdamW step as about fifteen whole-tensor operations per parameter;
 //! at the `small` config they cost as much as the backward pass of the attention.
@@ -15,8 +15,9 @@ use burn::optim::{
     AdamW, AdamWConfig, AdamWState, AdaptiveMomentumState, LearningRate, SimpleOptimizer,
 };
 use burn::tensor::Tensor;
-use burn::tensor::backend::{AutodiffBackend, Backend};
-use roformer_kernels::{AdamWStep, AdamWUpdate, adamw};
+use roformer::{RoFormerBackend, RoFormerTrainingBackend};
+
+use roformer::backend::{AdamWStep, AdamWUpdate};
 
 /// Settings of [`FusedAdamW`]; the defaults are burn's `AdamWConfig` defaults.
 #[derive(Config, Debug)]
@@ -38,8 +39,7 @@ pub struct FusedAdamWConfig {
 }
 
 impl FusedAdamWConfig {
-    /// burn's `AdamWConfig` with the same settings (the fallback, and the reference the
-    /// tests compare with).
+    /// burn's `AdamWConfig` with the same settings (the reference the tests compare with).
     pub fn reference(&self) -> AdamWConfig {
         AdamWConfig::new()
             .with_beta_1(self.beta_1)
@@ -50,12 +50,11 @@ impl FusedAdamWConfig {
     }
 
     /// The optimizer for a module on the autodiff backend `B`.
-    pub fn init<B: AutodiffBackend, M: AutodiffModule<B>>(
+    pub fn init<B: RoFormerTrainingBackend, M: AutodiffModule<B>>(
         &self,
     ) -> OptimizerAdaptor<FusedAdamW, M, B> {
         let optimizer = FusedAdamW {
             config: self.clone(),
-            reference: self.reference().build(),
         };
         let adaptor = OptimizerAdaptor::from(optimizer);
         match self
@@ -69,14 +68,13 @@ impl FusedAdamWConfig {
     }
 }
 
-/// burn's `AdamW` with a fused update where the backend allows it.
+/// burn's `AdamW` with the backend's update.
 #[derive(Clone)]
 pub struct FusedAdamW {
     config: FusedAdamWConfig,
-    reference: AdamW,
 }
 
-impl<B: Backend> SimpleOptimizer<B> for FusedAdamW {
+impl<B: RoFormerBackend> SimpleOptimizer<B> for FusedAdamW {
     type State<const D: usize> = AdamWState<B, D>;
 
     fn step<const D: usize>(
@@ -96,22 +94,13 @@ impl<B: Backend> SimpleOptimizer<B> for FusedAdamW {
             weight_decay: self.config.weight_decay,
             time,
         };
-        match adamw(tensor, grad, moments, &step) {
-            Ok(AdamWUpdate {
-                param,
-                moment_1,
-                moment_2,
-            }) => {
-                let momentum = AdaptiveMomentumState::new(time, moment_1, moment_2);
-                (param, Some(AdamWState::new(momentum)))
-            }
-            Err((tensor, grad, moments)) => {
-                let state = moments.map(|(moment_1, moment_2)| {
-                    AdamWState::new(AdaptiveMomentumState::new(time - 1, moment_1, moment_2))
-                });
-                self.reference.step(lr, tensor, grad, state)
-            }
-        }
+        let AdamWUpdate {
+            param,
+            moment_1,
+            moment_2,
+        } = B::adamw_step(tensor, grad, moments, &step);
+        let momentum = AdaptiveMomentumState::new(time, moment_1, moment_2);
+        (param, Some(AdamWState::new(momentum)))
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &B::Device) -> Self::State<D> {
@@ -124,6 +113,7 @@ mod tests {
     use burn::backend::{Autodiff, NdArray};
     use burn::module::{Module, Param};
     use burn::optim::{GradientsParams, Optimizer};
+    use burn::tensor::backend::Backend;
     use burn::tensor::{Distribution, Tensor, TensorData};
     use roformer_testing::{assert_close_relative, max_abs_diff};
 
@@ -137,7 +127,7 @@ mod tests {
         vector: Param<Tensor<B, 1>>,
     }
 
-    impl<B: Backend> Weights<B> {
+    impl<B: RoFormerBackend> Weights<B> {
         fn from_values(matrix: &TensorData, vector: &TensorData, device: &B::Device) -> Self {
             Self {
                 matrix: Param::from_tensor(Tensor::from_data(matrix.clone(), device)),
@@ -155,7 +145,7 @@ mod tests {
     }
 
     /// Runs four steps (the fourth at a different learning rate) and returns the parameters.
-    fn train<B: AutodiffBackend, O: Optimizer<Weights<B>, B>>(
+    fn train<B: RoFormerTrainingBackend, O: Optimizer<Weights<B>, B>>(
         mut optimizer: O,
         values: &[TensorData; 3],
     ) -> (Vec<f32>, Vec<f32>) {

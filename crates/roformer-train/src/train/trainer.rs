@@ -6,6 +6,7 @@
 //! masks from (seed, step), so a resumed run sees the same batches and drops the same
 //! units as an uninterrupted one.
 
+use roformer::{RoFormerBackend, RoFormerTrainingBackend};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -13,13 +14,13 @@ use std::time::Instant;
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{AutodiffModule, Module};
 use burn::optim::{GradientsParams, Optimizer};
-use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{ElementConversion, Tensor};
+
+use burn::tensor::{ElementConversion, Int, Tensor, TensorPrimitive};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use roformer::layout::reshape;
-use roformer::{IGNORE_INDEX, RoFormerForMaskedLM, masked_lm_loss};
+use roformer::{IGNORE_INDEX, RoFormerForMaskedLM};
 
 use crate::config::{Duration, TrainConfig};
 use crate::data::{
@@ -150,7 +151,7 @@ impl Split {
 /// Trains as the config says, writing into `run_dir`. `observe` receives progress; when it
 /// answers `Break` to a [`TrainEvent::Checkpointed`], training stops there (the run can be
 /// continued with [`RunStart::Resume`]), e.g. on Ctrl-C.
-pub fn train<B: AutodiffBackend>(
+pub fn train<B: RoFormerTrainingBackend>(
     start: RunStart,
     run_dir: &Path,
     device: &B::Device,
@@ -371,7 +372,7 @@ fn check_tokenizer_fits(tokenizer: &TextTokenizer, config: &TrainConfig) -> Resu
 
 /// Loss over the masked positions and the number predicted exactly. Only the masked rows
 /// go through the vocabulary projection, which saves most of the head's work.
-pub(crate) fn masked_lm_step<B: Backend>(
+pub(crate) fn masked_lm_step<B: RoFormerBackend>(
     model: &RoFormerForMaskedLM<B>,
     batch: MlmBatch<B>,
 ) -> (Tensor<B, 1>, usize) {
@@ -381,24 +382,17 @@ pub(crate) fn masked_lm_step<B: Backend>(
     let flat = reshape(hidden, [rows * seq, width]);
     let logits = model.logits(flat.select(0, batch.masked_positions));
     let targets = batch.masked_labels;
-    // Loss and accuracy in one pass per row on the CPU backends.
-    if let Some(fused) = roformer_kernels::cross_entropy(&logits, &targets, IGNORE_INDEX) {
-        return (fused.loss, fused.correct);
-    }
-    let correct: i64 = logits
-        .clone()
-        .argmax(1)
-        .reshape([count])
-        .equal(targets.clone())
-        .int()
-        .sum()
+    // Loss and accuracy in one operation of the backend (one pass per row on the CPU).
+    let output = B::cross_entropy(
+        logits.into_primitive().tensor(),
+        targets.into_primitive(),
+        IGNORE_INDEX,
+    );
+    let correct: i64 = Tensor::<B, 1, Int>::from_primitive(output.correct)
         .into_scalar()
         .elem();
-    let vocab = logits.dims()[1];
-    let loss = masked_lm_loss(
-        logits.reshape([1, count, vocab]),
-        targets.reshape([1, count]),
-    );
+    debug_assert!(correct as usize <= count);
+    let loss = Tensor::from_primitive(TensorPrimitive::Float(output.loss));
     (loss, correct as usize)
 }
 
@@ -411,7 +405,7 @@ fn evaluated_sequences(split: &Split, config: &TrainConfig) -> usize {
 }
 
 /// Mean masked-LM loss and accuracy over the validation split, with fixed masks.
-fn evaluate<B: Backend>(
+fn evaluate<B: RoFormerBackend>(
     model: &RoFormerForMaskedLM<B>,
     split: &Split,
     special: &SpecialIds,

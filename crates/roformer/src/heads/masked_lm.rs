@@ -2,18 +2,18 @@
 //! `RoFormerLMPredictionHead` and `RoFormerPredictionHeadTransform`. The decoder is tied
 //! to the word embeddings (it has no weight of its own), plus a per-token bias.
 
+use crate::backend::RoFormerBackend;
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{Int, Tensor, TensorPrimitive};
 
 use crate::activation::HiddenAct;
 use crate::config::RoFormerConfig;
 use crate::dense::{layer_norm, linear_activation, tied_projection};
 use crate::error::RoFormerError;
 use crate::init::normal_linear;
-use crate::layout::{in_float_type, reshape};
+use crate::layout::reshape;
 use crate::model::{RoFormerInput, RoFormerModel};
 
 /// Label value of positions that do not count in [`masked_lm_loss`] (PyTorch's convention).
@@ -55,7 +55,7 @@ pub struct RoFormerForMaskedLM<B: Backend> {
     pub cls: RoFormerOnlyMlmHead<B>,
 }
 
-impl<B: Backend> RoFormerForMaskedLM<B> {
+impl<B: RoFormerBackend> RoFormerForMaskedLM<B> {
     /// A freshly initialised model; fails if `config` is invalid.
     pub fn new(config: &RoFormerConfig, device: &B::Device) -> Result<Self, RoFormerError> {
         let roformer = RoFormerModel::new(config, device)?;
@@ -103,21 +103,18 @@ impl<B: Backend> RoFormerForMaskedLM<B> {
 /// Mean cross-entropy of `logits` `[batch, seq, vocab]` against `labels` `[batch, seq]`,
 /// over the positions whose label is not [`IGNORE_INDEX`] (HF's MLM loss). Returns 0 when
 /// no position counts.
-pub fn masked_lm_loss<B: Backend>(logits: Tensor<B, 3>, labels: Tensor<B, 2, Int>) -> Tensor<B, 1> {
+pub fn masked_lm_loss<B: RoFormerBackend>(
+    logits: Tensor<B, 3>,
+    labels: Tensor<B, 2, Int>,
+) -> Tensor<B, 1> {
     let [batch, seq, vocab] = logits.dims();
     let labels = labels.reshape([batch * seq]);
     let rows = reshape(logits, [batch * seq, vocab]);
-    // One pass per row on the CPU backends (burn-ndarray, with or without autodiff).
-    if let Some(fused) = roformer_kernels::cross_entropy(&rows, &labels, IGNORE_INDEX) {
-        return fused.loss;
-    }
-    let counted = in_float_type(
-        labels.clone().not_equal_elem(IGNORE_INDEX).float(),
-        rows.dtype(),
-    );
-    let targets = labels.clamp_min(0).reshape([batch * seq, 1]);
-    let log_probs = log_softmax(rows, 1);
-    let picked = log_probs.gather(1, targets).reshape([batch * seq]);
-    let count = counted.clone().sum().clamp_min(1.0);
-    (picked * counted).sum().neg() / count
+    let loss = B::cross_entropy(
+        rows.into_primitive().tensor(),
+        labels.into_primitive(),
+        IGNORE_INDEX,
+    )
+    .loss;
+    Tensor::from_primitive(TensorPrimitive::Float(loss))
 }

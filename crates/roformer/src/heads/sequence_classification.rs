@@ -2,6 +2,7 @@
 //! `RoFormerClassificationHead` (first token → dropout → dense → activation → dropout →
 //! projection).
 
+use crate::backend::RoFormerBackend;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::tensor::Tensor;
@@ -34,7 +35,7 @@ pub struct RoFormerForSequenceClassification<B: Backend> {
     pub classifier: RoFormerClassificationHead<B>,
 }
 
-impl<B: Backend> RoFormerForSequenceClassification<B> {
+impl<B: RoFormerBackend> RoFormerForSequenceClassification<B> {
     /// A freshly initialised classifier with `num_labels` outputs.
     pub fn new(
         config: &RoFormerConfig,

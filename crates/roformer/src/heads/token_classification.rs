@@ -1,6 +1,7 @@
 //! Token classification: HF `RoFormerForTokenClassification` (dropout → linear on every
 //! token's last hidden state).
 
+use crate::backend::RoFormerBackend;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::tensor::Tensor;
@@ -22,7 +23,7 @@ pub struct RoFormerForTokenClassification<B: Backend> {
     pub classifier: Linear<B>,
 }
 
-impl<B: Backend> RoFormerForTokenClassification<B> {
+impl<B: RoFormerBackend> RoFormerForTokenClassification<B> {
     /// A freshly initialised tagger with `num_labels` outputs.
     pub fn new(
         config: &RoFormerConfig,
