@@ -1,12 +1,14 @@
 //! The fused burn-ndarray kernels (`roformer-kernels`: rotary, attention, GELU, linear and
 //! its inference epilogues, LayerNorm with and without a residual, the copy-free head
-//! split, the masked-LM cross-entropy) against the tensor-operation path they stand in for,
-//! on a whole model. The reference runs on `Autodiff<NdArray<f64>>` with every parameter
-//! cast to f64 (a record loads in its own precision, and the model's host-made tensors
-//! follow the hidden states' type), which every kernel declines, so each step is a burn
-//! tensor operation in f64; the same weights run on `NdArray` (inference kernels) and
-//! `Autodiff<NdArray>` (kernels with their backward steps). Outputs and gradients must
-//! agree to f32 rounding.
+//! split, the masked-LM cross-entropy) against the reference implementations they stand in
+//! for (`roformer::backend::reference`), on a whole model. The reference runs on
+//! `Autodiff<NdArray<f64>>` with every parameter cast to f64 (a record loads in its own
+//! precision, and the model's host-made tensors follow the hidden states' type), where no
+//! kernel runs (checked by their dispatch counters), so each step is burn tensor
+//! operations in f64; the same weights run on `NdArray` (inference kernels) and
+//! `Autodiff<NdArray>` (kernels with their backward steps), where every kernel must run.
+//! Outputs and gradients must agree to f32 rounding. `reference_backwards.rs` checks the
+//! references' backward steps against burn's autodiff.
 
 use roformer::{RoFormerBackend, RoFormerTrainingBackend};
 use std::sync::{Mutex, MutexGuard};
@@ -16,6 +18,7 @@ use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param};
 use burn::record::{BinBytesRecorder, DoublePrecisionSettings, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{DType, Int, Tensor, TensorData};
+use roformer::backend::dispatch::{self, Kernel};
 use roformer::{HiddenAct, RoFormerConfig, RoFormerForMaskedLM, RoFormerInput, masked_lm_loss};
 use roformer_testing::max_relative_diff;
 
@@ -129,6 +132,33 @@ impl<B: RoFormerBackend> ModuleMapper<B> for CastTo {
     }
 }
 
+/// Runs `run`, then checks that each of `expected` ran on this thread during it, or, with
+/// `expected` empty, that no kernel did.
+fn assert_kernels<T>(what: &str, expected: &[Kernel], run: impl FnOnce() -> T) -> T {
+    let before = dispatch::snapshot();
+    let output = run();
+    let after = dispatch::snapshot();
+    let ran: Vec<Kernel> = Kernel::ALL
+        .into_iter()
+        .zip(before.iter().zip(&after))
+        .filter(|(_, (before, after))| after > before)
+        .map(|(kernel, _)| kernel)
+        .collect();
+    if expected.is_empty() {
+        assert!(
+            ran.is_empty(),
+            "{what}: kernels ran on the reference path: {ran:?}"
+        );
+    }
+    for kernel in expected {
+        assert!(
+            ran.contains(kernel),
+            "{what}: {kernel:?} did not run (ran: {ran:?})"
+        );
+    }
+    output
+}
+
 /// Every parameter's gradient, by its path in the module tree, in visiting order.
 struct GradientCollector<'a, B: AutodiffBackend> {
     gradients: &'a B::Gradients,
@@ -179,8 +209,24 @@ fn fused_inference_matches_the_tensor_operation_path() {
         let config = config(hidden_act, rotary_value);
         let model = fresh_model(&config, 5);
         let reference = copy_to::<Reference>(&model, &config);
-        let expected = values(reference.forward(input::<Reference>(offset)));
-        let fused = values(model.valid().forward(input::<NdArray>(offset)));
+        let expected = assert_kernels("f64 inference", &[], || {
+            values(reference.forward(input::<Reference>(offset)))
+        });
+        let model = model.valid();
+        let mut kernels = vec![
+            Kernel::Rotary,
+            Kernel::Attention,
+            Kernel::Affine,
+            Kernel::AffineAddLayerNorm,
+            Kernel::LayerNorm,
+            Kernel::Reshape,
+        ];
+        if hidden_act == HiddenAct::Gelu {
+            kernels.push(Kernel::AffineGelu);
+        }
+        let fused = assert_kernels("f32 inference", &kernels, || {
+            values(model.forward(input::<NdArray>(offset)))
+        });
         let gap = max_relative_diff(&fused, &expected);
         eprintln!(
             "{hidden_act:?}, rotary_value {rotary_value}, offset {offset}: relative gap {gap:.2e}"
@@ -210,8 +256,23 @@ fn fused_training_gradients_match_the_f64_reference_for_every_parameter() {
         let config = config(hidden_act, rotary_value);
         let model = fresh_model(&config, 5);
         let reference = copy_to::<Reference>(&model, &config);
-        let expected = loss_gradients(&reference);
-        let fused = loss_gradients(&model);
+        let expected = assert_kernels("f64 training", &[], || loss_gradients(&reference));
+        let mut kernels = vec![
+            Kernel::Rotary,
+            Kernel::Attention,
+            Kernel::AttentionBackward,
+            Kernel::Affine,
+            Kernel::AffineBackward,
+            Kernel::LayerNorm,
+            Kernel::LayerNormBackward,
+            Kernel::CrossEntropy,
+            Kernel::CrossEntropyBackward,
+            Kernel::Reshape,
+        ];
+        if hidden_act == HiddenAct::Gelu {
+            kernels.extend([Kernel::Gelu, Kernel::GeluBackward]);
+        }
+        let fused = assert_kernels("f32 training", &kernels, || loss_gradients(&model));
         assert_eq!(fused.len(), expected.len());
         let gaps: Vec<(f64, &str)> = fused
             .iter()

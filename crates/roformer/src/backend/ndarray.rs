@@ -323,10 +323,14 @@ where
             return reference::cross_entropy_saving::<Self>(logits, labels, ignore_index);
         };
         let host = host_labels::<Self>(labels);
-        let rows = fitted(
-            "cross_entropy",
-            kernels::cross_entropy(&array, &host, ignore_index),
-        );
+        let rows = kernels::cross_entropy(&array, &host, ignore_index).unwrap_or_else(|| {
+            panic!(
+                "cross_entropy: logits {:?} with {} labels, or a label outside 0..classes \
+                 other than the ignore index {ignore_index}",
+                array.shape(),
+                host.len()
+            )
+        });
         let device = Default::default();
         let correct = Tensor::<Self, 1, Int>::from_data(
             TensorData::new(vec![rows.correct as i64], [1]),
