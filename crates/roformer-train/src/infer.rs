@@ -427,7 +427,7 @@ pub fn encode<B: Backend>(
     };
     for chunk in rows.chunks(BATCH) {
         // Every chunk is as wide as the longest line, which the output's shape needs anyway:
-        // each row then goes through the model exactly as it would in one batch.
+        // each row then has the same padding, and so the same outputs, as in one batch.
         let padded = pad_rows::<B>(chunk, width, pad, device);
         let input = RoFormerInput::new(padded.input_ids)
             .with_attention_mask(padded.attention_mask)
