@@ -1,23 +1,24 @@
 //! Inference on text: fill-mask, sentence embeddings, and raw encoder outputs.
 //!
 //! Inputs longer than the model's `max_position_embeddings` are truncated (keeping
-//! `[SEP]`) and reported in the result's `warnings`; the binary prints them.
+//! `[SEP]` for text) and reported in the result's `warnings`; the binary prints them.
+//! `embed` and `encode` run the model on a few dozen sequences at a time.
 
 use roformer::RoFormerBackend;
 use std::path::Path;
 
 use burn::tensor::activation::softmax;
-
+use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use roformer::RoFormerInput;
 use serde::{Deserialize, Serialize};
 
-use crate::data::pad_ids;
 use crate::error::TrainError;
 use crate::model_dir::LoadedModel;
 
-/// Sequences per forward pass for `embed`.
-const EMBED_BATCH: usize = 32;
+/// Sequences per forward pass for `embed` and `encode`, which bounds the memory a long
+/// input file takes.
+const BATCH: usize = 32;
 
 /// One candidate for a masked position.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -48,12 +49,100 @@ pub struct WithWarnings<T> {
     pub warnings: Vec<String>,
 }
 
+/// One sequence for the encoder: token ids with their attention mask and token types.
+struct Row {
+    ids: Vec<u32>,
+    mask: Vec<i64>,
+    types: Vec<i64>,
+}
+
+impl Row {
+    /// Tokenized text: every token real, all of segment 0.
+    fn text(ids: Vec<u32>) -> Self {
+        let n = ids.len();
+        Self {
+            ids,
+            mask: vec![1; n],
+            types: vec![0; n],
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+}
+
+/// Rows padded into one batch: `[rows, width]` tensors, and the attention mask's values,
+/// which `encode` returns.
+struct Padded<B: Backend> {
+    input_ids: Tensor<B, 2, Int>,
+    attention_mask: Tensor<B, 2, Int>,
+    token_type_ids: Tensor<B, 2, Int>,
+    mask: Vec<i64>,
+}
+
+/// Right-pads `rows` to `width` tokens: ids with `pad`, attention mask and token types
+/// with 0.
+fn pad_rows<B: RoFormerBackend>(rows: &[Row], width: usize, pad: u32, device: &B::Device) -> Padded<B> {
+    let capacity = rows.len() * width;
+    let (mut ids, mut mask, mut types) = (
+        Vec::with_capacity(capacity),
+        Vec::with_capacity(capacity),
+        Vec::with_capacity(capacity),
+    );
+    for row in rows {
+        let padding = width - row.len();
+        ids.extend(
+            row.ids
+                .iter()
+                .map(|&id| id as i64)
+                .chain(std::iter::repeat_n(pad as i64, padding)),
+        );
+        mask.extend(
+            row.mask
+                .iter()
+                .copied()
+                .chain(std::iter::repeat_n(0, padding)),
+        );
+        types.extend(
+            row.types
+                .iter()
+                .copied()
+                .chain(std::iter::repeat_n(0, padding)),
+        );
+    }
+    let int = |values: Vec<i64>| {
+        Tensor::<B, 2, Int>::from_data(TensorData::new(values, [rows.len(), width]), device)
+    };
+    Padded {
+        input_ids: int(ids),
+        attention_mask: int(mask.clone()),
+        token_type_ids: int(types),
+        mask,
+    }
+}
+
+/// The longest row's length.
+fn longest(rows: &[Row]) -> usize {
+    rows.iter().map(Row::len).max().unwrap_or(0)
+}
+
+/// A model output's values, row-major.
+fn values<B: RoFormerBackend, const D: usize>(tensor: Tensor<B, D>) -> Result<Vec<f32>, TrainError> {
+    tensor
+        .into_data()
+        .to_vec()
+        .map_err(|e| TrainError::data("model output", format!("{e:?}")))
+}
+
+fn truncation_warning(what: &str, len: usize, max_len: usize) -> String {
+    format!("{what}: {len} tokens, truncated to the model's maximum of {max_len}")
+}
+
+/// Cuts tokenized text to `max_len` tokens, keeping `[SEP]` last.
 fn truncate(ids: &mut Vec<u32>, max_len: usize, sep: u32, what: &str, warnings: &mut Vec<String>) {
     if ids.len() > max_len {
-        warnings.push(format!(
-            "{what}: {} tokens, truncated to the model's maximum of {max_len}",
-            ids.len()
-        ));
+        warnings.push(truncation_warning(what, ids.len(), max_len));
         ids.truncate(max_len - 1);
         ids.push(sep);
     }
@@ -99,18 +188,19 @@ pub fn fill_mask<B: RoFormerBackend>(
             "every [MASK] lies past the model's maximum length",
         ));
     }
-    let (input_ids, _) = pad_ids::<B>(&[&ids], special.pad, device);
-    let logits = model.forward(RoFormerInput::new(input_ids));
+    let width = ids.len();
+    let padded = pad_rows::<B>(&[Row::text(ids)], width, special.pad, device);
+    // One row has no padding, so no attention mask.
+    let logits = model.forward(RoFormerInput::new(padded.input_ids));
     let [_, seq, vocab] = logits.dims();
     let probabilities = softmax(logits.reshape([seq, vocab]), 1);
     let mut predictions = Vec::with_capacity(positions.len());
     for position in positions {
-        let row: Vec<f32> = probabilities
-            .clone()
-            .slice([position..position + 1, 0..vocab])
-            .into_data()
-            .to_vec()
-            .map_err(|e| TrainError::data("model output", format!("{e:?}")))?;
+        let row = values(
+            probabilities
+                .clone()
+                .slice([position..position + 1, 0..vocab]),
+        )?;
         let mut ranked: Vec<(usize, f32)> = row.into_iter().enumerate().collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
         let candidates = ranked
@@ -144,7 +234,7 @@ pub fn embed<B: RoFormerBackend>(
     }
     let special = loaded.tokenizer.special();
     let mut warnings = Vec::new();
-    let mut sequences = Vec::with_capacity(texts.len());
+    let mut rows = Vec::with_capacity(texts.len());
     for (line, text) in texts.iter().enumerate() {
         let mut ids = loaded.tokenizer.encode_with_special(text)?;
         truncate(
@@ -154,23 +244,20 @@ pub fn embed<B: RoFormerBackend>(
             &format!("line {}", line + 1),
             &mut warnings,
         );
-        sequences.push(ids);
+        rows.push(Row::text(ids));
     }
     let mut embeddings = Vec::with_capacity(texts.len());
-    for chunk in sequences.chunks(EMBED_BATCH) {
-        let refs: Vec<&[u32]> = chunk.iter().map(Vec::as_slice).collect();
-        let (input_ids, mask) = pad_ids::<B>(&refs, special.pad, device);
+    for chunk in rows.chunks(BATCH) {
+        let padded = pad_rows::<B>(chunk, longest(chunk), special.pad, device);
+        let mask = padded.attention_mask;
         let hidden = loaded
             .encoder()
-            .forward(RoFormerInput::new(input_ids).with_attention_mask(mask.clone()));
+            .forward(RoFormerInput::new(padded.input_ids).with_attention_mask(mask.clone()));
         let [rows, _, width] = hidden.dims();
         let weights = mask.float().unsqueeze_dim::<3>(2);
         let sums = (hidden * weights.clone()).sum_dim(1).reshape([rows, width]);
         let counts = weights.sum_dim(1).reshape([rows, 1]);
-        let means: Vec<f32> = (sums / counts)
-            .into_data()
-            .to_vec()
-            .map_err(|e| TrainError::data("model output", format!("{e:?}")))?;
+        let means = values(sums / counts)?;
         embeddings.extend(means.chunks(width).map(<[f32]>::to_vec));
     }
     Ok(WithWarnings {
@@ -241,135 +328,120 @@ pub fn read_encode_lines(path: &Path) -> Result<Vec<EncodeLine>, TrainError> {
     Ok(lines)
 }
 
-/// Runs all `lines` as one padded batch.
+/// One `encode` input line as a row, checked against the model: ids inside the
+/// vocabulary, a mask of 0s and 1s, token types inside `type_vocab_size`, and as many
+/// mask entries and token types as ids. `what` names the line in errors.
+fn encode_row<B: RoFormerBackend>(
+    loaded: &LoadedModel<B>,
+    line: &EncodeLine,
+    what: &str,
+) -> Result<Row, TrainError> {
+    let config = &loaded.config;
+    let (input_ids, attention_mask, token_type_ids) = match line {
+        EncodeLine::Text { text } => {
+            return Ok(Row::text(loaded.tokenizer.encode_with_special(text)?));
+        }
+        EncodeLine::Ids {
+            input_ids,
+            attention_mask,
+            token_type_ids,
+        } => (input_ids, attention_mask, token_type_ids),
+    };
+    let fail = |message: String| Err(TrainError::data("input", format!("{what}: {message}")));
+    let n = input_ids.len();
+    if n == 0 {
+        return fail("empty input_ids".into());
+    }
+    if let Some(bad) = input_ids
+        .iter()
+        .find(|&&id| id < 0 || id as usize >= config.vocab_size)
+    {
+        return fail(format!(
+            "token id {bad} is outside the vocabulary (0..{})",
+            config.vocab_size
+        ));
+    }
+    let mask = attention_mask.clone().unwrap_or_else(|| vec![1; n]);
+    let types = token_type_ids.clone().unwrap_or_else(|| vec![0; n]);
+    if mask.len() != n || types.len() != n {
+        return fail(format!(
+            "attention_mask and token_type_ids must have as many entries as input_ids ({n})"
+        ));
+    }
+    if let Some(bad) = mask.iter().find(|&&m| m != 0 && m != 1) {
+        return fail(format!("attention_mask values must be 0 or 1, got {bad}"));
+    }
+    if let Some(bad) = types
+        .iter()
+        .find(|&&t| t < 0 || t as usize >= config.type_vocab_size)
+    {
+        return fail(format!(
+            "token type {bad} is outside 0..{}",
+            config.type_vocab_size
+        ));
+    }
+    Ok(Row {
+        ids: input_ids.iter().map(|&id| id as u32).collect(),
+        mask,
+        types,
+    })
+}
+
+/// Runs the encoder (and, with `with_logits`, the masked-LM head) on `lines`, giving one
+/// padded batch of outputs.
 pub fn encode<B: RoFormerBackend>(
     loaded: &LoadedModel<B>,
     lines: &[EncodeLine],
     with_logits: bool,
     device: &B::Device,
 ) -> Result<WithWarnings<Encoded>, TrainError> {
-    let special = loaded.tokenizer.special();
     let config = &loaded.config;
+    let max_len = config.max_position_embeddings;
     let mut warnings = Vec::new();
-    let mut rows: Vec<(Vec<u32>, Vec<i64>, Vec<i64>)> = Vec::with_capacity(lines.len());
+    let mut rows = Vec::with_capacity(lines.len());
     for (index, line) in lines.iter().enumerate() {
         let what = format!("line {}", index + 1);
-        let (ids, mask, types) = match line {
-            EncodeLine::Text { text } => {
-                let ids = loaded.tokenizer.encode_with_special(text)?;
-                let n = ids.len();
-                (ids, vec![1; n], vec![0; n])
-            }
-            EncodeLine::Ids {
-                input_ids,
-                attention_mask,
-                token_type_ids,
-            } => {
-                let n = input_ids.len();
-                if n == 0 {
-                    return Err(TrainError::data(
-                        "input",
-                        format!("{what}: empty input_ids"),
-                    ));
-                }
-                if let Some(bad) = input_ids
-                    .iter()
-                    .find(|&&id| id < 0 || id as usize >= config.vocab_size)
-                {
-                    return Err(TrainError::data(
-                        "input",
-                        format!(
-                            "{what}: token id {bad} is outside the vocabulary (0..{})",
-                            config.vocab_size
-                        ),
-                    ));
-                }
-                let mask = attention_mask.clone().unwrap_or_else(|| vec![1; n]);
-                let types = token_type_ids.clone().unwrap_or_else(|| vec![0; n]);
-                if mask.len() != n || types.len() != n {
-                    return Err(TrainError::data(
-                        "input",
-                        format!(
-                            "{what}: attention_mask and token_type_ids must have as many entries as input_ids ({n})"
-                        ),
-                    ));
-                }
-                if let Some(bad) = mask.iter().find(|&&m| m != 0 && m != 1) {
-                    return Err(TrainError::data(
-                        "input",
-                        format!("{what}: attention_mask values must be 0 or 1, got {bad}"),
-                    ));
-                }
-                if let Some(bad) = types
-                    .iter()
-                    .find(|&&t| t < 0 || t as usize >= config.type_vocab_size)
-                {
-                    return Err(TrainError::data(
-                        "input",
-                        format!(
-                            "{what}: token type {bad} is outside 0..{}",
-                            config.type_vocab_size
-                        ),
-                    ));
-                }
-                (input_ids.iter().map(|&id| id as u32).collect(), mask, types)
-            }
-        };
-        let (mut ids, mut mask, mut types) = (ids, mask, types);
-        let max = config.max_position_embeddings;
-        if ids.len() > max {
-            warnings.push(format!(
-                "{what}: {} tokens, truncated to the model's maximum of {max}",
-                ids.len()
-            ));
-            ids.truncate(max);
-            mask.truncate(max);
-            types.truncate(max);
+        let mut row = encode_row(loaded, line, &what)?;
+        // Ids are the caller's: cut as they are, with no `[SEP]` put back.
+        if row.len() > max_len {
+            warnings.push(truncation_warning(&what, row.len(), max_len));
+            row.ids.truncate(max_len);
+            row.mask.truncate(max_len);
+            row.types.truncate(max_len);
         }
-        rows.push((ids, mask, types));
+        rows.push(row);
     }
-    let longest = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
-    let count = rows.len();
-    let mut flat_ids = Vec::with_capacity(count * longest);
-    let mut flat_mask = Vec::with_capacity(count * longest);
-    let mut flat_types = Vec::with_capacity(count * longest);
-    for (ids, mask, types) in &rows {
-        let pad = longest - ids.len();
-        flat_ids.extend(
-            ids.iter()
-                .map(|&id| id as i64)
-                .chain(std::iter::repeat_n(special.pad as i64, pad)),
-        );
-        flat_mask.extend(mask.iter().copied().chain(std::iter::repeat_n(0, pad)));
-        flat_types.extend(types.iter().copied().chain(std::iter::repeat_n(0, pad)));
-    }
-    let int = |values: Vec<i64>| {
-        Tensor::<B, 2, Int>::from_data(TensorData::new(values, [count, longest]), device)
-    };
-    let input = RoFormerInput::new(int(flat_ids))
-        .with_attention_mask(int(flat_mask.clone()))
-        .with_token_type_ids(int(flat_types));
     let mlm_head = if with_logits {
         Some(loaded.masked_lm()?)
     } else {
         None
     };
-    let hidden = loaded.encoder().forward(input);
-    let mlm_logits = mlm_head.map(|model| model.logits(hidden.clone()));
-    let to_vec = |t: Tensor<B, 3>| {
-        t.into_data()
-            .to_vec::<f32>()
-            .map_err(|e| TrainError::data("model output", format!("{e:?}")))
+    let width = longest(&rows);
+    let pad = loaded.tokenizer.special().pad;
+    let mut encoded = Encoded {
+        shape: [rows.len(), width],
+        hidden_size: config.hidden_size,
+        vocab_size: config.vocab_size,
+        last_hidden_state: Vec::with_capacity(rows.len() * width * config.hidden_size),
+        attention_mask: Vec::with_capacity(rows.len() * width),
+        mlm_logits: mlm_head.map(|_| Vec::with_capacity(rows.len() * width * config.vocab_size)),
     };
+    for chunk in rows.chunks(BATCH) {
+        // Every chunk is as wide as the longest line, which the output's shape needs anyway:
+        // each row then has the same padding, and so the same outputs, as in one batch.
+        let padded = pad_rows::<B>(chunk, width, pad, device);
+        let input = RoFormerInput::new(padded.input_ids)
+            .with_attention_mask(padded.attention_mask)
+            .with_token_type_ids(padded.token_type_ids);
+        let hidden = loaded.encoder().forward(input);
+        if let (Some(model), Some(logits)) = (mlm_head, encoded.mlm_logits.as_mut()) {
+            logits.extend(values(model.logits(hidden.clone()))?);
+        }
+        encoded.last_hidden_state.extend(values(hidden)?);
+        encoded.attention_mask.extend(padded.mask);
+    }
     Ok(WithWarnings {
-        value: Encoded {
-            shape: [count, longest],
-            hidden_size: config.hidden_size,
-            vocab_size: config.vocab_size,
-            last_hidden_state: to_vec(hidden)?,
-            attention_mask: flat_mask,
-            mlm_logits: mlm_logits.map(to_vec).transpose()?,
-        },
+        value: encoded,
         warnings,
     })
 }
@@ -413,4 +485,85 @@ pub fn write_encoded(encoded: &Encoded, path: &Path) -> Result<(), TrainError> {
     crate::fs_atomic::produce_atomic(path, |tmp| {
         safetensors::serialize_to_file(tensors, None, tmp).map_err(|e| TrainError::io(tmp, e))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use burn::backend::NdArray;
+    use roformer::hf_weights::RoFormerWeights;
+    use roformer::{RoFormerConfig, RoFormerForMaskedLM};
+    use roformer_testing::max_abs_diff;
+
+    use super::*;
+    use crate::data::TextTokenizer;
+
+    type B = NdArray;
+
+    /// A file longer than one chunk, with lines of many lengths, padding of their own and
+    /// both token types: every row comes out as in one pass over the whole file.
+    #[test]
+    fn encode_in_chunks_matches_one_batch() {
+        let device = Default::default();
+        let text = "the quick brown fox jumps over the lazy dog to be or not to be";
+        let tokenizer = TextTokenizer::train(std::iter::once(text), 60, 1, true).unwrap();
+        let vocab = tokenizer.vocab_size();
+        let config = RoFormerConfig {
+            vocab_size: vocab,
+            hidden_size: 16,
+            num_hidden_layers: 1,
+            num_attention_heads: 2,
+            intermediate_size: 24,
+            max_position_embeddings: 64,
+            ..Default::default()
+        };
+        let model = RoFormerForMaskedLM::<B>::new(&config, &device).unwrap();
+        let loaded = LoadedModel {
+            dir: PathBuf::new(),
+            config,
+            tokenizer,
+            weights: RoFormerWeights::MaskedLm(model),
+        };
+        let words: Vec<&str> = text.split(' ').collect();
+        let lines: Vec<EncodeLine> = (0..2 * BATCH + 5)
+            .map(|i| match i % 3 {
+                0 => {
+                    let n = i % 13 + 2;
+                    EncodeLine::Ids {
+                        input_ids: (0..n).map(|t| ((i + 5 * t) % vocab) as i64).collect(),
+                        attention_mask: Some((0..n).map(|t| (t + 1 < n) as i64).collect()),
+                        token_type_ids: Some((0..n).map(|t| (2 * t >= n) as i64).collect()),
+                    }
+                }
+                _ => EncodeLine::Text {
+                    text: words[..i % words.len() + 1].join(" "),
+                },
+            })
+            .collect();
+        let encoded = encode(&loaded, &lines, true, &device).unwrap();
+        assert!(encoded.warnings.is_empty(), "{:?}", encoded.warnings);
+        let encoded = encoded.value;
+
+        let rows: Vec<Row> = lines
+            .iter()
+            .map(|line| encode_row(&loaded, line, "line").unwrap())
+            .collect();
+        let width = longest(&rows);
+        assert_eq!(encoded.shape, [lines.len(), width]);
+        let padded = pad_rows::<B>(&rows, width, loaded.tokenizer.special().pad, &device);
+        assert_eq!(encoded.attention_mask, padded.mask);
+        let hidden = loaded.encoder().forward(
+            RoFormerInput::new(padded.input_ids)
+                .with_attention_mask(padded.attention_mask)
+                .with_token_type_ids(padded.token_type_ids),
+        );
+        let logits = values(loaded.masked_lm().unwrap().logits(hidden.clone())).unwrap();
+        let hidden = values(hidden).unwrap();
+        let gaps = (
+            max_abs_diff(&encoded.last_hidden_state, &hidden),
+            max_abs_diff(encoded.mlm_logits.as_ref().unwrap(), &logits),
+        );
+        assert!(gaps.0 < 1e-6 && gaps.1 < 1e-6, "{gaps:?}");
+    }
 }

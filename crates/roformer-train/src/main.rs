@@ -4,13 +4,14 @@
 //! exit; progress goes to stderr (a progress bar on a terminal, plain lines otherwise).
 
 mod backend;
+mod cli;
 
 use std::io::{BufRead, IsTerminal};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use roformer_train::TrainConfig;
 use roformer_train::bench::{BenchOptions, bench_inference, bench_train};
@@ -18,116 +19,10 @@ use roformer_train::infer::{self, WithWarnings};
 use roformer_train::model_dir::{load_model, write_model_dir};
 use roformer_train::train::{RunStart, TrainEvent, train};
 
-/// Train and run RoFormer (rotary position embedding) encoders.
-#[derive(Parser, Debug)]
-#[command(name = "roformer", version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Pretrain a masked-LM from a TOML config (or continue a run with --resume).
-    Train {
-        /// The config file, e.g. configs/tiny.toml.
-        #[arg(long, required_unless_present = "resume", conflicts_with = "resume")]
-        config: Option<PathBuf>,
-        /// Run directory (default: the config's training.output_dir).
-        #[arg(long)]
-        output: Option<PathBuf>,
-        /// Continue the run in this directory from its last checkpoint.
-        #[arg(long, value_name = "DIR")]
-        resume: Option<PathBuf>,
-    },
-    /// Print the most likely tokens for each [MASK] in a text.
-    FillMask {
-        /// A run directory or model directory.
-        #[arg(long)]
-        model: PathBuf,
-        /// Candidates per mask.
-        #[arg(long, default_value_t = 5)]
-        top_k: usize,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-        /// The text, with one or more [MASK] tokens.
-        text: String,
-    },
-    /// Print one sentence embedding (mean of the last hidden state) per input line.
-    Embed {
-        /// A run directory or model directory.
-        #[arg(long)]
-        model: PathBuf,
-        /// Read lines from this file instead of stdin.
-        #[arg(long)]
-        input: Option<PathBuf>,
-        /// Print a JSON array per line instead of space-separated numbers.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Run the encoder on JSON lines and save the outputs as safetensors.
-    Encode {
-        /// A run directory or model directory.
-        #[arg(long)]
-        model: PathBuf,
-        /// JSON lines: {"text": ...} or {"input_ids": [...], "attention_mask": [...], "token_type_ids": [...]}.
-        #[arg(long)]
-        input: PathBuf,
-        /// Output .safetensors file.
-        #[arg(long)]
-        output: PathBuf,
-        /// Also save the masked-LM logits.
-        #[arg(long)]
-        mlm_logits: bool,
-    },
-    /// Measure inference or training throughput on random tokens (tokens/s, ms per step,
-    /// peak memory) with the backend this binary was built with.
-    Bench {
-        /// A training config; its [model] table is the model measured (dropout off).
-        #[arg(long)]
-        config: PathBuf,
-        /// Sequences per step.
-        #[arg(long, default_value_t = 8)]
-        batch: usize,
-        /// Tokens per sequence; a comma-separated list measures each in turn.
-        #[arg(long, value_delimiter = ',', default_value = "128")]
-        seq: Vec<usize>,
-        /// Time a training step (forward, backward, AdamW) instead of inference.
-        #[arg(long)]
-        train: bool,
-        /// Timed steps (default: about 16k tokens of inference or 8k of training).
-        #[arg(long)]
-        steps: Option<usize>,
-        /// Untimed steps first.
-        #[arg(long, default_value_t = 3)]
-        warmup: usize,
-        /// Print one JSON object per line instead of text.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Convert a Hugging Face RoFormer directory (safetensors or pytorch_model.bin, f32,
-    /// f16 or bf16) into a model directory of ours (f32 safetensors, tokenizer files).
-    Import {
-        /// The HF directory: config.json, model.safetensors or pytorch_model.bin, vocab.txt
-        /// and/or tokenizer.json.
-        #[arg(long, value_name = "HF_DIR")]
-        from: PathBuf,
-        /// The new model directory (must not hold a model yet).
-        #[arg(long, value_name = "DIR")]
-        to: PathBuf,
-    },
-    /// Write a model as a directory that transformers loads with
-    /// `RoFormerForMaskedLM.from_pretrained` (config.json, model.safetensors, tokenizer).
-    ExportHf {
-        /// A run directory or model directory.
-        #[arg(long)]
-        model: PathBuf,
-        /// The new HF directory (must not hold a model yet).
-        #[arg(long, value_name = "HF_DIR")]
-        output: PathBuf,
-    },
-}
+use crate::cli::{
+    BenchArgs, Cli, Command, EmbedArgs, EncodeArgs, ExportHfArgs, FillMaskArgs, ImportArgs,
+    TrainArgs,
+};
 
 fn main() {
     let cli = Cli::parse();
@@ -141,107 +36,83 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Import { from, to } => convert(&from, &to),
-        Command::Bench {
-            config,
-            batch,
-            seq,
-            train,
-            steps,
-            warmup,
-            json,
-        } => run_bench(&config, batch, &seq, train, steps, warmup, json),
-        Command::ExportHf { model, output } => convert(&model, &output),
-        Command::Train {
-            config,
-            output,
-            resume,
-        } => run_train(config, output, resume),
-        Command::FillMask {
-            model,
-            top_k,
-            json,
-            text,
-        } => {
-            if top_k == 0 {
-                bail!("--top-k must be at least 1");
-            }
-            let device = backend::device();
-            let loaded = load_model::<backend::Inference>(&model, &device)?;
-            let predictions = report(infer::fill_mask(&loaded, &text, top_k, &device)?);
-            if json {
-                println!("{}", serde_json::to_string_pretty(&predictions)?);
-            } else {
-                for (index, prediction) in predictions.iter().enumerate() {
-                    println!("[MASK] #{} (token {}):", index + 1, prediction.position);
-                    for candidate in &prediction.candidates {
-                        println!("  {:<16} {:.4}", candidate.token, candidate.probability);
-                    }
-                }
-            }
-            Ok(())
-        }
-        Command::Embed { model, input, json } => {
-            let lines = read_lines(input)?;
-            let device = backend::device();
-            let loaded = load_model::<backend::Inference>(&model, &device)?;
-            for embedding in report(infer::embed(&loaded, &lines, &device)?) {
-                if json {
-                    println!("{}", serde_json::to_string(&embedding)?);
-                } else {
-                    let text: Vec<String> = embedding.iter().map(|v| format!("{v:.6}")).collect();
-                    println!("{}", text.join(" "));
-                }
-            }
-            Ok(())
-        }
-        Command::Encode {
-            model,
-            input,
-            output,
-            mlm_logits,
-        } => {
-            let lines = infer::read_encode_lines(&input)?;
-            let device = backend::device();
-            let loaded = load_model::<backend::Inference>(&model, &device)?;
-            let encoded = report(infer::encode(&loaded, &lines, mlm_logits, &device)?);
-            infer::write_encoded(&encoded, &output)?;
-            eprintln!(
-                "wrote {} ({} lines x {} tokens)",
-                output.display(),
-                encoded.shape[0],
-                encoded.shape[1]
-            );
-            Ok(())
-        }
+        Command::Train(args) => run_train(args),
+        Command::FillMask(args) => run_fill_mask(args),
+        Command::Embed(args) => run_embed(args),
+        Command::Encode(args) => run_encode(args),
+        Command::Bench(args) => run_bench(args),
+        Command::Import(ImportArgs { from, to }) => convert(&from, &to),
+        Command::ExportHf(ExportHfArgs { model, output }) => convert(&model, &output),
     }
 }
 
-fn run_bench(
-    config: &std::path::Path,
-    batch: usize,
-    seqs: &[usize],
-    train: bool,
-    steps: Option<usize>,
-    warmup: usize,
-    json: bool,
-) -> Result<()> {
-    let model_config = TrainConfig::from_file(config)?.model;
+fn run_fill_mask(args: FillMaskArgs) -> Result<()> {
+    if args.top_k == 0 {
+        bail!("--top-k must be at least 1");
+    }
     let device = backend::device();
-    for &seq in seqs {
+    let loaded = load_model::<backend::Inference>(&args.model, &device)?;
+    let predictions = report(infer::fill_mask(&loaded, &args.text, args.top_k, &device)?);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&predictions)?);
+    } else {
+        for (index, prediction) in predictions.iter().enumerate() {
+            println!("[MASK] #{} (token {}):", index + 1, prediction.position);
+            for candidate in &prediction.candidates {
+                println!("  {:<16} {:.4}", candidate.token, candidate.probability);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run_embed(args: EmbedArgs) -> Result<()> {
+    let lines = read_lines(args.input)?;
+    let device = backend::device();
+    let loaded = load_model::<backend::Inference>(&args.model, &device)?;
+    for embedding in report(infer::embed(&loaded, &lines, &device)?) {
+        if args.json {
+            println!("{}", serde_json::to_string(&embedding)?);
+        } else {
+            let text: Vec<String> = embedding.iter().map(|v| format!("{v:.6}")).collect();
+            println!("{}", text.join(" "));
+        }
+    }
+    Ok(())
+}
+
+fn run_encode(args: EncodeArgs) -> Result<()> {
+    let lines = infer::read_encode_lines(&args.input)?;
+    let device = backend::device();
+    let loaded = load_model::<backend::Inference>(&args.model, &device)?;
+    let encoded = report(infer::encode(&loaded, &lines, args.mlm_logits, &device)?);
+    infer::write_encoded(&encoded, &args.output)?;
+    eprintln!(
+        "wrote {} ({} lines x {} tokens)",
+        args.output.display(),
+        encoded.shape[0],
+        encoded.shape[1]
+    );
+    Ok(())
+}
+
+fn run_bench(args: BenchArgs) -> Result<()> {
+    let model_config = TrainConfig::from_file(&args.config)?.model;
+    let device = backend::device();
+    for &seq in &args.seq {
         let options = BenchOptions {
-            batch,
+            batch: args.batch,
             seq,
-            train,
-            steps,
-            warmup,
+            train: args.train,
+            steps: args.steps,
+            warmup: args.warmup,
         };
-        let report = if train {
+        let report = if args.train {
             bench_train::<backend::Training>(&model_config, &options, backend::NAME, &device)?
         } else {
             bench_inference::<backend::Inference>(&model_config, &options, backend::NAME, &device)?
         };
-        if json {
+        if args.json {
             println!("{}", serde_json::to_string(&report)?);
         } else {
             let achieved = report.flops_per_token * report.tokens_per_second / 1e9;
@@ -268,7 +139,7 @@ fn run_bench(
 }
 
 /// Loads a model directory (any format `--model` takes) and writes it in HF layout.
-fn convert(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
+fn convert(from: &Path, to: &Path) -> Result<()> {
     let device = backend::device();
     let loaded = load_model::<backend::Inference>(from, &device)?;
     write_model_dir(&loaded, to)?;
@@ -319,11 +190,12 @@ fn read_lines(input: Option<PathBuf>) -> Result<Vec<String>> {
     Ok(lines)
 }
 
-fn run_train(
-    config: Option<PathBuf>,
-    output: Option<PathBuf>,
-    resume: Option<PathBuf>,
-) -> Result<()> {
+fn run_train(args: TrainArgs) -> Result<()> {
+    let TrainArgs {
+        config,
+        output,
+        resume,
+    } = args;
     let (start, run_dir) = match (config, resume) {
         (_, Some(dir)) => (RunStart::Resume, dir),
         (Some(path), None) => {

@@ -1,14 +1,16 @@
-//! Masked-LM pretraining: schedule, metrics, checkpoints and the loop.
+//! Masked-LM pretraining: schedule, metrics, checkpoints, the run directory, the data
+//! splits and the loop.
 
 pub mod checkpoint;
 pub mod metrics;
 pub mod optimizer;
+pub mod run_dir;
 pub mod schedule;
+mod split;
 pub mod trainer;
 
 pub use metrics::EvalRecord;
 pub use optimizer::{FusedAdamW, FusedAdamWConfig};
+pub use run_dir::{METRICS_FILE, PLOT_FILE, RUN_CONFIG_FILE};
 pub(crate) use trainer::masked_lm_step;
-pub use trainer::{
-    METRICS_FILE, PLOT_FILE, RUN_CONFIG_FILE, RunStart, TrainEvent, TrainSummary, train,
-};
+pub use trainer::{RunStart, TrainEvent, TrainSummary, train};

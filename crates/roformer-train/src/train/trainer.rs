@@ -6,48 +6,32 @@
 //! masks from (seed, step), so a resumed run sees the same batches and drops the same
 //! units as an uninterrupted one.
 
-use roformer::{RoFormerBackend, RoFormerTrainingBackend};
+use roformer::{RoFormerTrainingBackend, RoFormerBackend};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{AutodiffModule, Module};
+use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{GradientsParams, Optimizer};
-
 use burn::tensor::{ElementConversion, Int, Tensor, TensorPrimitive};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 use roformer::layout::reshape;
 use roformer::{IGNORE_INDEX, RoFormerForMaskedLM};
 
 use crate::config::{Duration, TrainConfig};
-use crate::data::{
-    Corpus, MaskedExample, MlmBatch, SpecialIds, TextTokenizer, mask_seed, mask_tokens, mlm_batch,
-    pack_lines,
-};
+use crate::data::{Corpus, MaskedExample, MlmBatch, TextTokenizer, mask_seed, mlm_batch};
 use crate::error::TrainError;
-use crate::fs_atomic::write_atomic;
-use crate::model_dir::{load_tokenizer, save_model, save_tokenizer};
-use crate::train::checkpoint::{
-    TrainingState, latest_checkpoint, load_checkpoint, save_checkpoint,
-};
+use crate::model_dir::save_model;
+use crate::train::checkpoint::{TrainingState, load_checkpoint, save_checkpoint};
 use crate::train::metrics::{
     EvalRecord, append_record, plot_losses, read_records, truncate_records,
 };
-use crate::train::optimizer::FusedAdamWConfig;
+use crate::train::optimizer::{FusedAdamW, FusedAdamWConfig};
+use crate::train::run_dir::{METRICS_FILE, PLOT_FILE, open_run_dir, run_tokenizer};
 use crate::train::schedule::LrSchedule;
+use crate::train::split::{Masking, Splits};
 
-/// The resolved config saved in a run directory (and read back by `--resume`).
-pub const RUN_CONFIG_FILE: &str = "config.toml";
-/// Evaluation history.
-pub const METRICS_FILE: &str = "metrics.jsonl";
-/// Loss curves.
-pub const PLOT_FILE: &str = "loss.png";
-
-/// Salt of the validation masks, so they differ from any training epoch's.
-const VALIDATION_SALT: u64 = 0x005E_ED0F_FA11;
 /// Salt of the per-step seeds of the backend's random stream (dropout masks).
 const DROPOUT_SALT: u64 = 0xD20F_0A75_7EED;
 
@@ -118,36 +102,6 @@ pub enum RunStart {
     Resume,
 }
 
-/// Masked-LM examples of a split, packed from its works.
-struct Split {
-    sequences: Vec<Vec<u32>>,
-}
-
-impl Split {
-    fn new(
-        works: &[crate::data::Work],
-        tokenizer: &TextTokenizer,
-        max_seq_len: usize,
-    ) -> Result<Self, TrainError> {
-        let mut sequences = Vec::new();
-        for work in works {
-            sequences.extend(pack_lines(&work.text, tokenizer, max_seq_len)?);
-        }
-        Ok(Self { sequences })
-    }
-
-    fn masked(
-        &self,
-        index: usize,
-        special: &SpecialIds,
-        vocab: usize,
-        probability: f64,
-        seed: u64,
-    ) -> MaskedExample {
-        mask_tokens(&self.sequences[index], special, vocab, probability, seed)
-    }
-}
-
 /// Trains as the config says, writing into `run_dir`. `observe` receives progress; when it
 /// answers `Break` to a [`TrainEvent::Checkpointed`], training stops there (the run can be
 /// continued with [`RunStart::Resume`]), e.g. on Ctrl-C.
@@ -157,180 +111,58 @@ pub fn train<B: RoFormerTrainingBackend>(
     device: &B::Device,
     observe: &mut dyn FnMut(TrainEvent) -> ControlFlow<()>,
 ) -> Result<TrainSummary, TrainError> {
-    let resuming = matches!(start, RunStart::Resume);
-    let config = match start {
-        RunStart::Fresh(config) => {
-            let config = *config;
-            if latest_checkpoint(run_dir).is_some() || run_dir.join(RUN_CONFIG_FILE).exists() {
-                return Err(TrainError::model_dir(
-                    run_dir,
-                    "already holds a run; continue it with --resume or choose another --output",
-                ));
-            }
-            std::fs::create_dir_all(run_dir).map_err(|e| TrainError::io(run_dir, e))?;
-            write_atomic(
-                &run_dir.join(RUN_CONFIG_FILE),
-                config.to_toml_string().as_bytes(),
-            )?;
-            config
-        }
-        RunStart::Resume => TrainConfig::from_file(&run_dir.join(RUN_CONFIG_FILE))?,
-    };
-    let (data, training) = (&config.data, &config.training);
-
-    let corpus = Corpus::load(data.corpus.as_deref(), data.validation_works.as_deref())?;
-    let tokenizer = if resuming {
-        load_tokenizer(run_dir)?
-    } else {
-        let tokenizer = match &config.tokenizer.path {
-            Some(path) => TextTokenizer::from_file(path)?,
-            None => TextTokenizer::train(
-                corpus.train.iter().flat_map(|w| w.text.lines()),
-                config.model.vocab_size,
-                config.tokenizer.min_frequency,
-                config.tokenizer.lowercase,
-            )?,
-        };
-        save_tokenizer(run_dir, &tokenizer)?;
-        tokenizer
-    };
-    check_tokenizer_fits(&tokenizer, &config)?;
-    let special = tokenizer.special();
-    let vocab = tokenizer.vocab_size();
-
-    let train_split = Split::new(&corpus.train, &tokenizer, data.max_seq_len)?;
-    let valid_split = Split::new(&corpus.validation, &tokenizer, data.max_seq_len)?;
-    if train_split.sequences.is_empty() || valid_split.sequences.is_empty() {
-        return Err(TrainError::data(
-            "corpus",
-            "the training or validation split has no text",
-        ));
-    }
-    let batch_size = training.batch_size;
-    let steps_per_epoch = (train_split.sequences.len() / batch_size).max(1);
-    let total_steps = match training.duration() {
-        Duration::Steps(steps) => steps,
-        Duration::Epochs(epochs) => epochs * steps_per_epoch,
-    };
-    let schedule = LrSchedule {
-        peak: training.learning_rate,
-        warmup: training.warmup_steps,
-        total: total_steps,
-        decay: training.decay,
-    };
-
-    B::seed(device, training.seed);
-    let model = RoFormerForMaskedLM::<B>::new(&config.model, device)?;
-    let clipping = (training.max_grad_norm > 0.0)
-        .then_some(GradientClippingConfig::Norm(training.max_grad_norm as f32));
-    let optimizer = FusedAdamWConfig::new()
-        .with_weight_decay(training.weight_decay as f32)
-        .with_grad_clipping(clipping)
-        .init::<B, RoFormerForMaskedLM<B>>();
+    let run = open_run_dir(start, run_dir)?;
+    let config = &run.config;
+    let corpus = Corpus::load(
+        config.data.corpus.as_deref(),
+        config.data.validation_works.as_deref(),
+    )?;
+    let tokenizer = run_tokenizer(&run, &corpus, run_dir)?;
+    let splits = Splits::new(&corpus, &tokenizer, config.data.max_seq_len)?;
     let metrics_path = run_dir.join(METRICS_FILE);
-    let (start_step, mut model, mut optimizer) = if resuming {
-        let (state, model, optimizer) = load_checkpoint(run_dir, model, optimizer, device)?;
-        truncate_records(&metrics_path, state.step)?;
-        (state.step, model, optimizer)
-    } else {
-        (0, model, optimizer)
-    };
+    let resume_from = run.resuming.then_some(run_dir);
+    let mut trainer = Trainer::<B>::new(config, splits, &tokenizer, resume_from, device)?;
+    if run.resuming {
+        // Evaluations past the checkpoint are redone.
+        truncate_records(&metrics_path, trainer.start_step)?;
+    }
 
     let _ = observe(TrainEvent::Started {
-        start_step,
-        total_steps,
-        train_examples: train_split.sequences.len(),
-        valid_examples: valid_split.sequences.len(),
-        vocab_size: vocab,
-        parameters: model.num_params(),
+        start_step: trainer.start_step,
+        total_steps: trainer.total_steps,
+        train_examples: trainer.splits.train.len(),
+        valid_examples: trainer.splits.valid.len(),
+        vocab_size: trainer.masking.vocab,
+        parameters: trainer.model().num_params(),
     });
 
-    let majority_baseline_accuracy = majority_baseline(&valid_split, &special, vocab, &config);
-    let mut order: Option<(usize, Vec<usize>)> = None;
-    let (mut loss_sum, mut loss_steps, mut tokens) = (0.0, 0usize, 0usize);
-    let mut train_time = 0.0f64;
+    let majority_baseline_accuracy = trainer.majority_baseline();
     let mut last = read_records(&metrics_path)?.pop();
-
-    for step in start_step..total_steps {
-        let started = Instant::now();
-        let epoch = step / steps_per_epoch;
-        if order.as_ref().is_none_or(|(e, _)| *e != epoch) {
-            let mut indices: Vec<usize> = (0..train_split.sequences.len()).collect();
-            indices.shuffle(&mut StdRng::seed_from_u64(mask_seed(
-                training.seed,
-                epoch as u64,
-                u64::MAX,
-            )));
-            order = Some((epoch, indices));
-        }
-        let indices = &order.as_ref().expect("set above").1;
-        let within = step % steps_per_epoch;
-        let examples: Vec<MaskedExample> = indices
-            [within * batch_size..((within + 1) * batch_size).min(indices.len())]
-            .iter()
-            .map(|&i| {
-                train_split.masked(
-                    i,
-                    &special,
-                    vocab,
-                    data.mask_probability,
-                    mask_seed(training.seed, epoch as u64, i as u64),
-                )
-            })
-            .collect();
-        let batch = mlm_batch::<B>(&examples, special.pad, device);
-        tokens += batch.real_tokens;
-        B::seed(device, dropout_seed(training.seed, step));
-        let (loss, _) = masked_lm_step(&model, batch);
-        let loss_value: f64 = loss.clone().into_scalar().elem();
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        let learning_rate = schedule.at(step);
-        model = optimizer.step(learning_rate, model, grads);
-        train_time += started.elapsed().as_secs_f64();
-        loss_sum += loss_value;
-        loss_steps += 1;
+    for step in trainer.start_step..trainer.total_steps {
+        let report = trainer.step(step);
         let done = step + 1;
-        let tokens_per_second = tokens as f64 / train_time.max(1e-9);
         let _ = observe(TrainEvent::Step {
             step: done,
-            total_steps,
-            loss: loss_value,
-            learning_rate,
-            tokens_per_second,
+            total_steps: trainer.total_steps,
+            loss: report.loss,
+            learning_rate: report.learning_rate,
+            tokens_per_second: report.tokens_per_second,
         });
-
-        if done % training.eval_every == 0 || done == total_steps {
-            let (valid_loss, valid_accuracy) = evaluate(
-                &model.valid(),
-                &valid_split,
-                &special,
-                vocab,
-                &config,
-                device,
-            );
-            let record = EvalRecord {
-                step: done,
-                train_loss: loss_sum / loss_steps as f64,
-                valid_loss,
-                valid_accuracy,
-                tokens_per_second,
-                learning_rate,
-            };
+        if trainer.evaluates_after(done) {
+            let record = trainer.evaluation(done, &report);
             append_record(&metrics_path, &record)?;
             let _ = observe(TrainEvent::Evaluated(record.clone()));
             last = Some(record);
-            (loss_sum, loss_steps, tokens, train_time) = (0.0, 0, 0, 0.0);
         }
-        if done % training.checkpoint_every == 0 || done == total_steps {
-            let path = save_checkpoint(run_dir, TrainingState { step: done }, &model, &optimizer)?;
-            save_model(run_dir, &config.model, &model.valid())?;
+        if trainer.checkpoints_after(done) {
+            let path = trainer.checkpoint(run_dir, done)?;
             if observe(TrainEvent::Checkpointed { step: done, path }).is_break() {
                 break;
             }
         }
     }
 
-    save_model(run_dir, &config.model, &model.valid())?;
+    trainer.save_model(run_dir)?;
     plot_losses(&read_records(&metrics_path)?, &run_dir.join(PLOT_FILE))?;
     Ok(TrainSummary {
         run_dir: run_dir.to_path_buf(),
@@ -339,35 +171,263 @@ pub fn train<B: RoFormerTrainingBackend>(
     })
 }
 
-fn check_tokenizer_fits(tokenizer: &TextTokenizer, config: &TrainConfig) -> Result<(), TrainError> {
-    let fail = |key: &str, message: String| {
-        Err(TrainError::Config {
-            file: RUN_CONFIG_FILE.into(),
-            key: key.into(),
-            message,
+/// What one optimisation step reports.
+struct StepReport {
+    /// The step's masked-LM loss.
+    loss: f64,
+    /// The learning rate it used.
+    learning_rate: f64,
+    /// Real tokens per second since the last evaluation.
+    tokens_per_second: f64,
+}
+
+/// Training totals since the last evaluation.
+#[derive(Debug, Default)]
+struct SinceEvaluation {
+    loss_sum: f64,
+    steps: usize,
+    tokens: usize,
+    seconds: f64,
+}
+
+impl SinceEvaluation {
+    fn mean_loss(&self) -> f64 {
+        self.loss_sum / self.steps as f64
+    }
+
+    fn tokens_per_second(&self) -> f64 {
+        self.tokens as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// A run in progress: model and optimizer, the learning-rate schedule, the data, and the
+/// totals the next evaluation reports.
+struct Trainer<'a, B: RoFormerTrainingBackend> {
+    config: &'a TrainConfig,
+    device: &'a B::Device,
+    splits: Splits,
+    masking: Masking,
+    /// `None` only inside [`Trainer::step`], while the optimizer owns the model: it takes
+    /// it by value, so that it can update parameters in place.
+    model: Option<RoFormerForMaskedLM<B>>,
+    optimizer: OptimizerAdaptor<FusedAdamW, RoFormerForMaskedLM<B>, B>,
+    schedule: LrSchedule,
+    /// Steps already done when this process started (non-zero when resuming).
+    start_step: usize,
+    /// Steps the run will have done when it ends.
+    total_steps: usize,
+    steps_per_epoch: usize,
+    /// The current epoch and its example order.
+    order: Option<(usize, Vec<usize>)>,
+    since_evaluation: SinceEvaluation,
+}
+
+impl<'a, B: RoFormerTrainingBackend> Trainer<'a, B> {
+    /// A fresh model and optimizer, or, with `resume_from`, those of the run's last
+    /// checkpoint.
+    fn new(
+        config: &'a TrainConfig,
+        splits: Splits,
+        tokenizer: &TextTokenizer,
+        resume_from: Option<&Path>,
+        device: &'a B::Device,
+    ) -> Result<Self, TrainError> {
+        let training = &config.training;
+        let steps_per_epoch = (splits.train.len() / training.batch_size).max(1);
+        let total_steps = match training.duration() {
+            Duration::Steps(steps) => steps,
+            Duration::Epochs(epochs) => epochs * steps_per_epoch,
+        };
+        let schedule = LrSchedule {
+            peak: training.learning_rate,
+            warmup: training.warmup_steps,
+            total: total_steps,
+            decay: training.decay,
+        };
+
+        // The initial weights are the backend generator's first draws.
+        B::seed(device, training.seed);
+        let model = RoFormerForMaskedLM::<B>::new(&config.model, device)?;
+        let clipping = (training.max_grad_norm > 0.0)
+            .then_some(GradientClippingConfig::Norm(training.max_grad_norm as f32));
+        let optimizer = FusedAdamWConfig::new()
+            .with_weight_decay(training.weight_decay as f32)
+            .with_grad_clipping(clipping)
+            .init::<B, RoFormerForMaskedLM<B>>();
+        let (start_step, model, optimizer) = match resume_from {
+            Some(run_dir) => {
+                let (state, model, optimizer) = load_checkpoint(run_dir, model, optimizer, device)?;
+                (state.step, model, optimizer)
+            }
+            None => (0, model, optimizer),
+        };
+        Ok(Self {
+            config,
+            device,
+            splits,
+            masking: Masking {
+                special: tokenizer.special(),
+                vocab: tokenizer.vocab_size(),
+                probability: config.data.mask_probability,
+            },
+            model: Some(model),
+            optimizer,
+            schedule,
+            start_step,
+            total_steps,
+            steps_per_epoch,
+            order: None,
+            since_evaluation: SinceEvaluation::default(),
         })
-    };
-    if tokenizer.vocab_size() > config.model.vocab_size {
-        return fail(
-            "model.vocab_size",
-            format!(
-                "expected at least the tokenizer's vocabulary size {}, got {}",
-                tokenizer.vocab_size(),
-                config.model.vocab_size
-            ),
-        );
     }
-    let pad = tokenizer.special().pad as usize;
-    if config.model.pad_token_id.is_some_and(|id| id != pad) {
-        return fail(
-            "model.pad_token_id",
-            format!(
-                "expected the tokenizer's [PAD] id {pad}, got {:?}",
-                config.model.pad_token_id
-            ),
-        );
+
+    fn model(&self) -> &RoFormerForMaskedLM<B> {
+        self.model
+            .as_ref()
+            .expect("the optimizer hands the model back")
     }
-    Ok(())
+
+    /// The training examples of `step` (0-based): a slice of its epoch's order.
+    fn examples(&mut self, step: usize) -> Vec<MaskedExample> {
+        let seed = self.config.training.seed;
+        let batch_size = self.config.training.batch_size;
+        let epoch = step / self.steps_per_epoch;
+        if self.order.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            self.order = Some((epoch, self.splits.train.epoch_order(seed, epoch)));
+        }
+        let indices = &self.order.as_ref().expect("set above").1;
+        let within = step % self.steps_per_epoch;
+        indices[within * batch_size..((within + 1) * batch_size).min(indices.len())]
+            .iter()
+            .map(|&i| {
+                self.splits
+                    .train
+                    .training_example(i, &self.masking, seed, epoch)
+            })
+            .collect()
+    }
+
+    /// Runs optimisation step `step` (0-based).
+    fn step(&mut self, step: usize) -> StepReport {
+        let started = Instant::now();
+        let examples = self.examples(step);
+        let batch = mlm_batch::<B>(&examples, self.masking.special.pad, self.device);
+        self.since_evaluation.tokens += batch.real_tokens;
+        B::seed(self.device, dropout_seed(self.config.training.seed, step));
+        let model = self
+            .model
+            .take()
+            .expect("the optimizer hands the model back");
+        let (loss, _) = masked_lm_step(&model, batch);
+        let loss_value: f64 = loss.clone().into_scalar().elem();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let learning_rate = self.schedule.at(step);
+        self.model = Some(self.optimizer.step(learning_rate, model, grads));
+        let totals = &mut self.since_evaluation;
+        totals.seconds += started.elapsed().as_secs_f64();
+        totals.loss_sum += loss_value;
+        totals.steps += 1;
+        StepReport {
+            loss: loss_value,
+            learning_rate,
+            tokens_per_second: totals.tokens_per_second(),
+        }
+    }
+
+    /// Whether the run evaluates once `done` steps are done.
+    fn evaluates_after(&self, done: usize) -> bool {
+        done.is_multiple_of(self.config.training.eval_every) || done == self.total_steps
+    }
+
+    /// Whether the run writes a checkpoint once `done` steps are done.
+    fn checkpoints_after(&self, done: usize) -> bool {
+        done.is_multiple_of(self.config.training.checkpoint_every) || done == self.total_steps
+    }
+
+    /// Evaluates after `done` steps (`last` is the step just taken) and starts new
+    /// training totals for the next record.
+    fn evaluation(&mut self, done: usize, last: &StepReport) -> EvalRecord {
+        let (valid_loss, valid_accuracy) = self.evaluate();
+        let record = EvalRecord {
+            step: done,
+            train_loss: self.since_evaluation.mean_loss(),
+            valid_loss,
+            valid_accuracy,
+            tokens_per_second: last.tokens_per_second,
+            learning_rate: last.learning_rate,
+        };
+        self.since_evaluation = SinceEvaluation::default();
+        record
+    }
+
+    /// The validation examples an evaluation covers (`eval_batches` batches, or all).
+    fn evaluated_sequences(&self) -> usize {
+        let valid = self.splits.valid.len();
+        match self.config.training.eval_batches {
+            0 => valid,
+            n => (n * self.config.training.batch_size).min(valid),
+        }
+    }
+
+    /// Mean masked-LM loss and accuracy over the validation split, with fixed masks.
+    fn evaluate(&self) -> (f64, f64) {
+        let model = self.model().valid();
+        let (seed, batch_size) = (self.config.training.seed, self.config.training.batch_size);
+        let covered = self.evaluated_sequences();
+        let (mut loss_sum, mut correct, mut count) = (0.0, 0usize, 0usize);
+        for batch_index in 0..covered.div_ceil(batch_size) {
+            let examples: Vec<MaskedExample> = (batch_index * batch_size
+                ..((batch_index + 1) * batch_size).min(covered))
+                .map(|i| self.splits.valid.validation_example(i, &self.masking, seed))
+                .collect();
+            let batch =
+                mlm_batch::<B::InnerBackend>(&examples, self.masking.special.pad, self.device);
+            let masked = batch.masked_count;
+            let (loss, hits) = masked_lm_step(&model, batch);
+            let loss: f64 = loss.into_scalar().elem();
+            loss_sum += loss * masked as f64;
+            correct += hits;
+            count += masked;
+        }
+        (
+            loss_sum / count.max(1) as f64,
+            correct as f64 / count.max(1) as f64,
+        )
+    }
+
+    /// Accuracy of predicting the most frequent masked token for every masked validation
+    /// position (the same examples and masks [`Trainer::evaluate`] uses): the floor a
+    /// trained model must beat.
+    fn majority_baseline(&self) -> f64 {
+        let seed = self.config.training.seed;
+        let mut counts = std::collections::HashMap::<i64, usize>::new();
+        let mut total = 0usize;
+        for index in 0..self.evaluated_sequences() {
+            let example = self
+                .splits
+                .valid
+                .validation_example(index, &self.masking, seed);
+            for label in example.labels.into_iter().filter(|&l| l >= 0) {
+                *counts.entry(label).or_default() += 1;
+                total += 1;
+            }
+        }
+        counts.values().copied().max().unwrap_or(0) as f64 / total.max(1) as f64
+    }
+
+    /// Writes a checkpoint after `done` steps and the model directory beside it, so that
+    /// a stopped run can be used as it is.
+    fn checkpoint(&self, run_dir: &Path, done: usize) -> Result<PathBuf, TrainError> {
+        let state = TrainingState { step: done };
+        let path = save_checkpoint(run_dir, state, self.model(), &self.optimizer)?;
+        self.save_model(run_dir)?;
+        Ok(path)
+    }
+
+    /// Writes the model (inference weights and config) into `run_dir`.
+    fn save_model(&self, run_dir: &Path) -> Result<(), TrainError> {
+        save_model(run_dir, &self.config.model, &self.model().valid())
+    }
 }
 
 /// Loss over the masked positions and the number predicted exactly. Only the masked rows
@@ -394,79 +454,4 @@ pub(crate) fn masked_lm_step<B: RoFormerBackend>(
     debug_assert!(correct as usize <= count);
     let loss = Tensor::from_primitive(TensorPrimitive::Float(output.loss));
     (loss, correct as usize)
-}
-
-/// The validation examples an evaluation covers (`eval_batches` batches, or all).
-fn evaluated_sequences(split: &Split, config: &TrainConfig) -> usize {
-    match config.training.eval_batches {
-        0 => split.sequences.len(),
-        n => (n * config.training.batch_size).min(split.sequences.len()),
-    }
-}
-
-/// Mean masked-LM loss and accuracy over the validation split, with fixed masks.
-fn evaluate<B: RoFormerBackend>(
-    model: &RoFormerForMaskedLM<B>,
-    split: &Split,
-    special: &SpecialIds,
-    vocab: usize,
-    config: &TrainConfig,
-    device: &B::Device,
-) -> (f64, f64) {
-    let batch_size = config.training.batch_size;
-    let covered = evaluated_sequences(split, config);
-    let (mut loss_sum, mut correct, mut count) = (0.0, 0usize, 0usize);
-    for batch_index in 0..covered.div_ceil(batch_size) {
-        let examples: Vec<MaskedExample> = (batch_index * batch_size
-            ..((batch_index + 1) * batch_size).min(covered))
-            .map(|i| {
-                split.masked(
-                    i,
-                    special,
-                    vocab,
-                    config.data.mask_probability,
-                    mask_seed(config.training.seed ^ VALIDATION_SALT, 0, i as u64),
-                )
-            })
-            .collect();
-        let batch = mlm_batch::<B>(&examples, special.pad, device);
-        let masked = batch.masked_count;
-        let (loss, hits) = masked_lm_step(model, batch);
-        let loss: f64 = loss.into_scalar().elem();
-        loss_sum += loss * masked as f64;
-        correct += hits;
-        count += masked;
-    }
-    (
-        loss_sum / count.max(1) as f64,
-        correct as f64 / count.max(1) as f64,
-    )
-}
-
-/// Accuracy of predicting the most frequent masked token for every masked validation
-/// position (the same examples and masks [`evaluate`] uses): the floor a trained model
-/// must beat.
-fn majority_baseline(
-    split: &Split,
-    special: &SpecialIds,
-    vocab: usize,
-    config: &TrainConfig,
-) -> f64 {
-    let (probability, seed) = (config.data.mask_probability, config.training.seed);
-    let mut counts = std::collections::HashMap::<i64, usize>::new();
-    let mut total = 0usize;
-    for index in 0..evaluated_sequences(split, config) {
-        let example = split.masked(
-            index,
-            special,
-            vocab,
-            probability,
-            mask_seed(seed ^ VALIDATION_SALT, 0, index as u64),
-        );
-        for label in example.labels.into_iter().filter(|&l| l >= 0) {
-            *counts.entry(label).or_default() += 1;
-            total += 1;
-        }
-    }
-    counts.values().copied().max().unwrap_or(0) as f64 / total.max(1) as f64
 }

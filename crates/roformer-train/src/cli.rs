@@ -1,0 +1,139 @@
+//! The `roformer` command line: the subcommands, each with its own clap `Args` struct
+//! that its handler in `main.rs` takes.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Train and run RoFormer (rotary position embedding) encoders.
+#[derive(Parser, Debug)]
+#[command(name = "roformer", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands; each one's help is the doc comment of its arguments struct.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    Train(TrainArgs),
+    FillMask(FillMaskArgs),
+    Embed(EmbedArgs),
+    Encode(EncodeArgs),
+    Bench(BenchArgs),
+    Import(ImportArgs),
+    ExportHf(ExportHfArgs),
+}
+
+/// Pretrain a masked-LM from a TOML config (or continue a run with --resume).
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// The config file, e.g. configs/tiny.toml.
+    #[arg(long, required_unless_present = "resume", conflicts_with = "resume")]
+    pub config: Option<PathBuf>,
+    /// Run directory (default: the config's training.output_dir).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Continue the run in this directory from its last checkpoint.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+}
+
+/// Print the most likely tokens for each [MASK] in a text.
+#[derive(Args, Debug)]
+pub struct FillMaskArgs {
+    /// A run directory or model directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Candidates per mask.
+    #[arg(long, default_value_t = 5)]
+    pub top_k: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// The text, with one or more [MASK] tokens.
+    pub text: String,
+}
+
+/// Print one sentence embedding (mean of the last hidden state) per input line.
+#[derive(Args, Debug)]
+pub struct EmbedArgs {
+    /// A run directory or model directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Read lines from this file instead of stdin.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Print a JSON array per line instead of space-separated numbers.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Run the encoder on JSON lines and save the outputs as safetensors.
+#[derive(Args, Debug)]
+pub struct EncodeArgs {
+    /// A run directory or model directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// JSON lines: {"text": ...} or {"input_ids": [...], "attention_mask": [...], "token_type_ids": [...]}.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Output .safetensors file.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Also save the masked-LM logits.
+    #[arg(long)]
+    pub mlm_logits: bool,
+}
+
+/// Measure inference or training throughput on random tokens (tokens/s, ms per step,
+/// peak memory) with the backend this binary was built with.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// A training config; its [model] table is the model measured (dropout off).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Sequences per step.
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// Tokens per sequence; a comma-separated list measures each in turn.
+    #[arg(long, value_delimiter = ',', default_value = "128")]
+    pub seq: Vec<usize>,
+    /// Time a training step (forward, backward, AdamW) instead of inference.
+    #[arg(long)]
+    pub train: bool,
+    /// Timed steps (default: about 16k tokens of inference or 8k of training).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Print one JSON object per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Convert a Hugging Face RoFormer directory (safetensors or pytorch_model.bin, f32,
+/// f16 or bf16) into a model directory of ours (f32 safetensors, tokenizer files).
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// The HF directory: config.json, model.safetensors or pytorch_model.bin, vocab.txt
+    /// and/or tokenizer.json.
+    #[arg(long, value_name = "HF_DIR")]
+    pub from: PathBuf,
+    /// The new model directory (must not hold a model yet).
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+}
+
+/// Write a model as a directory that transformers loads with
+/// `RoFormerForMaskedLM.from_pretrained` (config.json, model.safetensors, tokenizer).
+#[derive(Args, Debug)]
+pub struct ExportHfArgs {
+    /// A run directory or model directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The new HF directory (must not hold a model yet).
+    #[arg(long, value_name = "HF_DIR")]
+    pub output: PathBuf,
+}

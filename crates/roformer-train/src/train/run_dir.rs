@@ -1,0 +1,115 @@
+//! The run directory: its file names, opening it for a fresh or resumed run, and the
+//! run's tokenizer (trained or loaded, and kept there so inference and `--resume` use
+//! the same one).
+
+use std::path::Path;
+
+use crate::config::TrainConfig;
+use crate::data::{Corpus, TextTokenizer};
+use crate::error::TrainError;
+use crate::fs_atomic::write_atomic;
+use crate::model_dir::{load_tokenizer, save_tokenizer};
+use crate::train::checkpoint::latest_checkpoint;
+use crate::train::trainer::RunStart;
+
+/// The resolved config saved in a run directory (and read back by `--resume`).
+pub const RUN_CONFIG_FILE: &str = "config.toml";
+/// Evaluation history.
+pub const METRICS_FILE: &str = "metrics.jsonl";
+/// Loss curves.
+pub const PLOT_FILE: &str = "loss.png";
+
+/// A run directory ready for training, with the run's config.
+pub(super) struct OpenedRun {
+    /// The run's config (as given, or as saved by the run being resumed).
+    pub config: TrainConfig,
+    /// Whether the run continues from a checkpoint.
+    pub resuming: bool,
+}
+
+/// Opens `run_dir`: a fresh start refuses a directory that already holds a run (nothing is
+/// overwritten), creates it and saves the config; a resume reads the saved config back.
+pub(super) fn open_run_dir(start: RunStart, run_dir: &Path) -> Result<OpenedRun, TrainError> {
+    match start {
+        RunStart::Fresh(config) => {
+            let config = *config;
+            if latest_checkpoint(run_dir).is_some() || run_dir.join(RUN_CONFIG_FILE).exists() {
+                return Err(TrainError::model_dir(
+                    run_dir,
+                    "already holds a run; continue it with --resume or choose another --output",
+                ));
+            }
+            std::fs::create_dir_all(run_dir).map_err(|e| TrainError::io(run_dir, e))?;
+            write_atomic(
+                &run_dir.join(RUN_CONFIG_FILE),
+                config.to_toml_string().as_bytes(),
+            )?;
+            Ok(OpenedRun {
+                config,
+                resuming: false,
+            })
+        }
+        RunStart::Resume => Ok(OpenedRun {
+            config: TrainConfig::from_file(&run_dir.join(RUN_CONFIG_FILE))?,
+            resuming: true,
+        }),
+    }
+}
+
+/// The run's tokenizer: the saved one when resuming; otherwise the config's file or one
+/// trained on the training works, saved into `run_dir`. Checked against the model config.
+pub(super) fn run_tokenizer(
+    run: &OpenedRun,
+    corpus: &Corpus,
+    run_dir: &Path,
+) -> Result<TextTokenizer, TrainError> {
+    let config = &run.config;
+    let tokenizer = if run.resuming {
+        load_tokenizer(run_dir)?
+    } else {
+        let tokenizer = match &config.tokenizer.path {
+            Some(path) => TextTokenizer::from_file(path)?,
+            None => TextTokenizer::train(
+                corpus.train.iter().flat_map(|w| w.text.lines()),
+                config.model.vocab_size,
+                config.tokenizer.min_frequency,
+                config.tokenizer.lowercase,
+            )?,
+        };
+        save_tokenizer(run_dir, &tokenizer)?;
+        tokenizer
+    };
+    check_tokenizer_fits(&tokenizer, config)?;
+    Ok(tokenizer)
+}
+
+fn check_tokenizer_fits(tokenizer: &TextTokenizer, config: &TrainConfig) -> Result<(), TrainError> {
+    let fail = |key: &str, message: String| {
+        Err(TrainError::Config {
+            file: RUN_CONFIG_FILE.into(),
+            key: key.into(),
+            message,
+        })
+    };
+    if tokenizer.vocab_size() > config.model.vocab_size {
+        return fail(
+            "model.vocab_size",
+            format!(
+                "expected at least the tokenizer's vocabulary size {}, got {}",
+                tokenizer.vocab_size(),
+                config.model.vocab_size
+            ),
+        );
+    }
+    let pad = tokenizer.special().pad as usize;
+    if config.model.pad_token_id.is_some_and(|id| id != pad) {
+        return fail(
+            "model.pad_token_id",
+            format!(
+                "expected the tokenizer's [PAD] id {pad}, got {:?}",
+                config.model.pad_token_id
+            ),
+        );
+    }
+    Ok(())
+}
