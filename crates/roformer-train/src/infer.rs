@@ -83,7 +83,12 @@ struct Padded<B: Backend> {
 
 /// Right-pads `rows` to `width` tokens: ids with `pad`, attention mask and token types
 /// with 0.
-fn pad_rows<B: RoFormerBackend>(rows: &[Row], width: usize, pad: u32, device: &B::Device) -> Padded<B> {
+fn pad_rows<B: RoFormerBackend>(
+    rows: &[Row],
+    width: usize,
+    pad: u32,
+    device: &B::Device,
+) -> Padded<B> {
     let capacity = rows.len() * width;
     let (mut ids, mut mask, mut types) = (
         Vec::with_capacity(capacity),
@@ -128,7 +133,9 @@ fn longest(rows: &[Row]) -> usize {
 }
 
 /// A model output's values, row-major.
-fn values<B: RoFormerBackend, const D: usize>(tensor: Tensor<B, D>) -> Result<Vec<f32>, TrainError> {
+fn values<B: RoFormerBackend, const D: usize>(
+    tensor: Tensor<B, D>,
+) -> Result<Vec<f32>, TrainError> {
     tensor
         .into_data()
         .to_vec()

@@ -169,7 +169,7 @@ fn layer_norm_backward_matches_burns_autodiff_with_and_without_residual_and_beta
         compare::<3, 3>(
             &what,
             TOLERANCE,
-            &[x.clone()],
+            std::slice::from_ref(&x),
             || {
                 wrap(AD::residual_layer_norm(
                     value(&x),
@@ -192,7 +192,7 @@ fn layer_norm_backward_matches_burns_autodiff_with_and_without_residual_and_beta
         compare::<1, 3>(
             &format!("{what}, gamma"),
             TOLERANCE,
-            &[gamma.clone()],
+            std::slice::from_ref(&gamma),
             || {
                 wrap(AD::residual_layer_norm(
                     value(&x),

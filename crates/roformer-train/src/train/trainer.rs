@@ -6,7 +6,7 @@
 //! masks from (seed, step), so a resumed run sees the same batches and drops the same
 //! units as an uninterrupted one.
 
-use roformer::{RoFormerTrainingBackend, RoFormerBackend};
+use roformer::{RoFormerBackend, RoFormerTrainingBackend};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
