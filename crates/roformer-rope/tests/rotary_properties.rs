@@ -9,31 +9,16 @@ use roformer_rope::{
     RopeLayout, RopeScaling, RotaryEmbedding, RotaryEmbeddingConfig, inverse_frequencies,
 };
 use roformer_testing::max_abs_diff;
+use roformer_testing::{random_values, tensor_values};
 
 type B = NdArray;
 
-/// Deterministic values in [-1, 1) (a 64-bit LCG), so failures reproduce.
-fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
-
 fn tensor4(dims: [usize; 4], seed: u64) -> Tensor<B, 4> {
     let n = dims.iter().product();
-    Tensor::from_data(TensorData::new(values(n, seed), dims), &Default::default())
-}
-
-fn to_vec<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().to_vec::<f32>().unwrap()
+    Tensor::from_data(
+        TensorData::new(random_values(n, seed), dims),
+        &Default::default(),
+    )
 }
 
 fn rope(config: RotaryEmbeddingConfig) -> RotaryEmbedding<B> {
@@ -62,7 +47,7 @@ fn complex_reference(x: &[f32], dims: [usize; 4], offset: usize, rotary_dim: usi
 fn matches_complex_multiplication_reference() {
     let dims = [2, 3, 7, 16];
     let x = tensor4(dims, 1);
-    let x_host = to_vec(x.clone());
+    let x_host = tensor_values(x.clone());
     // Full rotation inside the table, past its end (offset 5 + 7 > 8), and partial rotation.
     for (max_positions, offset, rotary_dim) in [(64, 0, 16), (64, 20, 16), (8, 5, 16), (64, 3, 10)]
     {
@@ -71,7 +56,7 @@ fn matches_complex_multiplication_reference() {
                 .with_max_positions(max_positions)
                 .with_rotary_dim(Some(rotary_dim)),
         );
-        let got = to_vec(layer.apply(x.clone(), offset));
+        let got = tensor_values(layer.apply(x.clone(), offset));
         let expected = complex_reference(&x_host, dims, offset, rotary_dim);
         let diff = max_abs_diff(&got, &expected);
         assert!(
@@ -86,10 +71,10 @@ fn far_positions_do_not_wrap_around() {
     // Position 8 past a table of 8 must not reuse row 0.
     let layer = rope(RotaryEmbeddingConfig::new(4).with_max_positions(8));
     let x = tensor4([1, 1, 1, 4], 2);
-    let at_zero = to_vec(layer.apply(x.clone(), 0));
-    let at_eight = to_vec(layer.apply(x.clone(), 8));
+    let at_zero = tensor_values(layer.apply(x.clone(), 0));
+    let at_eight = tensor_values(layer.apply(x.clone(), 8));
     assert!(max_abs_diff(&at_zero, &at_eight) > 1e-2);
-    let reference = complex_reference(&to_vec(x), [1, 1, 1, 4], 8, 4);
+    let reference = complex_reference(&tensor_values(x), [1, 1, 1, 4], 8, 4);
     assert!(max_abs_diff(&at_eight, &reference) < 1e-6);
 }
 
@@ -105,8 +90,8 @@ fn scores_depend_only_on_relative_position() {
         let k = tensor4([1, 1, 1, 32], 4);
         let score = |m: usize, n: usize| {
             dot(
-                &to_vec(layer.apply(q.clone(), m)),
-                &to_vec(layer.apply(k.clone(), n)),
+                &tensor_values(layer.apply(q.clone(), m)),
+                &tensor_values(layer.apply(k.clone(), n)),
             )
         };
         for (m, n) in [(0, 0), (3, 10), (17, 2), (100, 400)] {
@@ -130,8 +115,8 @@ fn rotation_preserves_norms() {
     let x = tensor4(dims, 5);
     for layout in [RopeLayout::Interleaved, RopeLayout::Half] {
         let layer = rope(RotaryEmbeddingConfig::new(24).with_layout(layout));
-        let before = to_vec(x.clone());
-        let after = to_vec(layer.apply(x.clone(), 11));
+        let before = tensor_values(x.clone());
+        let after = tensor_values(layer.apply(x.clone(), 11));
         for (row_in, row_out) in before.chunks(24).zip(after.chunks(24)) {
             let (n_in, n_out) = (dot(row_in, row_in).sqrt(), dot(row_out, row_out).sqrt());
             assert!(
@@ -149,7 +134,10 @@ fn interleaved_matches_burn_rotary_encoding() {
     let x = tensor4(dims, 6);
     let ours = rope(RotaryEmbeddingConfig::new(16).with_max_positions(64));
     let burns = RotaryEncodingConfig::new(64, 16).init::<B>(&device);
-    let diff = max_abs_diff(&to_vec(ours.apply(x.clone(), 0)), &to_vec(burns.forward(x)));
+    let diff = max_abs_diff(
+        &tensor_values(ours.apply(x.clone(), 0)),
+        &tensor_values(burns.forward(x)),
+    );
     // burn computes its frequencies in f32, we in f64: agreement to f32 angle precision.
     assert!(diff < 1e-4, "max |diff| {diff}");
 }
@@ -175,8 +163,8 @@ fn half_layout_equals_interleaved_under_permutation() {
     };
     let interleaved = rope(RotaryEmbeddingConfig::new(d));
     let half = rope(RotaryEmbeddingConfig::new(d).with_layout(RopeLayout::Half));
-    let a = to_vec(half.apply(permute(x.clone()), 4));
-    let b = to_vec(permute(interleaved.apply(x, 4)));
+    let a = tensor_values(half.apply(permute(x.clone()), 4));
+    let b = tensor_values(permute(interleaved.apply(x, 4)));
     assert!(max_abs_diff(&a, &b) < 1e-6);
 }
 
@@ -204,8 +192,8 @@ fn linear_interpolation_divides_frequencies_by_factor() {
     let x = tensor4([1, 2, 1, 8], 8);
     for m in [1, 10, 77] {
         let diff = max_abs_diff(
-            &to_vec(scaled.apply(x.clone(), 4 * m)),
-            &to_vec(plain.apply(x.clone(), m)),
+            &tensor_values(scaled.apply(x.clone(), 4 * m)),
+            &tensor_values(plain.apply(x.clone(), m)),
         );
         assert!(diff < 1e-5, "position {m}: {diff}");
     }
@@ -252,16 +240,16 @@ fn dynamic_ntk_scales_only_past_the_original_context() {
     let short = tensor4([1, 1, 16, 8], 9);
     assert!(
         max_abs_diff(
-            &to_vec(layer.apply(short.clone(), 0)),
-            &to_vec(plain.apply(short, 0))
+            &tensor_values(layer.apply(short.clone(), 0)),
+            &tensor_values(plain.apply(short, 0))
         ) < 1e-6
     );
     let long = tensor4([1, 1, 32, 8], 10);
     let ntk = rope(RotaryEmbeddingConfig::new(8).with_base(base));
     assert!(
         max_abs_diff(
-            &to_vec(layer.apply(long.clone(), 0)),
-            &to_vec(ntk.apply(long, 0))
+            &tensor_values(layer.apply(long.clone(), 0)),
+            &tensor_values(ntk.apply(long, 0))
         ) < 1e-5
     );
 }
@@ -297,7 +285,7 @@ fn yarn_blends_interpolation_and_extrapolation() {
     assert!((scaling.attention_factor() - factor).abs() < 1e-12);
     let layer = rope(RotaryEmbeddingConfig::new(16).with_scaling(scaling));
     let x = tensor4([1, 1, 5, 16], 11);
-    let (before, after) = (to_vec(x.clone()), to_vec(layer.apply(x, 3)));
+    let (before, after) = (tensor_values(x.clone()), tensor_values(layer.apply(x, 3)));
     for (a, b) in before.chunks(16).zip(after.chunks(16)) {
         let ratio = dot(b, b).sqrt() / dot(a, a).sqrt();
         assert!((ratio - factor).abs() < 1e-5, "{ratio} vs {factor}");
@@ -327,8 +315,8 @@ fn gradients_match_finite_differences() {
     let device = Default::default();
     let dims = [1, 2, 5, 8];
     let n: usize = dims.iter().product();
-    let x_host = values(n, 12);
-    let weights_host = values(n, 13);
+    let x_host = random_values(n, 12);
+    let weights_host = random_values(n, 13);
     for layout in [RopeLayout::Interleaved, RopeLayout::Half] {
         let layer = RotaryEmbeddingConfig::new(8)
             .with_layout(layout)

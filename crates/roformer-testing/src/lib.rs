@@ -6,11 +6,15 @@
 //! value on either side, and reports where the largest difference is.
 //!
 //! [`hf_fixture`] reads the HF transformers fixtures that `scripts/make_hf_fixtures.py`
-//! writes, with the tolerances every parity test uses.
+//! writes, with the tolerances every parity test uses; [`tensors`] makes test data and
+//! reads tensors back.
 
 use std::fmt;
 
 pub mod hf_fixture;
+pub mod tensors;
+
+pub use tensors::{random_values, tensor_values};
 
 /// A float a test compares: `f32` or `f64`, read as `f64`.
 pub trait Value: Copy {

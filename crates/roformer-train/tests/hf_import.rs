@@ -4,6 +4,7 @@
 //! tokens); `encode` on a fixture's ids gives transformers' outputs; the Chinese tokenizer gives HF `RoFormerTokenizer`'s ids; export → import round-trips
 //! exactly; bad directories and files are one clear error each.
 
+use roformer_testing::tensor_values;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -24,10 +25,6 @@ fn fixture(case: &str) -> PathBuf {
     fixture_dir(case)
 }
 
-fn values<const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
-    tensor.into_data().to_vec().unwrap()
-}
-
 /// Runs a loaded model on a fixture's inputs; returns (hidden, logits) max diffs over real
 /// tokens.
 fn compare_with_transformers(case: &str, loaded: &LoadedModel<B>) -> (f64, Option<f64>) {
@@ -44,10 +41,11 @@ fn compare_with_transformers(case: &str, loaded: &LoadedModel<B>) -> (f64, Optio
         .with_attention_mask(ids("attention_mask"))
         .with_token_type_ids(ids("token_type_ids"));
     let hidden = loaded.encoder().forward(input);
-    let hidden_diff = expected.gap_on_real_tokens("last_hidden_state", &values(hidden.clone()));
+    let hidden_diff =
+        expected.gap_on_real_tokens("last_hidden_state", &tensor_values(hidden.clone()));
     let logits_diff = expected.has("logits").then(|| {
         let logits = loaded.masked_lm().unwrap().logits(hidden);
-        expected.gap_on_real_tokens("logits", &values(logits))
+        expected.gap_on_real_tokens("logits", &tensor_values(logits))
     });
     (hidden_diff, logits_diff)
 }
@@ -213,7 +211,7 @@ fn mlm_logits(loaded: &LoadedModel<B>, text: &str) -> Vec<f32> {
         .collect();
     let len = ids.len();
     let input = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, len]), &device);
-    values(
+    tensor_values(
         loaded
             .masked_lm()
             .unwrap()

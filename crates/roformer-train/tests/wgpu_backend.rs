@@ -10,6 +10,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use roformer::RoFormerBackend;
 use roformer::hf_weights::{load_hf_masked_lm, save_hf_safetensors};
 use roformer::{RoFormerConfig, RoFormerForMaskedLM, RoFormerInput, masked_lm_loss};
+use roformer_testing::tensor_values;
 use roformer_testing::{max_abs_diff, rows_where};
 
 fn config() -> RoFormerConfig {
@@ -34,10 +35,6 @@ fn input<B: RoFormerBackend>(device: &B::Device) -> RoFormerInput<B> {
     RoFormerInput::new(int(ids)).with_attention_mask(int(mask))
 }
 
-fn values<B: RoFormerBackend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec().unwrap()
-}
-
 #[test]
 fn wgpu_matches_ndarray_and_trains() {
     let cpu = Default::default();
@@ -52,8 +49,8 @@ fn wgpu_matches_ndarray_and_trains() {
     let gpu_model: RoFormerForMaskedLM<Wgpu> =
         load_hf_masked_lm(&config(), &weights, &gpu).unwrap();
 
-    let expected = values(cpu_model.roformer.forward(input::<NdArray>(&cpu)));
-    let got = values(gpu_model.roformer.forward(input::<Wgpu>(&gpu)));
+    let expected = tensor_values(cpu_model.roformer.forward(input::<NdArray>(&cpu)));
+    let got = tensor_values(gpu_model.roformer.forward(input::<Wgpu>(&gpu)));
     // Padded positions (the last two of row 2) are not compared.
     let width = config().hidden_size;
     let real = [1i64, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0];
@@ -79,10 +76,10 @@ fn wgpu_matches_ndarray_and_trains() {
         &gpu,
     );
     let loss = masked_lm_loss(model.forward(input::<AD>(&gpu)), labels.clone());
-    let before: f32 = values(loss.clone())[0];
+    let before: f32 = tensor_values(loss.clone())[0];
     let grads = GradientsParams::from_grads(loss.backward(), &model);
     model = optimizer.step(1e-2, model, grads);
-    let after: f32 = values(masked_lm_loss(model.forward(input::<AD>(&gpu)), labels))[0];
+    let after: f32 = tensor_values(masked_lm_loss(model.forward(input::<AD>(&gpu)), labels))[0];
     assert!(
         after < before - 0.05,
         "WGPU training step: loss {before} -> {after}"

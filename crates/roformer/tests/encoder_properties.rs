@@ -3,6 +3,7 @@
 //! initialisation, one optimisation step lowering the loss, the classification heads
 //! against a plain-Rust computation, and config parsing against HF's defaults.
 
+use roformer_testing::tensor_values;
 use std::path::Path;
 
 use burn::backend::{Autodiff, NdArray};
@@ -43,21 +44,17 @@ fn ids(rows: &[&[i64]]) -> Tensor<B, 2, Int> {
     )
 }
 
-fn values<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().to_vec::<f32>().unwrap()
-}
-
 #[test]
 fn padding_does_not_change_real_token_outputs() {
     let model = RoFormerModel::<B>::new(&small_config(), &Default::default()).unwrap();
     let sentence: &[i64] = &[5, 17, 99, 3, 42, 8];
-    let alone = values(model.forward(RoFormerInput::new(ids(&[sentence]))));
+    let alone = tensor_values(model.forward(RoFormerInput::new(ids(&[sentence]))));
 
     let padded: &[i64] = &[5, 17, 99, 3, 42, 8, 0, 0, 0];
     let other: &[i64] = &[7, 7, 1, 2, 3, 4, 5, 6, 9];
     let mask = ids(&[&[1, 1, 1, 1, 1, 1, 0, 0, 0], &[1; 9]]);
     let batch = model.forward(RoFormerInput::new(ids(&[padded, other])).with_attention_mask(mask));
-    let first = values(batch.slice([0..1, 0..6, 0..32]));
+    let first = tensor_values(batch.slice([0..1, 0..6, 0..32]));
     let diff = max_abs_diff(&alone, &first);
     assert!(diff < 1e-5, "padding changed real-token outputs by {diff}");
 }
@@ -66,17 +63,18 @@ fn padding_does_not_change_real_token_outputs() {
 fn a_position_offset_leaves_outputs_unchanged() {
     let model = RoFormerModel::<B>::new(&small_config(), &Default::default()).unwrap();
     let tokens: &[i64] = &[11, 4, 87, 23, 23, 60, 2];
-    let at_zero = values(model.forward(RoFormerInput::new(ids(&[tokens]))));
+    let at_zero = tensor_values(model.forward(RoFormerInput::new(ids(&[tokens]))));
     // 50 + 7 > max_position_embeddings: rows past the table are computed, not wrapped.
     for offset in [1, 13, 50] {
-        let shifted =
-            values(model.forward(RoFormerInput::new(ids(&[tokens])).with_position_offset(offset)));
+        let shifted = tensor_values(
+            model.forward(RoFormerInput::new(ids(&[tokens])).with_position_offset(offset)),
+        );
         let diff = max_abs_diff(&at_zero, &shifted);
         assert!(diff < 1e-4, "offset {offset} changed outputs by {diff}");
     }
     // Yet order matters: swapping two distinct tokens changes the other tokens' outputs.
     let swapped: &[i64] = &[4, 11, 87, 23, 23, 60, 2];
-    let other = values(model.forward(RoFormerInput::new(ids(&[swapped]))));
+    let other = tensor_values(model.forward(RoFormerInput::new(ids(&[swapped]))));
     let last_token = |v: &[f32]| v[6 * 32..].to_vec();
     assert!(max_abs_diff(&last_token(&at_zero), &last_token(&other)) > 1e-3);
 }
@@ -188,8 +186,8 @@ fn affine(x: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
 
 fn linear_parts(linear: &burn::nn::Linear<B>) -> (Vec<f32>, Vec<f32>) {
     (
-        values(linear.weight.val()),
-        values(linear.bias.as_ref().unwrap().val()),
+        tensor_values(linear.weight.val()),
+        tensor_values(linear.bias.as_ref().unwrap().val()),
     )
 }
 
@@ -202,8 +200,8 @@ fn sequence_classification_reads_the_first_token() {
     let model =
         RoFormerForSequenceClassification::<B>::new(&config, 3, &Default::default()).unwrap();
     let input = RoFormerInput::new(ids(&[&[2, 40, 41, 3], &[2, 50, 3, 9]]));
-    let logits = values(model.forward(input.clone()));
-    let hidden = values(model.roformer.forward(input));
+    let logits = tensor_values(model.forward(input.clone()));
+    let hidden = tensor_values(model.roformer.forward(input));
 
     let (w1, b1) = linear_parts(&model.classifier.dense);
     let (w2, b2) = linear_parts(&model.classifier.out_proj);
@@ -224,8 +222,8 @@ fn token_classification_projects_every_token() {
     let model =
         RoFormerForTokenClassification::<B>::new(&small_config(), 5, &Default::default()).unwrap();
     let input = RoFormerInput::new(ids(&[&[2, 40, 41, 3]]));
-    let logits = values(model.forward(input.clone()));
-    let hidden = values(model.roformer.forward(input));
+    let logits = tensor_values(model.forward(input.clone()));
+    let hidden = tensor_values(model.roformer.forward(input));
     let (w, b) = linear_parts(&model.classifier);
     for token in 0..4 {
         let expected = affine(&hidden[token * 32..(token + 1) * 32], &w, &b);

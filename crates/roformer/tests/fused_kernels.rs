@@ -11,6 +11,7 @@
 //! references' backward steps against burn's autodiff.
 
 use roformer::{RoFormerBackend, RoFormerTrainingBackend};
+use roformer_testing::tensor_values;
 use std::sync::{Mutex, MutexGuard};
 
 use burn::backend::{Autodiff, NdArray};
@@ -81,10 +82,6 @@ fn labels<B: RoFormerBackend>() -> Tensor<B, 2, Int> {
         })
         .collect();
     Tensor::from_data(TensorData::new(labels, [2, 150]), &Default::default())
-}
-
-fn values<B: RoFormerBackend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec::<f32>().unwrap()
 }
 
 /// burn-ndarray has one global random generator, which model initialisation and the
@@ -176,7 +173,7 @@ impl<B: RoFormerTrainingBackend> ModuleVisitor<B> for GradientCollector<'_, B> {
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        let gradient = param.val().grad(self.gradients).map(values);
+        let gradient = param.val().grad(self.gradients).map(tensor_values);
         self.collected.push((self.path.join("."), gradient));
     }
 }
@@ -210,7 +207,7 @@ fn fused_inference_matches_the_tensor_operation_path() {
         let model = fresh_model(&config, 5);
         let reference = copy_to::<Reference>(&model, &config);
         let expected = assert_kernels("f64 inference", &[], || {
-            values(reference.forward(input::<Reference>(offset)))
+            tensor_values(reference.forward(input::<Reference>(offset)))
         });
         let model = model.valid();
         let mut kernels = vec![
@@ -225,7 +222,7 @@ fn fused_inference_matches_the_tensor_operation_path() {
             kernels.push(Kernel::AffineGelu);
         }
         let fused = assert_kernels("f32 inference", &kernels, || {
-            values(model.forward(input::<NdArray>(offset)))
+            tensor_values(model.forward(input::<NdArray>(offset)))
         });
         let gap = max_relative_diff(&fused, &expected);
         eprintln!(

@@ -13,6 +13,7 @@ use roformer::RoFormerBackend;
 use roformer::backend::dispatch::{Kernel, calls};
 use roformer::backend::{AdamWStep, AdamWUpdate};
 use roformer_rope::{RopeLayout as Pairing, RotaryBackend};
+use roformer_testing::{random_values, tensor_values};
 
 use roformer_testing::max_abs_diff;
 
@@ -167,27 +168,10 @@ fn adamw<Bk: RoFormerBackend, const D: usize>(
     taken(Kernel::AdamW, || Bk::adamw_step(param, grad, moments, step))
 }
 
-/// Deterministic values in [-1, 1) (a 64-bit LCG).
-fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
-
 fn tensor<Bk: Backend, const D: usize>(dims: [usize; D], seed: u64, scale: f32) -> Tensor<Bk, D> {
     let n = dims.iter().product();
-    let v: Vec<f32> = values(n, seed).iter().map(|x| x * scale).collect();
+    let v: Vec<f32> = random_values(n, seed).iter().map(|x| x * scale).collect();
     Tensor::from_data(TensorData::new(v, dims), &Default::default())
-}
-
-fn data<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().to_vec::<f32>().unwrap()
 }
 
 /// erf by its Taylor series in f64 (200 terms: converges for the |z| ≤ 4.3 used here).
@@ -284,10 +268,10 @@ fn attention_matches_loops_with_padding_bias_and_several_query_blocks() {
     assert_eq!(out.dims(), [batch, seq, h * d]);
 
     let (qv, kv, vv, bv) = (
-        data(q.swap_dims(1, 2)),
-        data(k.swap_dims(1, 2)),
-        data(v.swap_dims(1, 2)),
-        data(bias),
+        tensor_values(q.swap_dims(1, 2)),
+        tensor_values(k.swap_dims(1, 2)),
+        tensor_values(v.swap_dims(1, 2)),
+        tensor_values(bias),
     );
     // Reference in f64 over the `[b, s, h, d]` layout.
     let at = |x: &[f32], b: usize, s: usize, hh: usize, j: usize| {
@@ -315,7 +299,7 @@ fn attention_matches_loops_with_padding_bias_and_several_query_blocks() {
             }
         }
     }
-    let gap = max_abs_diff(&data(out), &expected);
+    let gap = max_abs_diff(&tensor_values(out), &expected);
     assert!(gap < 1e-5, "max |kernel - loops| = {gap:e}");
 }
 
@@ -327,7 +311,11 @@ fn rotary_matches_loops_for_both_pairings_and_a_partial_rotation() {
     let x = heads(batch, seq, h, d, 4);
     let cos = tensor::<B, 2>([seq + 5, rotated], 5, 1.0);
     let sin = tensor::<B, 2>([seq + 5, rotated], 6, 1.0);
-    let (xv, cv, sv) = (data(x.clone()), data(cos.clone()), data(sin.clone()));
+    let (xv, cv, sv) = (
+        tensor_values(x.clone()),
+        tensor_values(cos.clone()),
+        tensor_values(sin.clone()),
+    );
     for pairing in [Pairing::Interleaved, Pairing::Half] {
         let out = rotary(&x, &cos, &sin, first, pairing).expect("ndarray f32 tensors are taken");
         let mut expected: Vec<f64> = xv.iter().map(|&v| v as f64).collect();
@@ -343,7 +331,7 @@ fn rotary_matches_loops_for_both_pairings_and_a_partial_rotation() {
                     + x_row[partner] as f64 * sv[m * rotated + j] as f64;
             }
         }
-        let gap = max_abs_diff(&data(out), &expected);
+        let gap = max_abs_diff(&tensor_values(out), &expected);
         assert!(gap < 1e-6, "{pairing:?}: max |kernel - loops| = {gap:e}");
     }
 }
@@ -351,11 +339,15 @@ fn rotary_matches_loops_for_both_pairings_and_a_partial_rotation() {
 #[test]
 fn gelu_matches_the_exact_erf_form() {
     let x = tensor::<B, 2>([33, 65], 7, 6.0);
-    let xv = data(x.clone());
+    let xv = tensor_values(x.clone());
     // While `x` is also held elsewhere the kernel writes a copy; then, as sole owner, in place.
-    let on_copy = data(gelu(x.clone()).expect("ndarray f32 tensors are taken"));
-    assert_eq!(data(x.clone()), xv, "a shared input was overwritten");
-    let out = data(gelu(x).expect("ndarray f32 tensors are taken"));
+    let on_copy = tensor_values(gelu(x.clone()).expect("ndarray f32 tensors are taken"));
+    assert_eq!(
+        tensor_values(x.clone()),
+        xv,
+        "a shared input was overwritten"
+    );
+    let out = tensor_values(gelu(x).expect("ndarray f32 tensors are taken"));
     assert_eq!(on_copy, out);
     // Φ(x) from f64 erf by its Taylor series (|x/√2| ≤ 4.3 here; 200 terms converge).
     let expected: Vec<f64> = xv
@@ -598,7 +590,7 @@ fn attention_dropout_repeats_under_a_seed_and_its_gradient_matches_finite_differ
     type AD = Autodiff<NdArray>;
     let device = Default::default();
     let (batch, h, seq, d) = (1, 2, 20, 4);
-    let q_values = values(batch * h * seq * d, 31);
+    let q_values = random_values(batch * h * seq * d, 31);
     let k = tensor::<AD, 4>([batch, h, seq, d], 32, 1.0);
     let v = tensor::<AD, 4>([batch, h, seq, d], 33, 1.0);
     let weights = tensor::<AD, 3>([batch, seq, h * d], 34, 1.0);
@@ -665,11 +657,15 @@ fn inference_epilogues_and_plain_layer_norm_match_f64_loops() {
         tensor::<B, 1>([d_out], 56, 1.0),
     );
     let weight = w_rows.clone().transpose();
-    let (xv, wv, bv) = (data(x.clone()), data(w_rows), data(bias.clone()));
+    let (xv, wv, bv) = (
+        tensor_values(x.clone()),
+        tensor_values(w_rows),
+        tensor_values(bias.clone()),
+    );
     let (rv, gv, betav) = (
-        data(residual.clone()),
-        data(gamma.clone()),
-        data(beta.clone()),
+        tensor_values(residual.clone()),
+        tensor_values(gamma.clone()),
+        tensor_values(beta.clone()),
     );
     let affine: Vec<f64> = (0..rows * d_out)
         .map(|i| {
@@ -695,7 +691,7 @@ fn inference_epilogues_and_plain_layer_norm_match_f64_loops() {
             .collect()
     };
 
-    let activated = data(linear_gelu(&x, &weight, &bias).expect("ndarray f32 is taken"));
+    let activated = tensor_values(linear_gelu(&x, &weight, &bias).expect("ndarray f32 is taken"));
     let expected: Vec<f64> = affine
         .iter()
         .map(|&v| 0.5 * v * (1.0 + series_erf(v / std::f64::consts::SQRT_2)))
@@ -710,7 +706,7 @@ fn inference_epilogues_and_plain_layer_norm_match_f64_loops() {
         .zip(&rv)
         .map(|(&a, &r)| a + r as f64)
         .collect();
-    let gap = max_abs_diff(&data(fused), &norm(&summed));
+    let gap = max_abs_diff(&tensor_values(fused), &norm(&summed));
     assert!(
         gap < 1e-5,
         "linear_add_layer_norm: max |kernel - loops| = {gap:e}"
@@ -718,7 +714,7 @@ fn inference_epilogues_and_plain_layer_norm_match_f64_loops() {
 
     let plain = layer_norm(&residual, &gamma, Some(&beta), epsilon).expect("ndarray f32 is taken");
     let residual64: Vec<f64> = rv.iter().map(|&v| v as f64).collect();
-    let gap = max_abs_diff(&data(plain), &norm(&residual64));
+    let gap = max_abs_diff(&tensor_values(plain), &norm(&residual64));
     assert!(gap < 1e-5, "layer_norm: max |kernel - loops| = {gap:e}");
 
     type AD = Autodiff<NdArray>;
@@ -813,7 +809,7 @@ fn adamw_loop(p: &mut [f64], m: &mut [f64], v: &mut [f64], g: &[f32], step: &Ada
 fn adamw_matches_loops_and_declines_f64() {
     let shape = [300, 200];
     let n = shape[0] * shape[1];
-    let p0: Vec<f32> = values(n, 21);
+    let p0: Vec<f32> = random_values(n, 21);
     let (mut p, mut m, mut v) = (
         p0.iter().map(|&x| x as f64).collect::<Vec<_>>(),
         vec![0f64; n],
@@ -835,16 +831,16 @@ fn adamw_matches_loops_and_declines_f64() {
         } else {
             tensor::<B, 2>(shape, 30 + time as u64, 0.5)
         };
-        adamw_loop(&mut p, &mut m, &mut v, &data(grad.clone()), &step);
+        adamw_loop(&mut p, &mut m, &mut v, &tensor_values(grad.clone()), &step);
         let update = adamw(param, grad, moments, &step).expect("f32 ndarray tensors are taken");
         param = update.param;
         moments = Some((update.moment_1, update.moment_2));
     }
     let (moment_1, moment_2) = moments.unwrap();
     for (name, kernel, reference) in [
-        ("param", data(param.clone()), &p),
-        ("moment 1", data(moment_1), &m),
-        ("moment 2", data(moment_2), &v),
+        ("param", tensor_values(param.clone()), &p),
+        ("moment 1", tensor_values(moment_1), &m),
+        ("moment 2", tensor_values(moment_2), &v),
     ] {
         let scale = reference.iter().fold(0f64, |s, x| s.max(x.abs()));
         let gap = max_abs_diff(&kernel, reference);
@@ -855,7 +851,7 @@ fn adamw_matches_loops_and_declines_f64() {
     }
     assert!(
         max_abs_diff(
-            &data(param),
+            &tensor_values(param),
             &p0.iter().map(|&x| x as f64).collect::<Vec<_>>()
         ) > 1e-3
     );
@@ -1020,7 +1016,10 @@ fn reshape_in_place_keeps_the_buffer_and_its_gradient_is_the_upstream_reshaped_b
         roformer::layout::reshape(x.clone(), [2, 3, 2, 4])
     })
     .expect("the reshape kernel runs on ndarray");
-    assert_eq!(data(reshaped), data(x.reshape([2, 3, 2, 4])));
+    assert_eq!(
+        tensor_values(reshaped),
+        tensor_values(x.reshape([2, 3, 2, 4]))
+    );
 
     let x =
         Tensor::<AD, 3>::from_data(TensorData::new(ramp(48), [2, 3, 8]), &device).require_grad();

@@ -272,7 +272,7 @@ mod tests {
         );
     }
 
-    /// On a backend the kernel declines (f64), `FusedAdamW` is burn's `AdamW` exactly.
+    /// Where no kernel runs (f64 tensors), `FusedAdamW` is burn's `AdamW` exactly.
     #[test]
     fn other_backends_run_burns_adamw() {
         let matrix = random([4, 3], 4);
