@@ -185,17 +185,10 @@ impl<B: Backend> RotaryEmbedding<B> {
         &self.settings
     }
 
-    /// `cos` and signed `sin` rows `[len, rotary_dim]` for `positions`.
+    /// `cos` and signed `sin` rows `[len, rotary_dim]` computed for `positions` (past the
+    /// precomputed table; rows inside it are read in place by `apply`).
     fn rows(&self, positions: Range<usize>, device: &B::Device) -> (Tensor<B, 2>, Tensor<B, 2>) {
         let settings = &self.settings;
-        let table_len = self.cos.dims()[0];
-        if positions.end <= table_len {
-            let range = positions.start..positions.end;
-            return (
-                self.cos.clone().slice([range.clone()]),
-                self.signed_sin.clone().slice([range]),
-            );
-        }
         let len = positions.end - positions.start;
         let (cos, signed_sin) = rotation_rows(settings, positions.clone(), positions.end);
         (
