@@ -61,7 +61,8 @@ pub struct EmbedArgs {
     /// A run directory or model directory.
     #[arg(long)]
     pub model: PathBuf,
-    /// Read lines from this file instead of stdin.
+    /// Read lines from this file instead of stdin. A line is text, or a JSON object of
+    /// token ids as `encode` reads them (ids need no tokenizer).
     #[arg(long)]
     pub input: Option<PathBuf>,
     /// Print a JSON array per line instead of space-separated numbers.

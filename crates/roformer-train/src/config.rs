@@ -33,8 +33,9 @@ pub struct TrainConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
-    /// A folder of `.txt` files, one work each (with an optional `works.tsv`). Default:
-    /// `None`, the Shakespeare corpus shipped in `data/shakespeare`.
+    /// A folder of `.txt` files, one work each (with an optional `works.tsv`), relative to
+    /// the working directory. Default: `None`, the Shakespeare corpus built into the binary
+    /// (the files of `data/shakespeare`).
     pub corpus: Option<PathBuf>,
     /// Files (names in the corpus folder) held out for validation; the rest train.
     /// Default: `None`, the fixed list [`crate::data::DEFAULT_VALIDATION_WORKS`] for the

@@ -163,7 +163,7 @@ pub fn fill_mask<B: RoFormerBackend>(
     device: &B::Device,
 ) -> Result<WithWarnings<Vec<MaskPrediction>>, TrainError> {
     let model = loaded.masked_lm()?;
-    let tokenizer = &loaded.tokenizer;
+    let tokenizer = loaded.tokenizer()?;
     let special = tokenizer.special();
     if text.trim().is_empty() {
         return Err(TrainError::data("input", "empty text"));
@@ -230,36 +230,33 @@ pub fn fill_mask<B: RoFormerBackend>(
     })
 }
 
-/// One sentence embedding per text: the mean of the last hidden state over real tokens.
+/// One sentence embedding per input line: the mean of the last hidden state over its
+/// real tokens. Lines of text are tokenized (with `[CLS]` and `[SEP]`); lines of token ids
+/// are used as they are and need no tokenizer.
 pub fn embed<B: RoFormerBackend>(
     loaded: &LoadedModel<B>,
-    texts: &[String],
+    lines: &[EncodeLine],
     device: &B::Device,
 ) -> Result<WithWarnings<Vec<Vec<f32>>>, TrainError> {
-    if texts.is_empty() {
+    if lines.is_empty() {
         return Err(TrainError::data("input", "no lines to embed"));
     }
-    let special = loaded.tokenizer.special();
     let mut warnings = Vec::new();
-    let mut rows = Vec::with_capacity(texts.len());
-    for (line, text) in texts.iter().enumerate() {
-        let mut ids = loaded.tokenizer.encode_with_special(text)?;
-        truncate(
-            &mut ids,
-            loaded.config.max_position_embeddings,
-            special.sep,
-            &format!("line {}", line + 1),
-            &mut warnings,
-        );
-        rows.push(Row::text(ids));
-    }
-    let mut embeddings = Vec::with_capacity(texts.len());
+    let rows = lines
+        .iter()
+        .enumerate()
+        .map(|(index, line)| model_row(loaded, line, &format!("line {}", index + 1), &mut warnings))
+        .collect::<Result<Vec<_>, _>>()?;
+    let pad = loaded.pad_id();
+    let mut embeddings = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(BATCH) {
-        let padded = pad_rows::<B>(chunk, longest(chunk), special.pad, device);
+        let padded = pad_rows::<B>(chunk, longest(chunk), pad, device);
         let mask = padded.attention_mask;
-        let hidden = loaded
-            .encoder()
-            .forward(RoFormerInput::new(padded.input_ids).with_attention_mask(mask.clone()));
+        let hidden = loaded.encoder().forward(
+            RoFormerInput::new(padded.input_ids)
+                .with_attention_mask(mask.clone())
+                .with_token_type_ids(padded.token_type_ids),
+        );
         let [rows, _, width] = hidden.dims();
         let weights = mask.float().unsqueeze_dim::<3>(2);
         let sums = (hidden * weights.clone()).sum_dim(1).reshape([rows, width]);
@@ -335,25 +332,66 @@ pub fn read_encode_lines(path: &Path) -> Result<Vec<EncodeLine>, TrainError> {
     Ok(lines)
 }
 
-/// One `encode` input line as a row, checked against the model: ids inside the
-/// vocabulary, a mask of 0s and 1s, token types inside `type_vocab_size`, and as many
-/// mask entries and token types as ids. `what` names the line in errors.
-fn encode_row<B: RoFormerBackend>(
+/// An `embed` input line: a JSON object of token ids (as `encode` reads them) when it
+/// is one, otherwise text.
+pub fn embed_line(line: &str) -> EncodeLine {
+    let trimmed = line.trim_start();
+    if trimmed.starts_with('{')
+        && let Ok(parsed) = serde_json::from_str::<EncodeLine>(trimmed)
+    {
+        return parsed;
+    }
+    EncodeLine::Text {
+        text: line.to_string(),
+    }
+}
+
+/// One input line as a row that fits the model: text tokenized with `[CLS]` and `[SEP]`
+/// and cut to `max_position_embeddings` keeping `[SEP]`; ids checked by [`ids_row`] and
+/// cut as they are. Each cut adds a warning naming `what`.
+fn model_row<B: RoFormerBackend>(
     loaded: &LoadedModel<B>,
     line: &EncodeLine,
     what: &str,
+    warnings: &mut Vec<String>,
 ) -> Result<Row, TrainError> {
-    let config = &loaded.config;
-    let (input_ids, attention_mask, token_type_ids) = match line {
+    let max_len = loaded.config.max_position_embeddings;
+    match line {
         EncodeLine::Text { text } => {
-            return Ok(Row::text(loaded.tokenizer.encode_with_special(text)?));
+            let tokenizer = loaded.tokenizer()?;
+            let mut ids = tokenizer.encode_with_special(text)?;
+            truncate(&mut ids, max_len, tokenizer.special().sep, what, warnings);
+            Ok(Row::text(ids))
         }
         EncodeLine::Ids {
             input_ids,
             attention_mask,
             token_type_ids,
-        } => (input_ids, attention_mask, token_type_ids),
-    };
+        } => {
+            let mut row = ids_row(loaded, input_ids, attention_mask, token_type_ids, what)?;
+            // Ids are the caller's: cut as they are, with no `[SEP]` put back.
+            if row.len() > max_len {
+                warnings.push(truncation_warning(what, row.len(), max_len));
+                row.ids.truncate(max_len);
+                row.mask.truncate(max_len);
+                row.types.truncate(max_len);
+            }
+            Ok(row)
+        }
+    }
+}
+
+/// Token ids as a row, checked against the model: ids inside the vocabulary, a mask of
+/// 0s and 1s, token types inside `type_vocab_size`, and as many mask entries and token
+/// types as ids. `what` names the line in errors.
+fn ids_row<B: RoFormerBackend>(
+    loaded: &LoadedModel<B>,
+    input_ids: &[i64],
+    attention_mask: &Option<Vec<i64>>,
+    token_type_ids: &Option<Vec<i64>>,
+    what: &str,
+) -> Result<Row, TrainError> {
+    let config = &loaded.config;
     let fail = |message: String| Err(TrainError::data("input", format!("{what}: {message}")));
     let n = input_ids.len();
     if n == 0 {
@@ -403,28 +441,19 @@ pub fn encode<B: RoFormerBackend>(
     device: &B::Device,
 ) -> Result<WithWarnings<Encoded>, TrainError> {
     let config = &loaded.config;
-    let max_len = config.max_position_embeddings;
     let mut warnings = Vec::new();
-    let mut rows = Vec::with_capacity(lines.len());
-    for (index, line) in lines.iter().enumerate() {
-        let what = format!("line {}", index + 1);
-        let mut row = encode_row(loaded, line, &what)?;
-        // Ids are the caller's: cut as they are, with no `[SEP]` put back.
-        if row.len() > max_len {
-            warnings.push(truncation_warning(&what, row.len(), max_len));
-            row.ids.truncate(max_len);
-            row.mask.truncate(max_len);
-            row.types.truncate(max_len);
-        }
-        rows.push(row);
-    }
+    let rows = lines
+        .iter()
+        .enumerate()
+        .map(|(index, line)| model_row(loaded, line, &format!("line {}", index + 1), &mut warnings))
+        .collect::<Result<Vec<_>, _>>()?;
     let mlm_head = if with_logits {
         Some(loaded.masked_lm()?)
     } else {
         None
     };
     let width = longest(&rows);
-    let pad = loaded.tokenizer.special().pad;
+    let pad = loaded.pad_id();
     let mut encoded = Encoded {
         shape: [rows.len(), width],
         hidden_size: config.hidden_size,
@@ -526,12 +555,12 @@ mod tests {
             ..Default::default()
         };
         let model = RoFormerForMaskedLM::<B>::new(&config, &device).unwrap();
-        let loaded = LoadedModel {
-            dir: PathBuf::new(),
+        let loaded = LoadedModel::with_tokenizer(
+            PathBuf::new(),
             config,
+            RoFormerWeights::MaskedLm(model),
             tokenizer,
-            weights: RoFormerWeights::MaskedLm(model),
-        };
+        );
         let words: Vec<&str> = text.split(' ').collect();
         let lines: Vec<EncodeLine> = (0..2 * BATCH + 5)
             .map(|i| match i % 3 {
@@ -554,11 +583,11 @@ mod tests {
 
         let rows: Vec<Row> = lines
             .iter()
-            .map(|line| encode_row(&loaded, line, "line").unwrap())
+            .map(|line| model_row(&loaded, line, "line", &mut Vec::new()).unwrap())
             .collect();
         let width = longest(&rows);
         assert_eq!(encoded.shape, [lines.len(), width]);
-        let padded = pad_rows::<B>(&rows, width, loaded.tokenizer.special().pad, &device);
+        let padded = pad_rows::<B>(&rows, width, loaded.pad_id(), &device);
         assert_eq!(encoded.attention_mask, padded.mask);
         let hidden = loaded.encoder().forward(
             RoFormerInput::new(padded.input_ids)

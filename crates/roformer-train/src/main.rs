@@ -25,13 +25,39 @@ use crate::cli::{
 };
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|error| exit_on_usage_error(error));
     if let Err(error) = run(cli) {
         // One line: the chain of causes joined, no backtrace.
         let message = format!("{error:#}").replace('\n', " ");
         eprintln!("error: {message}");
         std::process::exit(1);
     }
+}
+
+/// `--help` and `--version` print as clap prints them; a usage error becomes one
+/// `error:` line (clap's message and the usage, without its blank lines) and exit status 2.
+fn exit_on_usage_error(error: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        error.exit();
+    }
+    let rendered = error.render().to_string();
+    let message: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with("For more information"))
+        .collect();
+    let message = message.join(" ");
+    eprintln!(
+        "error: {}",
+        message.strip_prefix("error: ").unwrap_or(&message)
+    );
+    std::process::exit(2);
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -67,7 +93,10 @@ fn run_fill_mask(args: FillMaskArgs) -> Result<()> {
 }
 
 fn run_embed(args: EmbedArgs) -> Result<()> {
-    let lines = read_lines(args.input)?;
+    let lines: Vec<_> = read_lines(args.input)?
+        .iter()
+        .map(|line| infer::embed_line(line))
+        .collect();
     let device = backend::device();
     let loaded = load_model::<backend::Inference>(&args.model, &device)?;
     for embedding in report(infer::embed(&loaded, &lines, &device)?) {
@@ -142,22 +171,24 @@ fn run_bench(args: BenchArgs) -> Result<()> {
 fn convert(from: &Path, to: &Path) -> Result<()> {
     let device = backend::device();
     let loaded = load_model::<backend::Inference>(from, &device)?;
-    write_model_dir(&loaded, to)?;
+    let tokenizer = write_model_dir(&loaded, to)?;
     let architecture = if loaded.weights.masked_lm().is_some() {
         "RoFormerForMaskedLM"
     } else {
         "RoFormerModel (no masked-LM head)"
     };
-    let tokenizer = if loaded.tokenizer.uses_jieba() {
-        "WordPiece after jieba segmentation"
-    } else {
-        "WordPiece"
+    let tokenizer = match tokenizer {
+        Some(tokenizer) if tokenizer.uses_jieba() => format!(
+            "vocabulary {}, WordPiece after jieba segmentation",
+            tokenizer.vocab_size()
+        ),
+        Some(tokenizer) => format!("vocabulary {}, WordPiece", tokenizer.vocab_size()),
+        None => "no tokenizer files in the source: weights and config only".to_string(),
     };
     eprintln!(
-        "wrote {} from {}: {architecture}, vocabulary {} ({tokenizer})",
+        "wrote {} from {}: {architecture} ({tokenizer})",
         to.display(),
         from.display(),
-        loaded.tokenizer.vocab_size()
     );
     Ok(())
 }
@@ -206,10 +237,12 @@ fn run_train(args: TrainArgs) -> Result<()> {
         (None, None) => bail!("give --config FILE or --resume DIR"),
     };
     let device = backend::device();
-    eprintln!("backend: {} (device {:?})", backend::NAME, device);
-    eprintln!("run directory: {}", run_dir.display());
     let started = Instant::now();
-    let mut progress = Progress::new();
+    let mut progress = Progress::new(format!(
+        "backend: {} (device {device:?}), run directory: {}",
+        backend::NAME,
+        run_dir.display()
+    ));
     let summary = train::<backend::Training>(start, &run_dir, &device, &mut |event| {
         progress.on(event);
         std::ops::ControlFlow::Continue(())
@@ -232,13 +265,17 @@ fn run_train(args: TrainArgs) -> Result<()> {
 /// Shows training progress: a bar with loss, tokens/s and ETA on a terminal, plain lines
 /// every few seconds otherwise (logs, CI).
 struct Progress {
+    /// Printed when training starts (after the data and the tokenizer are ready), so a
+    /// run refused on its input prints only the error.
+    header: String,
     bar: Option<ProgressBar>,
     last_line: Instant,
 }
 
 impl Progress {
-    fn new() -> Self {
+    fn new(header: String) -> Self {
         Self {
+            header,
             bar: None,
             last_line: Instant::now(),
         }
@@ -247,6 +284,7 @@ impl Progress {
     fn on(&mut self, event: TrainEvent) {
         match event {
             TrainEvent::Started { start_step, total_steps, train_examples, valid_examples, vocab_size, parameters } => {
+                eprintln!("{}", self.header);
                 eprintln!(
                     "{parameters} parameters, vocabulary {vocab_size}, {train_examples} training / {valid_examples} validation sequences, steps {start_step}..{total_steps}"
                 );

@@ -12,10 +12,11 @@
 //! without one, a RoFormer checkpoint gets `RoFormerTokenizer` (jieba), except our own run
 //! directories from before `tokenizer_config.json` was written (they hold `config.toml`).
 
-use roformer::RoFormerBackend;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use burn::tensor::backend::Backend;
+use roformer::RoFormerBackend;
 use roformer::hf_weights::{RoFormerWeights, load_hf_weights, save_hf_weights};
 use roformer::{RoFormerConfig, RoFormerForMaskedLM, RoFormerModel};
 use serde::Deserialize;
@@ -39,19 +40,72 @@ pub const TOKENIZER_CONFIG_FILE: &str = "tokenizer_config.json";
 /// Present only in run directories made by `roformer train`.
 const RUN_MARKER_FILE: &str = "config.toml";
 
-/// A model ready for inference, with its config and tokenizer.
+/// A model ready for inference, with its config; its tokenizer is read on first use, so
+/// a directory without tokenizer files still runs on token ids.
 pub struct LoadedModel<B: Backend> {
     /// The directory it came from.
     pub dir: PathBuf,
     /// The encoder config.
     pub config: RoFormerConfig,
-    /// The tokenizer.
-    pub tokenizer: TextTokenizer,
     /// The encoder, with its masked-LM head when the checkpoint has one.
     pub weights: RoFormerWeights<B>,
+    tokenizer: OnceLock<TextTokenizer>,
 }
 
 impl<B: RoFormerBackend> LoadedModel<B> {
+    /// A loaded model whose tokenizer is `tokenizer` rather than the directory's files.
+    pub fn with_tokenizer(
+        dir: PathBuf,
+        config: RoFormerConfig,
+        weights: RoFormerWeights<B>,
+        tokenizer: TextTokenizer,
+    ) -> Self {
+        Self {
+            dir,
+            config,
+            weights,
+            tokenizer: OnceLock::from(tokenizer),
+        }
+    }
+
+    /// The model's tokenizer, read from its directory the first time it is needed; an
+    /// error naming the directory when it has no tokenizer files or they do not fit the
+    /// model.
+    pub fn tokenizer(&self) -> Result<&TextTokenizer, TrainError> {
+        if let Some(tokenizer) = self.tokenizer.get() {
+            return Ok(tokenizer);
+        }
+        let tokenizer = load_tokenizer(&self.dir).map_err(|e| match e {
+            TrainError::ModelDir { path, message } if !has_tokenizer_files(&self.dir) => {
+                TrainError::ModelDir {
+                    path,
+                    message: format!("{message}: text input needs a tokenizer (token ids do not)"),
+                }
+            }
+            other => other,
+        })?;
+        if tokenizer.vocab_size() > self.config.vocab_size {
+            return Err(TrainError::model_dir(
+                &self.dir,
+                format!(
+                    "the tokenizer has {} tokens but config.json's vocab_size is {}",
+                    tokenizer.vocab_size(),
+                    self.config.vocab_size
+                ),
+            ));
+        }
+        Ok(self.tokenizer.get_or_init(|| tokenizer))
+    }
+
+    /// The id that pads a batch: the tokenizer's `[PAD]` once it is loaded, else
+    /// `config.json`'s `pad_token_id` (HF's default 0).
+    pub fn pad_id(&self) -> u32 {
+        match self.tokenizer.get() {
+            Some(tokenizer) => tokenizer.special().pad,
+            None => self.config.pad_token_id.unwrap_or(0) as u32,
+        }
+    }
+
     /// The encoder.
     pub fn encoder(&self) -> &RoFormerModel<B> {
         self.weights.encoder()
@@ -189,33 +243,30 @@ pub fn load_model<B: RoFormerBackend>(
     }
     let config = RoFormerConfig::from_json_file(&config_path)?;
     let weights_path = weights_file(dir)?;
-    let tokenizer = load_tokenizer(dir)?;
-    if tokenizer.vocab_size() > config.vocab_size {
-        return Err(TrainError::model_dir(
-            dir,
-            format!(
-                "the tokenizer has {} tokens but config.json's vocab_size is {}",
-                tokenizer.vocab_size(),
-                config.vocab_size
-            ),
-        ));
-    }
     let weights = load_hf_weights(&config, &weights_path, device)?;
     Ok(LoadedModel {
         dir: dir.to_path_buf(),
         config,
-        tokenizer,
         weights,
+        tokenizer: OnceLock::new(),
     })
 }
 
-/// Writes `model` as an HF directory at `out` (`config.json`, `model.safetensors`, the
-/// tokenizer files). Used by `import` (into our run layout) and `export-hf`. Refuses to
-/// write into a directory that already holds a model.
-pub fn write_model_dir<B: RoFormerBackend>(
-    model: &LoadedModel<B>,
+/// Whether `dir` holds a `tokenizer.json` or a `vocab.txt`.
+pub fn has_tokenizer_files(dir: &Path) -> bool {
+    [TOKENIZER_FILE, VOCAB_FILE]
+        .iter()
+        .any(|name| dir.join(name).is_file())
+}
+
+/// Writes `model` as an HF directory at `out` (`config.json`, `model.safetensors`, and the
+/// tokenizer files when the model has a tokenizer). Used by `import` (into our run layout)
+/// and `export-hf`. Refuses to write into a directory that already holds a model. Returns
+/// the tokenizer written, if any.
+pub fn write_model_dir<'m, B: RoFormerBackend>(
+    model: &'m LoadedModel<B>,
     out: &Path,
-) -> Result<(), TrainError> {
+) -> Result<Option<&'m TextTokenizer>, TrainError> {
     if out.join(CONFIG_FILE).exists() || out.join(WEIGHTS_FILE).exists() {
         return Err(TrainError::model_dir(
             out,
@@ -231,6 +282,13 @@ pub fn write_model_dir<B: RoFormerBackend>(
     produce_atomic(&out.join(WEIGHTS_FILE), |tmp| {
         Ok(save_hf_weights(&model.weights, &model.config, tmp)?)
     })?;
-    save_tokenizer(out, &model.tokenizer)?;
-    write_atomic(&out.join(CONFIG_FILE), config_json.as_bytes())
+    let tokenizer = if has_tokenizer_files(&model.dir) || model.tokenizer.get().is_some() {
+        let tokenizer = model.tokenizer()?;
+        save_tokenizer(out, tokenizer)?;
+        Some(tokenizer)
+    } else {
+        None
+    };
+    write_atomic(&out.join(CONFIG_FILE), config_json.as_bytes())?;
+    Ok(tokenizer)
 }

@@ -1,21 +1,20 @@
 //! The training and inference pipeline end to end on a small slice of the shipped corpus:
 //! config errors, masking statistics, packing, the tokenizer, a short training run with
 //! checkpoint and resume (identical to an uninterrupted run), inference checked against
-//! direct model computations, and the binary's one-line errors.
+//! direct model computations.
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Mutex, OnceLock};
+
+mod common;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{Int, Tensor, TensorData};
 use roformer::{IGNORE_INDEX, RoFormerInput};
 use roformer_testing::max_abs_diff;
 use roformer_train::TrainConfig;
-use roformer_train::data::{
-    DEFAULT_CORPUS_DIR, SpecialIds, TextTokenizer, mask_seed, mask_tokens, pack_lines,
-};
+use roformer_train::data::{SpecialIds, TextTokenizer, mask_seed, mask_tokens, pack_lines};
 use roformer_train::infer::{EncodeLine, embed, encode, fill_mask, write_encoded};
 use roformer_train::model_dir::load_model;
 use roformer_train::train::metrics::{EvalRecord, read_records};
@@ -30,50 +29,14 @@ type AD = Autodiff<NdArray>;
 fn small_corpus() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("roformer-test-corpus-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        for name in ["macbeth.txt", "tempest.txt", "sonnets.txt"] {
-            let text = std::fs::read_to_string(Path::new(DEFAULT_CORPUS_DIR).join(name)).unwrap();
-            let head: Vec<&str> = text.lines().skip(100).take(400).collect();
-            std::fs::write(dir.join(name), head.join("\n")).unwrap();
-        }
+        let dir = tempfile::tempdir().unwrap().keep();
+        common::write_small_corpus(&dir);
         dir
     })
 }
 
 fn small_config_toml(steps: usize) -> String {
-    format!(
-        r#"
-[model]
-vocab_size = 300
-hidden_size = 32
-num_hidden_layers = 1
-num_attention_heads = 2
-intermediate_size = 64
-max_position_embeddings = 64
-# Dropout on, as in the shipped configs, so that resuming must reproduce its masks.
-hidden_dropout_prob = 0.1
-attention_probs_dropout_prob = 0.1
-
-[data]
-corpus = "{corpus}"
-validation_works = ["sonnets.txt"]
-max_seq_len = 24
-
-[tokenizer]
-min_frequency = 1
-
-[training]
-batch_size = 16
-learning_rate = 1e-2
-warmup_steps = 5
-steps = {steps}
-eval_every = 20
-checkpoint_every = 20
-seed = 7
-"#,
-        corpus = small_corpus().display()
-    )
+    common::small_config_toml(small_corpus(), steps, 20)
 }
 
 /// burn's ndarray backend seeds one global generator, so runs in parallel test threads
@@ -433,7 +396,7 @@ fn inference_matches_direct_model_computation() {
     let encoded = encode(&loaded, &lines, true, &device).unwrap().value;
     let ids: Vec<Vec<u32>> = texts
         .iter()
-        .map(|t| loaded.tokenizer.encode_with_special(t).unwrap())
+        .map(|t| loaded.tokenizer().unwrap().encode_with_special(t).unwrap())
         .collect();
     let longest = ids.iter().map(Vec::len).max().unwrap();
     assert_eq!(encoded.shape, [2, longest]);
@@ -454,7 +417,7 @@ fn inference_matches_direct_model_computation() {
     assert!(max_abs_diff(encoded.mlm_logits.as_ref().unwrap(), &logits) < 1e-6);
 
     // embed: the mean over real tokens of those hidden states.
-    let embeddings = embed(&loaded, &texts, &device).unwrap().value;
+    let embeddings = embed(&loaded, &lines, &device).unwrap().value;
     let width = encoded.hidden_size;
     for (row, tokens) in ids.iter().enumerate() {
         let mut mean = vec![0f32; width];
@@ -477,7 +440,8 @@ fn inference_matches_direct_model_computation() {
     assert_eq!(predictions.len(), 1);
     let position = predictions[0].position;
     let masked_ids = loaded
-        .tokenizer
+        .tokenizer()
+        .unwrap()
         .encode_with_special("the king is [MASK]")
         .unwrap();
     let input = Tensor::<B, 2, Int>::from_data(
@@ -527,83 +491,4 @@ fn inference_matches_direct_model_computation() {
         file.tensor("mlm_logits").unwrap().shape(),
         &[2, longest, vocab]
     );
-}
-
-fn roformer(args: &[&str]) -> (bool, String, String) {
-    // A binary built with the `wgpu` feature runs on WGPU, whose Wayland probe complains
-    // on stderr when XDG_RUNTIME_DIR is unset, as it is on CI machines.
-    static RUNTIME_DIR: OnceLock<PathBuf> = OnceLock::new();
-    let runtime_dir = RUNTIME_DIR.get_or_init(|| {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap().keep();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-        dir
-    });
-    let output = Command::new(env!("CARGO_BIN_EXE_roformer"))
-        .args(args)
-        .env("XDG_RUNTIME_DIR", runtime_dir)
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-#[test]
-fn the_binary_reports_bad_input_in_one_line() {
-    let model = trained_run().display().to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let bad_ids = dir.path().join("bad.jsonl");
-    std::fs::write(&bad_ids, "{\"input_ids\": [2, 99999, 3]}\n").unwrap();
-    let out = dir.path().join("out.safetensors").display().to_string();
-    let cases: Vec<(Vec<&str>, &str)> = vec![
-        (
-            vec!["fill-mask", "--model", "/nonexistent/model", "a [MASK]"],
-            "/nonexistent/model",
-        ),
-        (
-            vec!["fill-mask", "--model", &model, "no mask here"],
-            "[MASK]",
-        ),
-        (
-            vec![
-                "encode",
-                "--model",
-                &model,
-                "--input",
-                bad_ids.to_str().unwrap(),
-                "--output",
-                &out,
-            ],
-            "99999",
-        ),
-        (
-            vec!["train", "--config", "/nonexistent.toml"],
-            "/nonexistent.toml",
-        ),
-    ];
-    for (args, needle) in cases {
-        let (ok, _, stderr) = roformer(&args);
-        assert!(!ok, "{args:?} should fail");
-        let lines: Vec<&str> = stderr.lines().collect();
-        assert_eq!(lines.len(), 1, "{args:?}: {stderr}");
-        assert!(
-            lines[0].starts_with("error: ") && lines[0].contains(needle),
-            "{args:?}: {stderr}"
-        );
-        assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"));
-    }
-    // And a good call prints predictions.
-    let (ok, stdout, _) = roformer(&[
-        "fill-mask",
-        "--model",
-        &model,
-        "--json",
-        "the king is [MASK]",
-    ]);
-    assert!(ok);
-    let parsed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(parsed[0]["candidates"].as_array().unwrap().len(), 5);
 }

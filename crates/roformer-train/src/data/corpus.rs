@@ -3,10 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::shipped_corpus::{SHIPPED_CORPUS_NAME, shipped_files};
 use crate::error::TrainError;
-
-/// The shipped Shakespeare corpus (42 public-domain works, `data/shakespeare`).
-pub const DEFAULT_CORPUS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/shakespeare");
 
 /// Validation works of the shipped corpus: one tragedy, one comedy, one history and the
 /// sonnets (about 10% of the text). Fixed, so every run validates on the same text.
@@ -36,75 +34,87 @@ pub struct Corpus {
 }
 
 impl Corpus {
-    /// Reads every `.txt` file of `dir` (default: the shipped corpus) and splits off
-    /// `validation` (default: [`DEFAULT_VALIDATION_WORKS`] for the shipped corpus, the last
-    /// file in name order otherwise).
+    /// Reads every `.txt` file of `dir` (default: the built-in Shakespeare corpus) and
+    /// splits off `validation` (default: [`DEFAULT_VALIDATION_WORKS`] for the shipped
+    /// corpus, the last file in name order otherwise).
     pub fn load(dir: Option<&Path>, validation: Option<&[String]>) -> Result<Self, TrainError> {
-        let dir: PathBuf = dir
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_CORPUS_DIR));
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map_err(|e| TrainError::io(&dir, e))?
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|path| path.extension().is_some_and(|e| e == "txt"))
-            .collect();
-        files.sort();
-        if files.len() < 2 {
+        let (source, works) = match dir {
+            Some(dir) => (dir.display().to_string(), read_works(dir)?),
+            None => (
+                SHIPPED_CORPUS_NAME.to_string(),
+                shipped_files()
+                    .iter()
+                    .filter(|(name, _)| name.ends_with(".txt"))
+                    .map(|(name, text)| Work {
+                        name: name.clone(),
+                        text: text.clone(),
+                    })
+                    .collect(),
+            ),
+        };
+        Self::split(&source, works, validation)
+    }
+
+    /// Splits `works` (in name order) into training and validation; `source` names the
+    /// corpus in errors.
+    fn split(
+        source: &str,
+        works: Vec<Work>,
+        validation: Option<&[String]>,
+    ) -> Result<Self, TrainError> {
+        if works.len() < 2 {
             return Err(TrainError::data(
-                dir.display().to_string(),
+                source,
                 format!(
                     "a corpus needs at least 2 .txt files (training and validation), found {}",
-                    files.len()
+                    works.len()
                 ),
             ));
         }
-        let names: Vec<String> = files
-            .iter()
-            .map(|p| {
-                p.file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned()
-            })
-            .collect();
+        let is_work = |name: &str| works.iter().any(|w| w.name == name);
         let held_out: Vec<String> = match validation {
             Some(list) => list.to_vec(),
-            None if names.iter().any(|n| n == DEFAULT_VALIDATION_WORKS[0]) => {
-                DEFAULT_VALIDATION_WORKS
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect()
-            }
-            None => vec![names.last().cloned().unwrap_or_default()],
+            None if is_work(DEFAULT_VALIDATION_WORKS[0]) => DEFAULT_VALIDATION_WORKS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            None => vec![works.last().map(|w| w.name.clone()).unwrap_or_default()],
         };
-        if let Some(missing) = held_out.iter().find(|w| !names.contains(w)) {
+        if let Some(missing) = held_out.iter().find(|w| !is_work(w)) {
             return Err(TrainError::data(
-                dir.display().to_string(),
+                source,
                 format!("validation work `{missing}` is not a .txt file of the corpus"),
             ));
         }
-        if held_out.len() >= names.len() {
+        if held_out.len() >= works.len() {
             return Err(TrainError::data(
-                dir.display().to_string(),
+                source,
                 "every work is held out for validation; none is left to train on",
             ));
         }
-        let mut corpus = Corpus {
-            train: Vec::new(),
-            validation: Vec::new(),
-        };
-        for (path, name) in files.iter().zip(names) {
-            let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
-            let work = Work {
-                name: name.clone(),
-                text,
-            };
-            if held_out.contains(&name) {
-                corpus.validation.push(work);
-            } else {
-                corpus.train.push(work);
-            }
-        }
-        Ok(corpus)
+        let (validation, train) = works.into_iter().partition(|w| held_out.contains(&w.name));
+        Ok(Corpus { train, validation })
     }
+}
+
+/// Every `.txt` file of `dir`, in name order.
+fn read_works(dir: &Path) -> Result<Vec<Work>, TrainError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| TrainError::io(dir, e))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            Ok(Work { name, text })
+        })
+        .collect()
 }

@@ -1,14 +1,16 @@
-//! Data: the corpus, the tokenizer (with jieba segmentation for Chinese), packing text into examples, masking, batching.
+//! Data: the corpus (the built-in one, or a folder), the tokenizer (with jieba segmentation for Chinese), packing text into examples, masking, batching.
 
 pub mod batch;
 pub mod corpus;
 pub mod examples;
 pub mod jieba;
 pub mod masking;
+pub mod shipped_corpus;
 pub mod tokenizer;
 
 pub use batch::{MlmBatch, mlm_batch, pad_ids};
-pub use corpus::{Corpus, DEFAULT_CORPUS_DIR, DEFAULT_VALIDATION_WORKS, Work};
+pub use corpus::{Corpus, DEFAULT_VALIDATION_WORKS, Work};
 pub use examples::pack_lines;
 pub use masking::{MaskedExample, mask_seed, mask_tokens};
+pub use shipped_corpus::{SHIPPED_CORPUS_NAME, shipped_file, shipped_files};
 pub use tokenizer::{SPECIAL_TOKENS, SpecialIds, TextTokenizer, TokenizerOptions};

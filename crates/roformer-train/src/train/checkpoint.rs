@@ -17,6 +17,29 @@ use serde::{Deserialize, Serialize};
 use crate::error::TrainError;
 
 const CHECKPOINT: &str = "checkpoint";
+
+/// Fault injection for the crash tests (`tests/kill_resume.rs`):
+/// `ROFORMER_PAUSE_CHECKPOINT=STAGE:STEP:FILE` makes the checkpoint write after step STEP
+/// create FILE and then wait, at STAGE, until the process is killed. Stages: `records`
+/// (the temporary folder holds the model record, not yet the optimizer's) and `swap` (the
+/// previous checkpoint is renamed away, the new one is not yet in place).
+pub const PAUSE_CHECKPOINT_ENV: &str = "ROFORMER_PAUSE_CHECKPOINT";
+
+fn pause_if_asked(stage: &str, step: usize) {
+    let Ok(spec) = std::env::var(PAUSE_CHECKPOINT_ENV) else {
+        return;
+    };
+    let mut parts = spec.splitn(3, ':');
+    let (Some(at_stage), Some(at_step), Some(marker)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return;
+    };
+    if at_stage == stage && at_step.parse() == Ok(step) && std::fs::write(marker, stage).is_ok() {
+        loop {
+            std::thread::park();
+        }
+    }
+}
 const STATE_FILE: &str = "state.json";
 
 /// Progress saved beside the records.
@@ -57,6 +80,7 @@ where
         .clone()
         .save_file(&model_path, &recorder())
         .map_err(|e| record_error(&model_path, e))?;
+    pause_if_asked("records", state.step);
     let optimizer_path = tmp.join("optimizer");
     recorder()
         .record(optimizer.to_record(), optimizer_path.clone())
@@ -72,6 +96,7 @@ where
     if current.exists() {
         std::fs::rename(&current, &old).map_err(|e| TrainError::io(&current, e))?;
     }
+    pause_if_asked("swap", state.step);
     std::fs::rename(&tmp, &current).map_err(|e| TrainError::io(&tmp, e))?;
     if old.exists() {
         std::fs::remove_dir_all(&old).map_err(|e| TrainError::io(&old, e))?;

@@ -55,12 +55,31 @@ pub fn read_records(path: &Path) -> Result<Vec<EvalRecord>, TrainError> {
 }
 
 /// Keeps the records of steps up to `step` (after a resume from an earlier checkpoint).
+/// A last line cut short by a killed run (no newline, not JSON) is dropped too.
 pub fn truncate_records(path: &Path, step: usize) -> Result<(), TrainError> {
-    let kept: Vec<String> = read_records(path)?
-        .into_iter()
-        .filter(|r| r.step <= step)
-        .map(|r| serde_json::to_string(&r).expect("a record always serializes"))
-        .collect();
+    if !path.exists() {
+        return Ok(());
+    }
+    let mut text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+    if !text.is_empty() && !text.ends_with('\n') {
+        let complete = text.rfind('\n').map_or(0, |i| i + 1);
+        let torn = &text[complete..];
+        if serde_json::from_str::<EvalRecord>(torn).is_err() {
+            text.truncate(complete);
+        }
+    }
+    let kept = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, line)| {
+            serde_json::from_str::<EvalRecord>(line).map_err(|e| {
+                TrainError::data(path.display().to_string(), format!("line {}: {e}", i + 1))
+            })
+        })
+        .filter(|record| record.as_ref().map_or(true, |r| r.step <= step))
+        .map(|record| record.map(|r| serde_json::to_string(&r).expect("a record serializes")))
+        .collect::<Result<Vec<String>, _>>()?;
     let mut text = kept.join("\n");
     if !text.is_empty() {
         text.push('\n');

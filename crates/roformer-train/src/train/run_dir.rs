@@ -8,7 +8,9 @@ use crate::config::TrainConfig;
 use crate::data::{Corpus, TextTokenizer};
 use crate::error::TrainError;
 use crate::fs_atomic::write_atomic;
-use crate::model_dir::{load_tokenizer, save_tokenizer};
+use crate::model_dir::{
+    CONFIG_FILE, TOKENIZER_FILE, VOCAB_FILE, WEIGHTS_FILE, load_tokenizer, save_tokenizer,
+};
 use crate::train::checkpoint::latest_checkpoint;
 use crate::train::trainer::RunStart;
 
@@ -27,25 +29,32 @@ pub(super) struct OpenedRun {
     pub resuming: bool,
 }
 
-/// Opens `run_dir`: a fresh start refuses a directory that already holds a run (nothing is
-/// overwritten), creates it and saves the config; a resume reads the saved config back.
+/// Checks `run_dir` before any work: a fresh start refuses a directory that already holds
+/// a run (nothing is overwritten); a resume reads the saved config back. Writes nothing:
+/// [`start_run_dir`] does, once the data and tokenizer are ready, so a run that fails on
+/// its data leaves no run behind to block a corrected retry.
 pub(super) fn open_run_dir(start: RunStart, run_dir: &Path) -> Result<OpenedRun, TrainError> {
     match start {
         RunStart::Fresh(config) => {
-            let config = *config;
             if latest_checkpoint(run_dir).is_some() || run_dir.join(RUN_CONFIG_FILE).exists() {
                 return Err(TrainError::model_dir(
                     run_dir,
                     "already holds a run; continue it with --resume or choose another --output",
                 ));
             }
-            std::fs::create_dir_all(run_dir).map_err(|e| TrainError::io(run_dir, e))?;
-            write_atomic(
-                &run_dir.join(RUN_CONFIG_FILE),
-                config.to_toml_string().as_bytes(),
-            )?;
+            let taken = [CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, VOCAB_FILE]
+                .into_iter()
+                .find(|name| run_dir.join(name).exists());
+            if let Some(name) = taken {
+                return Err(TrainError::model_dir(
+                    run_dir,
+                    format!(
+                        "already holds {name}, which training would overwrite; choose another --output"
+                    ),
+                ));
+            }
             Ok(OpenedRun {
-                config,
+                config: *config,
                 resuming: false,
             })
         }
@@ -54,6 +63,19 @@ pub(super) fn open_run_dir(start: RunStart, run_dir: &Path) -> Result<OpenedRun,
             resuming: true,
         }),
     }
+}
+
+/// Saves a fresh run's config into `run_dir` (created if needed), which marks the
+/// directory as holding a run; a resumed run's directory already has it.
+pub(super) fn start_run_dir(run: &OpenedRun, run_dir: &Path) -> Result<(), TrainError> {
+    if run.resuming {
+        return Ok(());
+    }
+    std::fs::create_dir_all(run_dir).map_err(|e| TrainError::io(run_dir, e))?;
+    write_atomic(
+        &run_dir.join(RUN_CONFIG_FILE),
+        run.config.to_toml_string().as_bytes(),
+    )
 }
 
 /// The run's tokenizer: the saved one when resuming; otherwise the config's file or one

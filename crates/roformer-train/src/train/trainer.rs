@@ -28,7 +28,7 @@ use crate::train::metrics::{
     EvalRecord, append_record, plot_losses, read_records, truncate_records,
 };
 use crate::train::optimizer::{FusedAdamW, FusedAdamWConfig};
-use crate::train::run_dir::{METRICS_FILE, PLOT_FILE, open_run_dir, run_tokenizer};
+use crate::train::run_dir::{METRICS_FILE, PLOT_FILE, open_run_dir, run_tokenizer, start_run_dir};
 use crate::train::schedule::LrSchedule;
 use crate::train::split::{Masking, Splits};
 
@@ -119,6 +119,7 @@ pub fn train<B: RoFormerTrainingBackend>(
     )?;
     let tokenizer = run_tokenizer(&run, &corpus, run_dir)?;
     let splits = Splits::new(&corpus, &tokenizer, config.data.max_seq_len)?;
+    start_run_dir(&run, run_dir)?;
     let metrics_path = run_dir.join(METRICS_FILE);
     let resume_from = run.resuming.then_some(run_dir);
     let mut trainer = Trainer::<B>::new(config, splits, &tokenizer, resume_from, device)?;

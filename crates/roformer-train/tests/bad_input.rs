@@ -1,0 +1,297 @@
+//! Bad input to every command of the binary: each case fails with a non-zero exit and
+//! exactly one `error:` line naming what was wrong (no panic, no backtrace), and leaves
+//! what the user already had untouched.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::{roformer, small_config_toml, write_model_dir, write_small_corpus};
+
+/// Every file under `dir` with its bytes, to show that a refused command changed nothing.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            for (name, bytes) in snapshot(&path) {
+                files.insert(format!("{}/{name}", path.display()), bytes);
+            }
+        } else {
+            files.insert(path.display().to_string(), std::fs::read(&path).unwrap());
+        }
+    }
+    files
+}
+
+#[test]
+fn every_command_reports_bad_input_in_one_line_and_keeps_existing_files() {
+    let root = tempfile::tempdir().unwrap();
+    let path = |name: &str| root.path().join(name).display().to_string();
+    let write = |name: &str, text: &str| {
+        std::fs::write(root.path().join(name), text).unwrap();
+        path(name)
+    };
+
+    let model = path("model");
+    write_model_dir(Path::new(&model));
+    // The same model without tokenizer files: text needs one, token ids do not.
+    let bare = path("bare");
+    std::fs::create_dir(&bare).unwrap();
+    for name in ["config.json", "model.safetensors"] {
+        std::fs::copy(Path::new(&model).join(name), Path::new(&bare).join(name)).unwrap();
+    }
+    let corpus = root.path().join("corpus");
+    write_small_corpus(&corpus);
+    let good_config = small_config_toml(&corpus, 4, 2);
+    let config = write("good.toml", &good_config);
+    let typo = write("typo.toml", &good_config.replace("batch_size", "batchsize"));
+    let too_long = write(
+        "too_long.toml",
+        &good_config.replace("max_seq_len = 24", "max_seq_len = 4096"),
+    );
+    let no_corpus = write(
+        "no_corpus.toml",
+        &good_config.replace(&corpus.display().to_string(), "/nonexistent/corpus"),
+    );
+    let not_toml = write("not_toml.toml", "[model\nvocab_size = 3");
+    let run = path("run");
+    let (ok, _, stderr) = roformer(&["train", "--config", &config, "--output", &run]);
+    assert!(ok, "{stderr}");
+
+    let bad_id = write("bad_id.jsonl", "{\"input_ids\": [2, 99999, 3]}\n");
+    let bad_json = write(
+        "bad_json.jsonl",
+        "{\"input_ids\": [2, 5, 3]}\n{\"input_ids\": [2, \n",
+    );
+    let bad_mask = write(
+        "bad_mask.jsonl",
+        "{\"input_ids\": [2, 5, 3], \"attention_mask\": [1, 2, 1]}\n",
+    );
+    let short_mask = write(
+        "short_mask.jsonl",
+        "{\"input_ids\": [2, 5, 3], \"attention_mask\": [1, 1]}\n",
+    );
+    let text_line = write("text.jsonl", "{\"text\": \"to be or not\"}\n");
+    let empty = write("empty.txt", "\n  \n");
+    let out = path("out.safetensors");
+    let (imported, nowhere) = (path("imported"), path("x"));
+    let missing_dir_out = path("no/such/dir/out.safetensors");
+    let exported = path("exported");
+    let (ok, _, stderr) = roformer(&["export-hf", "--model", &model, "--output", &exported]);
+    assert!(ok, "{stderr}");
+
+    let cases: Vec<(&str, Vec<&str>, &str)> = vec![
+        // train
+        (
+            "missing config",
+            vec!["train", "--config", "/nonexistent.toml"],
+            "/nonexistent.toml",
+        ),
+        (
+            "not TOML",
+            vec!["train", "--config", &not_toml],
+            "not_toml.toml",
+        ),
+        (
+            "unknown key",
+            vec!["train", "--config", &typo],
+            "training.batchsize",
+        ),
+        (
+            "max_seq_len past the positions",
+            vec!["train", "--config", &too_long],
+            "data.max_seq_len",
+        ),
+        (
+            "missing corpus",
+            vec!["train", "--config", &no_corpus],
+            "/nonexistent/corpus",
+        ),
+        (
+            "output holds a run",
+            vec!["train", "--config", &config, "--output", &run],
+            "--resume",
+        ),
+        (
+            "resume without a run",
+            vec!["train", "--resume", "/nonexistent/run"],
+            "/nonexistent/run",
+        ),
+        ("train with neither", vec!["train"], "--config"),
+        // fill-mask
+        (
+            "missing model",
+            vec!["fill-mask", "--model", "/nonexistent/model", "a [MASK]"],
+            "/nonexistent/model",
+        ),
+        (
+            "no mask",
+            vec!["fill-mask", "--model", &model, "no mask here"],
+            "[MASK]",
+        ),
+        (
+            "top-k 0",
+            vec!["fill-mask", "--model", &model, "--top-k", "0", "a [MASK]"],
+            "--top-k",
+        ),
+        (
+            "text without a tokenizer",
+            vec!["fill-mask", "--model", &bare, "a [MASK]"],
+            "needs a tokenizer",
+        ),
+        ("missing argument", vec!["fill-mask", "a [MASK]"], "--model"),
+        // embed
+        (
+            "missing input",
+            vec!["embed", "--model", &model, "--input", "/nonexistent.txt"],
+            "/nonexistent.txt",
+        ),
+        (
+            "empty input",
+            vec!["embed", "--model", &model, "--input", &empty],
+            "no input lines",
+        ),
+        (
+            "id outside the vocabulary",
+            vec!["embed", "--model", &model, "--input", &bad_id],
+            "99999",
+        ),
+        (
+            "text without a tokenizer",
+            vec!["embed", "--model", &bare, "--input", &text_line],
+            "needs a tokenizer",
+        ),
+        // encode
+        (
+            "id outside the vocabulary",
+            vec![
+                "encode", "--model", &model, "--input", &bad_id, "--output", &out,
+            ],
+            "99999",
+        ),
+        (
+            "malformed line",
+            vec![
+                "encode", "--model", &model, "--input", &bad_json, "--output", &out,
+            ],
+            "line 2",
+        ),
+        (
+            "mask not 0 or 1",
+            vec![
+                "encode", "--model", &model, "--input", &bad_mask, "--output", &out,
+            ],
+            "attention_mask",
+        ),
+        (
+            "mask of another length",
+            vec![
+                "encode",
+                "--model",
+                &model,
+                "--input",
+                &short_mask,
+                "--output",
+                &out,
+            ],
+            "as many entries",
+        ),
+        (
+            "text without a tokenizer",
+            vec![
+                "encode", "--model", &bare, "--input", &text_line, "--output", &out,
+            ],
+            "needs a tokenizer",
+        ),
+        (
+            "output folder missing",
+            vec![
+                "encode",
+                "--model",
+                &model,
+                "--input",
+                &text_line,
+                "--output",
+                &missing_dir_out,
+            ],
+            "no/such/dir",
+        ),
+        // import / export-hf
+        (
+            "import from nothing",
+            vec!["import", "--from", "/nonexistent/hf", "--to", &imported],
+            "/nonexistent/hf",
+        ),
+        (
+            "import onto a model",
+            vec!["import", "--from", &model, "--to", &exported],
+            "already holds a model",
+        ),
+        (
+            "export onto a model",
+            vec!["export-hf", "--model", &model, "--output", &exported],
+            "already holds a model",
+        ),
+        (
+            "export of no model",
+            vec!["export-hf", "--model", &empty, "--output", &nowhere],
+            "empty.txt",
+        ),
+        // bench
+        (
+            "bench missing config",
+            vec!["bench", "--config", "/nonexistent.toml"],
+            "/nonexistent.toml",
+        ),
+        (
+            "bench batch 0",
+            vec!["bench", "--config", &config, "--batch", "0"],
+            "--batch",
+        ),
+        (
+            "bench seq not a number",
+            vec!["bench", "--config", &config, "--seq", "12x"],
+            "--seq",
+        ),
+        // the command line itself
+        ("unknown command", vec!["trian"], "trian"),
+    ];
+    let before = [
+        snapshot(Path::new(&run)),
+        snapshot(Path::new(&exported)),
+        snapshot(Path::new(&model)),
+    ];
+    for (case, args, needle) in &cases {
+        let (ok, stdout, stderr) = roformer(args);
+        assert!(!ok, "{case}: {args:?} should fail; stdout {stdout}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{case}: {args:?}: {stderr}");
+        assert!(
+            lines[0].starts_with("error: ") && lines[0].contains(needle),
+            "{case}: expected `{needle}` in: {stderr}"
+        );
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("backtrace"),
+            "{case}: {stderr}"
+        );
+    }
+    let after = [
+        snapshot(Path::new(&run)),
+        snapshot(Path::new(&exported)),
+        snapshot(Path::new(&model)),
+    ];
+    assert!(
+        before == after,
+        "a refused command changed a run or model directory"
+    );
+    assert!(!Path::new(&out).exists() && !Path::new(&imported).exists());
+
+    // And good calls on the same files succeed.
+    let (ok, stdout, stderr) =
+        roformer(&["fill-mask", "--model", &model, "--json", "the [MASK] is"]);
+    assert!(ok, "{stderr}");
+    let parsed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(parsed[0]["candidates"].as_array().unwrap().len(), 5);
+}

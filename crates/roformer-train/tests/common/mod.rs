@@ -1,0 +1,123 @@
+//! Helpers shared by the tests that run the `roformer` binary: running it, a small corpus
+//! cut from the built-in one, and a small model directory.
+
+#![allow(dead_code)] // Each test file uses its own subset.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::sync::OnceLock;
+
+use burn::backend::NdArray;
+use roformer::{RoFormerConfig, RoFormerForMaskedLM};
+use roformer_train::data::{TextTokenizer, shipped_file};
+use roformer_train::model_dir::{save_model, save_tokenizer};
+
+/// A command for the `roformer` binary built with the tests.
+pub fn roformer_command(args: &[&str]) -> Command {
+    // A binary built with the `wgpu` feature runs on WGPU, whose Wayland probe complains
+    // on stderr when XDG_RUNTIME_DIR is unset, as it is on CI machines.
+    static RUNTIME_DIR: OnceLock<PathBuf> = OnceLock::new();
+    let runtime_dir = RUNTIME_DIR.get_or_init(|| {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap().keep();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        dir
+    });
+    let mut command = Command::new(env!("CARGO_BIN_EXE_roformer"));
+    command.args(args).env("XDG_RUNTIME_DIR", runtime_dir);
+    command
+}
+
+/// Runs the binary to completion: (success, stdout, stderr).
+pub fn roformer(args: &[&str]) -> (bool, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = roformer_command(args).output().unwrap();
+    (
+        status.success(),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+/// Starts the binary without waiting for it.
+pub fn spawn_roformer(args: &[&str], env: &[(&str, &str)]) -> Child {
+    let mut command = roformer_command(args);
+    command.envs(env.iter().copied());
+    command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Writes three short works cut from the built-in corpus into `dir`.
+pub fn write_small_corpus(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for name in ["macbeth.txt", "tempest.txt", "sonnets.txt"] {
+        let text = shipped_file(name).unwrap();
+        let head: Vec<&str> = text.lines().skip(100).take(400).collect();
+        std::fs::write(dir.join(name), head.join("\n")).unwrap();
+    }
+}
+
+/// A training config for the small corpus at `corpus`: a 1-layer model of width 32 with
+/// dropout on, evaluated and checkpointed every `every` steps.
+pub fn small_config_toml(corpus: &Path, steps: usize, every: usize) -> String {
+    format!(
+        r#"
+[model]
+vocab_size = 300
+hidden_size = 32
+num_hidden_layers = 1
+num_attention_heads = 2
+intermediate_size = 64
+max_position_embeddings = 64
+hidden_dropout_prob = 0.1
+attention_probs_dropout_prob = 0.1
+
+[data]
+corpus = "{corpus}"
+validation_works = ["sonnets.txt"]
+max_seq_len = 24
+
+[tokenizer]
+min_frequency = 1
+
+[training]
+batch_size = 16
+learning_rate = 1e-2
+warmup_steps = 5
+steps = {steps}
+eval_every = {every}
+checkpoint_every = {every}
+seed = 7
+"#,
+        corpus = corpus.display()
+    )
+}
+
+/// A model directory of ours in `dir`: a fresh masked-LM model and a tokenizer trained on
+/// a few lines.
+pub fn write_model_dir(dir: &Path) {
+    let lines = [
+        "the quick brown fox jumps over the lazy dog",
+        "to be or not to be that is the question",
+        "all the world is a stage and all the men and women merely players",
+    ];
+    let tokenizer = TextTokenizer::train(lines.into_iter(), 60, 1, true).unwrap();
+    let config = RoFormerConfig {
+        vocab_size: tokenizer.vocab_size(),
+        hidden_size: 16,
+        num_hidden_layers: 1,
+        num_attention_heads: 2,
+        intermediate_size: 24,
+        max_position_embeddings: 32,
+        ..Default::default()
+    };
+    let model = RoFormerForMaskedLM::<NdArray>::new(&config, &Default::default()).unwrap();
+    save_model(dir, &config, &model).unwrap();
+    save_tokenizer(dir, &tokenizer).unwrap();
+}
