@@ -6,6 +6,7 @@ pub mod examples;
 pub mod jieba;
 pub mod masking;
 pub mod tokenizer;
+mod wordpiece_trainer;
 
 pub use batch::{MlmBatch, mlm_batch, pad_ids};
 pub use corpus::{Corpus, DEFAULT_CORPUS_DIR, DEFAULT_VALIDATION_WORKS, Work};
