@@ -3,6 +3,7 @@
 //! checkpoint and resume (identical to an uninterrupted run), inference checked against
 //! direct model computations, and the binary's one-line errors.
 
+use std::collections::{BTreeSet, HashSet};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,7 +15,8 @@ use roformer::{IGNORE_INDEX, RoFormerInput};
 use roformer_testing::max_abs_diff;
 use roformer_train::TrainConfig;
 use roformer_train::data::{
-    DEFAULT_CORPUS_DIR, SpecialIds, TextTokenizer, mask_seed, mask_tokens, pack_lines,
+    DEFAULT_CORPUS_DIR, SPECIAL_TOKENS, SpecialIds, TextTokenizer, mask_seed, mask_tokens,
+    pack_lines,
 };
 use roformer_train::infer::{EncodeLine, embed, encode, fill_mask, write_encoded};
 use roformer_train::model_dir::load_model;
@@ -279,6 +281,63 @@ fn tokenizer_trains_saves_and_loads() {
     assert_eq!(
         from_vocab.encode_with_special("Is this a dagger").unwrap(),
         tokenizer.encode_with_special("Is this a dagger").unwrap()
+    );
+}
+
+/// Trained twice on the same text, the vocabulary is the same, token for token and id for
+/// id; and a word made of characters the training saw encodes without `[UNK]` into pieces
+/// that spell it.
+#[test]
+fn tokenizer_training_is_deterministic() {
+    let corpus = Path::new(DEFAULT_CORPUS_DIR);
+    let text = std::fs::read_to_string(corpus.join("macbeth.txt")).unwrap();
+    let train = || TextTokenizer::train(text.lines(), 2000, 2, true).unwrap();
+    let tokenizer = train();
+    let vocab = tokenizer.wordpiece_vocab().unwrap();
+    assert_eq!(vocab.len(), 2000);
+    assert_eq!(vocab[..5], SPECIAL_TOKENS);
+    for _ in 0..2 {
+        assert_eq!(train().wordpiece_vocab().unwrap(), vocab);
+    }
+
+    let known: HashSet<&str> = vocab.iter().map(String::as_str).collect();
+    let sample = std::fs::read_to_string(corpus.join("tempest.txt")).unwrap();
+    let words: BTreeSet<String> = sample
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    let mut checked = 0;
+    for word in &words {
+        let mut chars = word.chars().map(String::from);
+        let first = chars.next().unwrap();
+        if !known.contains(first.as_str())
+            || chars.any(|c| !known.contains(format!("##{c}").as_str()))
+        {
+            continue;
+        }
+        let pieces: Vec<String> = tokenizer
+            .encode_plain(word)
+            .unwrap()
+            .into_iter()
+            .map(|id| tokenizer.token(id))
+            .collect();
+        let spelled: String = pieces
+            .iter()
+            .map(|p| p.strip_prefix("##").unwrap_or(p))
+            .collect();
+        assert_eq!(&spelled, word, "{pieces:?}");
+        checked += 1;
+    }
+    assert!(
+        checked > words.len() * 9 / 10,
+        "{checked} of {}",
+        words.len()
+    );
+    // A character training never saw makes its word unknown.
+    assert_eq!(
+        tokenizer.encode_plain("snow\u{2603}").unwrap(),
+        [tokenizer.special().unk]
     );
 }
 
