@@ -17,11 +17,15 @@ pub const HIDDEN_TOLERANCE: f64 = 1e-5;
 /// wrong epsilon above moves masked-LM logits by ~1.2e-4.
 pub const LOGITS_TOLERANCE: f64 = 1e-4;
 
-/// The folder of a fixture case (`base`, `padding`, …).
+/// The folder of a fixture case (`base`, `padding`, …). Found from the manifest folder
+/// of the crate under test, which `cargo test` sets at run time (every crate is a sibling
+/// under `crates/`): a build of this crate reused from another clone of the repository
+/// then still reads this clone's fixtures.
 pub fn fixture_dir(case: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../roformer/tests/fixtures/hf")
-        .join(case)
+    let crate_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    crate_dir.join("../roformer/tests/fixtures/hf").join(case)
 }
 
 /// A case's `expected.safetensors`.

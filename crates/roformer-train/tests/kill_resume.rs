@@ -13,7 +13,7 @@ use roformer_train::train::metrics::{EvalRecord, read_records};
 
 use common::{roformer, small_config_toml, spawn_roformer, write_small_corpus};
 
-const STEPS: usize = 60;
+const STEPS: usize = 200;
 const EVERY: usize = 10;
 
 /// Waits up to a minute for `ready`, checking every 20 ms; panics with the child's stderr
@@ -34,10 +34,21 @@ fn wait_for(child: &mut std::process::Child, what: &str, ready: impl Fn() -> boo
     }
 }
 
-fn kill_hard(child: &mut std::process::Child) {
-    // `Child::kill` is SIGKILL on Unix: no destructor, flush or signal handler runs.
+/// SIGKILL (what `Child::kill` sends on Unix): no destructor, flush or handler runs.
+/// Checks that the signal, not the end of training, stopped the run, and that it had
+/// evaluations left to make.
+fn kill_hard(child: &mut std::process::Child, dir: &Path) {
+    use std::os::unix::process::ExitStatusExt;
     child.kill().unwrap();
-    child.wait().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the run ended before the kill: {status}"
+    );
+    let evaluations =
+        std::fs::read_to_string(dir.join(METRICS_FILE)).map_or(0, |t| t.lines().count());
+    assert!(evaluations < STEPS / EVERY, "the run had finished");
 }
 
 fn resume(dir: &Path) -> Vec<EvalRecord> {
@@ -114,7 +125,7 @@ fn a_run_killed_at_any_moment_resumes_to_the_uninterrupted_result() {
     wait_for(&mut child, "three evaluations", || {
         std::fs::read_to_string(&metrics).is_ok_and(|t| t.lines().count() >= 3)
     });
-    kill_hard(&mut child);
+    kill_hard(&mut child, &dir);
     assert_same_run(&resume(&dir), &reference, "killed during training");
 
     // Killed while writing a checkpoint, at each stage of the write.
@@ -137,7 +148,7 @@ fn a_run_killed_at_any_moment_resumes_to_the_uninterrupted_result() {
             &format!("the checkpoint write to pause at {stage}"),
             || marker.exists(),
         );
-        kill_hard(&mut child);
+        kill_hard(&mut child, &dir);
         assert!(
             dir.join("checkpoint.tmp").is_dir(),
             "{stage}: the killed write left no checkpoint.tmp"

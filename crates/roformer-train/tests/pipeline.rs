@@ -3,6 +3,7 @@
 //! checkpoint and resume (identical to an uninterrupted run), inference checked against
 //! direct model computations.
 
+use std::collections::{BTreeSet, HashSet};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -14,7 +15,9 @@ use burn::tensor::{Int, Tensor, TensorData};
 use roformer::{IGNORE_INDEX, RoFormerInput};
 use roformer_testing::max_abs_diff;
 use roformer_train::TrainConfig;
-use roformer_train::data::{SpecialIds, TextTokenizer, mask_seed, mask_tokens, pack_lines};
+use roformer_train::data::{
+    SPECIAL_TOKENS, SpecialIds, TextTokenizer, mask_seed, mask_tokens, pack_lines, shipped_file,
+};
 use roformer_train::infer::{EncodeLine, embed, encode, fill_mask, write_encoded};
 use roformer_train::model_dir::load_model;
 use roformer_train::train::metrics::{EvalRecord, read_records};
@@ -245,6 +248,62 @@ fn tokenizer_trains_saves_and_loads() {
     );
 }
 
+/// Trained twice on the same text, the vocabulary is the same, token for token and id for
+/// id; and a word made of characters the training saw encodes without `[UNK]` into pieces
+/// that spell it.
+#[test]
+fn tokenizer_training_is_deterministic() {
+    let text = shipped_file("macbeth.txt").unwrap();
+    let train = || TextTokenizer::train(text.lines(), 2000, 2, true).unwrap();
+    let tokenizer = train();
+    let vocab = tokenizer.wordpiece_vocab().unwrap();
+    assert_eq!(vocab.len(), 2000);
+    assert_eq!(vocab[..5], SPECIAL_TOKENS);
+    for _ in 0..2 {
+        assert_eq!(train().wordpiece_vocab().unwrap(), vocab);
+    }
+
+    let known: HashSet<&str> = vocab.iter().map(String::as_str).collect();
+    let sample = shipped_file("tempest.txt").unwrap();
+    let words: BTreeSet<String> = sample
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    let mut checked = 0;
+    for word in &words {
+        let mut chars = word.chars().map(String::from);
+        let first = chars.next().unwrap();
+        if !known.contains(first.as_str())
+            || chars.any(|c| !known.contains(format!("##{c}").as_str()))
+        {
+            continue;
+        }
+        let pieces: Vec<String> = tokenizer
+            .encode_plain(word)
+            .unwrap()
+            .into_iter()
+            .map(|id| tokenizer.token(id))
+            .collect();
+        let spelled: String = pieces
+            .iter()
+            .map(|p| p.strip_prefix("##").unwrap_or(p))
+            .collect();
+        assert_eq!(&spelled, word, "{pieces:?}");
+        checked += 1;
+    }
+    assert!(
+        checked > words.len() * 9 / 10,
+        "{checked} of {}",
+        words.len()
+    );
+    // A character training never saw makes its word unknown.
+    assert_eq!(
+        tokenizer.encode_plain("snow\u{2603}").unwrap(),
+        [tokenizer.special().unk]
+    );
+}
+
 #[test]
 fn packing_keeps_every_token_in_order() {
     let tokenizer = small_tokenizer();
@@ -314,10 +373,7 @@ fn training_writes_a_complete_run_directory_and_learns() {
 fn resuming_gives_the_same_run_as_never_stopping() {
     let reference = read_records(&trained_run().join(METRICS_FILE)).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    // The reference run's tokenizer: the `tokenizers` crate's WordPiece trainer breaks
-    // frequency ties in hash order, so a second training could pick other pieces.
-    let mut config = TrainConfig::from_toml_str(&small_config_toml(120), "test.toml").unwrap();
-    config.tokenizer.path = Some(trained_run().join("tokenizer.json"));
+    let config = TrainConfig::from_toml_str(&small_config_toml(120), "test.toml").unwrap();
     let config_again = config.clone();
     run(
         RunStart::Fresh(Box::new(config.clone())),
@@ -383,7 +439,7 @@ fn resuming_gives_the_same_run_as_never_stopping() {
 fn inference_matches_direct_model_computation() {
     let device = Default::default();
     let loaded = load_model::<B>(trained_run(), &device).unwrap();
-    let texts = vec![
+    let texts = [
         "the king is dead".to_string(),
         "o, my love, my love".to_string(),
     ];

@@ -7,6 +7,7 @@ pub mod jieba;
 pub mod masking;
 pub mod shipped_corpus;
 pub mod tokenizer;
+mod wordpiece_trainer;
 
 pub use batch::{MlmBatch, mlm_batch, pad_ids};
 pub use corpus::{Corpus, DEFAULT_VALIDATION_WORKS, Work};

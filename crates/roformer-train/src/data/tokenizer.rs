@@ -1,21 +1,23 @@
 //! The WordPiece tokenizer: trained on the training split with BERT's normalisation and
-//! pre-tokenisation (the `tokenizers` crate), or loaded from a `tokenizer.json` or a BERT
+//! pre-tokenisation (the `tokenizers` crate's pipeline, our deterministic vocabulary
+//! training, see [`super::wordpiece_trainer`]), or loaded from a `tokenizer.json` or a BERT
 //! `vocab.txt`, optionally with jieba word segmentation first (HF's `RoFormerTokenizer`,
 //! see [`super::jieba`]). [`TextTokenizer`] also knows the ids of the special tokens.
 
 use std::path::Path;
 
 use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
-use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainerBuilder};
+use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::bert::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::processors::bert::BertProcessing;
 use tokenizers::{
     AddedToken, DecoderWrapper, ModelWrapper, NormalizerWrapper, PostProcessorWrapper, Tokenizer,
-    TokenizerBuilder, TokenizerImpl,
+    TokenizerImpl,
 };
 
 use super::jieba::JiebaPreTokenizer;
+use super::wordpiece_trainer;
 use crate::error::TrainError;
 
 /// How a vocabulary file is turned into a tokenizer (HF's `tokenizer_config.json`).
@@ -95,7 +97,9 @@ fn tokenizer_error(source: &str, error: impl std::fmt::Display) -> TrainError {
 }
 
 impl TextTokenizer {
-    /// Trains a WordPiece vocabulary of at most `vocab_size` entries on `texts`.
+    /// Trains a WordPiece vocabulary of at most `vocab_size` entries on `texts` (fewer if
+    /// no pair of symbols occurs `min_frequency` times; more if the special tokens and the
+    /// characters alone exceed it). The same texts and settings give the same vocabulary.
     pub fn train<'a>(
         texts: impl Iterator<Item = &'a str> + Send,
         vocab_size: usize,
@@ -103,22 +107,19 @@ impl TextTokenizer {
         lowercase: bool,
     ) -> Result<Self, TrainError> {
         let err = |e| tokenizer_error("training", e);
-        let mut trainer = WordPieceTrainerBuilder::new()
-            .vocab_size(vocab_size)
-            .min_frequency(min_frequency)
-            .show_progress(false)
-            .special_tokens(special_added_tokens())
-            .build();
-        let mut tokenizer = TokenizerBuilder::new()
-            .with_model(WordPiece::default())
-            .with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)))
+        let normalizer = BertNormalizer::new(true, true, None, lowercase);
+        let words = wordpiece_trainer::count_words(texts, &normalizer, &BertPreTokenizer)?;
+        let vocab =
+            wordpiece_trainer::train_vocabulary(&words, &SPECIAL_TOKENS, vocab_size, min_frequency);
+        let mut tokenizer = Tokenizer::new(wordpiece_trainer::wordpiece_model(&vocab)?);
+        tokenizer
+            .with_normalizer(Some(normalizer))
+            .map_err(err)?
             .with_pre_tokenizer(Some(BertPreTokenizer))
-            .with_post_processor(None::<BertProcessing>)
-            .with_decoder(Some(WordPieceDecoder::default()))
-            .build()
+            .with_decoder(Some(WordPieceDecoder::default()));
+        tokenizer
+            .add_special_tokens(special_added_tokens())
             .map_err(err)?;
-        tokenizer.train(&mut trainer, texts).map_err(err)?;
-        let mut tokenizer = Tokenizer::from(tokenizer);
         let special = special_ids(|t| tokenizer.token_to_id(t), "training")?;
         tokenizer.with_post_processor(Some(bert_processing(special)));
         Ok(Self {
