@@ -47,12 +47,17 @@ fn exit_on_usage_error(error: clap::Error) -> ! {
         error.exit();
     }
     let rendered = error.render().to_string();
-    let message: Vec<&str> = rendered
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with("For more information"))
-        .collect();
-    let message = message.join(" ");
+    let mut message = String::new();
+    for line in rendered.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with("For more information") {
+            continue;
+        }
+        match line.strip_prefix("Usage: ") {
+            Some(usage) => message.push_str(&format!(" (usage: {usage})")),
+            None if message.is_empty() => message.push_str(line),
+            None => message.push_str(&format!(" {line}")),
+        }
+    }
     eprintln!(
         "error: {}",
         message.strip_prefix("error: ").unwrap_or(&message)
