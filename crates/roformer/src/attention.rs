@@ -33,6 +33,9 @@ pub struct RoFormerSelfAttention<B: Backend> {
     pub dropout: Dropout,
     num_heads: usize,
     head_size: usize,
+    /// Rotate q and k (`position_embedding_type = "rotary"`); otherwise attention sees no
+    /// positions.
+    rotary: bool,
     rotary_value: bool,
 }
 
@@ -47,6 +50,7 @@ impl<B: RoFormerBackend> RoFormerSelfAttention<B> {
             dropout: DropoutConfig::new(config.attention_probs_dropout_prob).init(),
             num_heads: config.num_attention_heads,
             head_size: config.head_size(),
+            rotary: config.position_embedding_type.is_rotary(),
             rotary_value: config.rotary_value,
         }
     }
@@ -67,14 +71,16 @@ impl<B: RoFormerBackend> RoFormerSelfAttention<B> {
             reshape(x, [batch, seq, self.num_heads, self.head_size]).swap_dims(1, 2)
         };
 
-        let query = rope.apply(heads(linear(&self.query, hidden.clone())), position_offset);
-        let key = rope.apply(heads(linear(&self.key, hidden.clone())), position_offset);
-        let value = heads(linear(&self.value, hidden));
-        let value = if self.rotary_value {
-            rope.apply(value, position_offset)
-        } else {
-            value
+        let rotate = |x: Tensor<B, 4>, wanted: bool| {
+            if wanted {
+                rope.apply(x, position_offset)
+            } else {
+                x
+            }
         };
+        let query = rotate(heads(linear(&self.query, hidden.clone())), self.rotary);
+        let key = rotate(heads(linear(&self.key, hidden.clone())), self.rotary);
+        let value = rotate(heads(linear(&self.value, hidden)), self.rotary_value);
 
         let scale = 1.0 / (self.head_size as f64).sqrt();
         let context = B::self_attention(

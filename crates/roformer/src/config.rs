@@ -48,6 +48,43 @@ pub struct RoFormerConfig {
     /// Rotate the values as well as queries and keys (RoFormer-sim, the small
     /// discriminator/generator checkpoints). Default: false.
     pub rotary_value: bool,
+    /// How positions enter the model. Default: `rotary` (RoFormer; the only kind HF
+    /// transformers' RoFormer has, so the key is left out of an exported `config.json`).
+    #[serde(skip_serializing_if = "PositionEmbeddingType::is_rotary")]
+    pub position_embedding_type: PositionEmbeddingType,
+}
+
+/// How a model knows where each token is: the comparison of Su et al. 2021 (Fig. 3).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PositionEmbeddingType {
+    /// Queries and keys rotated by position in every attention layer (RoFormer).
+    #[default]
+    Rotary,
+    /// A learned table of `max_position_embeddings` rows added to the token embeddings
+    /// (BERT's `position_embeddings`).
+    Absolute,
+    /// The fixed sine/cosine table of Vaswani et al. 2017 added to the token embeddings.
+    Sinusoidal,
+    /// No position information at all (attention is then order-blind).
+    None,
+}
+
+impl PositionEmbeddingType {
+    /// Whether this is RoFormer's rotation.
+    pub fn is_rotary(&self) -> bool {
+        *self == Self::Rotary
+    }
+
+    /// The name a config file uses.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Rotary => "rotary",
+            Self::Absolute => "absolute",
+            Self::Sinusoidal => "sinusoidal",
+            Self::None => "none",
+        }
+    }
 }
 
 impl Default for RoFormerConfig {
@@ -68,6 +105,7 @@ impl Default for RoFormerConfig {
             layer_norm_eps: 1e-12,
             pad_token_id: Some(0),
             rotary_value: false,
+            position_embedding_type: PositionEmbeddingType::Rotary,
         }
     }
 }
@@ -231,6 +269,13 @@ impl RoFormerConfig {
                 "initializer_range",
                 "a non-negative number",
                 self.initializer_range.to_string(),
+            );
+        }
+        if self.rotary_value && !self.position_embedding_type.is_rotary() {
+            return invalid(
+                "rotary_value",
+                "false unless position_embedding_type is \"rotary\"",
+                "true".into(),
             );
         }
         if let Some(pad) = self.pad_token_id

@@ -1,6 +1,8 @@
 //! Token embeddings: HF `RoFormerEmbeddings`. Word + token-type embeddings, LayerNorm,
-//! dropout. There is no absolute position embedding: position enters the model only
-//! through the rotation in attention.
+//! dropout. A RoFormer (`position_embedding_type = "rotary"`) has no position embedding
+//! here: position enters only through the rotation in attention. The other kinds add
+//! BERT's learned table (`absolute`) or the fixed sinusoidal one (`sinusoidal`) to the
+//! word embeddings first, as BERT and the Transformer do.
 
 use crate::backend::RoFormerBackend;
 use burn::module::Module;
@@ -8,9 +10,10 @@ use burn::nn::{Dropout, DropoutConfig, Embedding, LayerNorm, LayerNormConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
-use crate::config::RoFormerConfig;
+use crate::config::{PositionEmbeddingType, RoFormerConfig};
 use crate::dense::add_layer_norm;
 use crate::init::normal_embedding;
+use crate::positions::{position_ids, sinusoidal_rows};
 
 /// Word and token-type embeddings, normalised. Parameter names follow HF
 /// (`word_embeddings`, `token_type_embeddings`, `LayerNorm` → `layer_norm`).
@@ -20,6 +23,11 @@ pub struct RoFormerEmbeddings<B: Backend> {
     pub word_embeddings: Embedding<B>,
     /// `[type_vocab_size, embedding_size]`.
     pub token_type_embeddings: Embedding<B>,
+    /// `[max_position_embeddings, embedding_size]`, learned; only with
+    /// `position_embedding_type = "absolute"` (BERT's `position_embeddings`).
+    pub position_embeddings: Option<Embedding<B>>,
+    /// Add the fixed sinusoidal table (`position_embedding_type = "sinusoidal"`).
+    sinusoidal: bool,
     /// Normalisation over `embedding_size`.
     pub layer_norm: LayerNorm<B>,
     /// Dropout with `hidden_dropout_prob` (active only when training).
@@ -47,6 +55,18 @@ impl<B: RoFormerBackend> RoFormerEmbeddings<B> {
                 None,
                 device,
             ),
+            position_embeddings: (config.position_embedding_type
+                == PositionEmbeddingType::Absolute)
+                .then(|| {
+                    normal_embedding(
+                        config.max_position_embeddings,
+                        size,
+                        config.initializer_range,
+                        None,
+                        device,
+                    )
+                }),
+            sinusoidal: config.position_embedding_type == PositionEmbeddingType::Sinusoidal,
             layer_norm: LayerNormConfig::new(size)
                 .with_epsilon(config.layer_norm_eps)
                 .init(device),
@@ -55,16 +75,40 @@ impl<B: RoFormerBackend> RoFormerEmbeddings<B> {
         }
     }
 
-    /// `[batch, seq]` ids and token types to `[batch, seq, embedding_size]`.
+    /// `[batch, seq]` ids and token types to `[batch, seq, embedding_size]`; the first
+    /// token is at position `position_offset`.
+    ///
+    /// # Panics
+    /// With a learned position table, if a position reaches past its
+    /// `max_position_embeddings` rows (the model has no embedding for it).
     pub fn forward(
         &self,
         input_ids: Tensor<B, 2, Int>,
         token_type_ids: Tensor<B, 2, Int>,
+        position_offset: usize,
     ) -> Tensor<B, 3> {
+        let [batch, seq] = input_ids.dims();
+        let words = self.word_embeddings.forward(input_ids);
+        let words = if let Some(table) = &self.position_embeddings {
+            let [rows, width] = table.weight.dims();
+            assert!(
+                position_offset + seq <= rows,
+                "positions up to {} but the learned position table has {rows} rows",
+                position_offset + seq
+            );
+            let positions = table.forward(position_ids::<B>(position_offset, seq, &words.device()));
+            words + positions.expand([batch, seq, width])
+        } else if self.sinusoidal {
+            let [_, _, width] = words.dims();
+            let positions = sinusoidal_rows(position_offset, seq, width, &words);
+            words + positions.expand([batch, seq, width])
+        } else {
+            words
+        };
         let normalised = add_layer_norm(
             &self.layer_norm,
             self.layer_norm_eps,
-            self.word_embeddings.forward(input_ids),
+            words,
             self.token_type_embeddings.forward(token_type_ids),
         );
         self.dropout.forward(normalised)

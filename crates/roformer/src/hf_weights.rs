@@ -372,30 +372,11 @@ pub fn load_hf_masked_lm<B: RoFormerBackend>(
     }
 }
 
+pub use crate::positions::sinusoidal_position_table;
+
 fn hf_key_remapper() -> KeyRemapper {
     KeyRemapper::from_patterns(HF_KEY_TABLE.to_vec())
         .expect("HF_KEY_TABLE patterns are valid regexes")
-}
-
-/// HF's `RoFormerSinusoidalPositionalEmbedding.create_weight`: `[n_pos, dim]`, sines of
-/// `pos / 10000^(2i/dim)` in the first half of each row and cosines in the second,
-/// computed in f64 and stored in f32 as numpy → torch does.
-pub fn sinusoidal_position_table(n_pos: usize, dim: usize) -> Vec<f32> {
-    let sentinel = dim.div_ceil(2);
-    let mut table = vec![0f32; n_pos * dim];
-    for pos in 0..n_pos {
-        let row = &mut table[pos * dim..(pos + 1) * dim];
-        // Column c of HF's `position_enc` uses exponent 2 * (c // 2) / dim.
-        let angle = |col: usize| pos as f64 / 10000f64.powf((2 * (col / 2)) as f64 / dim as f64);
-        for (j, value) in row.iter_mut().enumerate() {
-            *value = if j < sentinel {
-                angle(2 * j).sin() as f32
-            } else {
-                angle(2 * (j - sentinel) + 1).cos() as f32
-            };
-        }
-    }
-    table
 }
 
 /// Adds the sinusoidal table to a saved file, as `save_pretrained` writes it, so that

@@ -61,11 +61,12 @@ mod init;
 mod layer;
 pub mod layout;
 mod model;
+pub mod positions;
 
 pub use activation::{HiddenAct, gelu_exact};
 pub use attention::RoFormerSelfAttention;
 pub use backend::{RoFormerBackend, RoFormerTrainingBackend};
-pub use config::RoFormerConfig;
+pub use config::{PositionEmbeddingType, RoFormerConfig};
 pub use embeddings::RoFormerEmbeddings;
 pub use encoder::{MASKED_SCORE, RoFormerEncoder};
 pub use error::RoFormerError;

@@ -91,9 +91,12 @@ impl<B: RoFormerBackend> RoFormerModel<B> {
         &self,
         input_ids: Tensor<B, 2, Int>,
         token_type_ids: Option<Tensor<B, 2, Int>>,
+        position_offset: usize,
     ) -> Tensor<B, 3> {
         let token_type_ids = token_type_ids.unwrap_or_else(|| input_ids.zeros_like());
-        let embedded = self.embeddings.forward(input_ids, token_type_ids);
+        let embedded = self
+            .embeddings
+            .forward(input_ids, token_type_ids, position_offset);
         match &self.embeddings_project {
             Some(project) => project.forward(embedded),
             None => embedded,
@@ -102,7 +105,7 @@ impl<B: RoFormerBackend> RoFormerModel<B> {
 
     /// The last hidden state `[batch, seq, hidden_size]`.
     pub fn forward(&self, input: RoFormerInput<B>) -> Tensor<B, 3> {
-        let hidden = self.embed(input.input_ids, input.token_type_ids);
+        let hidden = self.embed(input.input_ids, input.token_type_ids, input.position_offset);
         self.encoder
             .forward(hidden, input.attention_mask, input.position_offset)
     }
@@ -110,7 +113,7 @@ impl<B: RoFormerBackend> RoFormerModel<B> {
     /// Every hidden state: the embedding output followed by each layer's output
     /// (HF's `output_hidden_states`), `num_hidden_layers + 1` tensors.
     pub fn forward_hidden_states(&self, input: RoFormerInput<B>) -> Vec<Tensor<B, 3>> {
-        let hidden = self.embed(input.input_ids, input.token_type_ids);
+        let hidden = self.embed(input.input_ids, input.token_type_ids, input.position_offset);
         self.encoder
             .forward_all(hidden, input.attention_mask, input.position_offset)
     }

@@ -1,7 +1,11 @@
 //! Properties the encoder must have, checked on values: padding invariance, shift
 //! invariance (rotation is the only position signal), the masked-LM loss at
 //! initialisation, one optimisation step lowering the loss, the classification heads
-//! against a plain-Rust computation, and config parsing against HF's defaults.
+//! against a plain-Rust computation, config parsing against HF's defaults, and the
+//! position encodings other than rotation (`position_encodings`).
+
+#[path = "encoder_properties/position_encodings.rs"]
+mod position_encodings;
 
 use roformer_testing::tensor_values;
 use std::path::Path;

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Output};
 use std::sync::OnceLock;
 
 use burn::backend::NdArray;
-use roformer::{RoFormerConfig, RoFormerForMaskedLM};
+use roformer::{PositionEmbeddingType, RoFormerConfig, RoFormerForMaskedLM};
 use roformer_train::data::{TextTokenizer, shipped_file};
 use roformer_train::model_dir::{save_model, save_tokenizer};
 
@@ -102,6 +102,11 @@ seed = 7
 /// A model directory of ours in `dir`: a fresh masked-LM model and a tokenizer trained on
 /// a few lines.
 pub fn write_model_dir(dir: &Path) {
+    write_model_dir_with(dir, PositionEmbeddingType::Rotary);
+}
+
+/// [`write_model_dir`] for a model with positions of `kind`.
+pub fn write_model_dir_with(dir: &Path, kind: PositionEmbeddingType) {
     let lines = [
         "the quick brown fox jumps over the lazy dog",
         "to be or not to be that is the question",
@@ -115,6 +120,7 @@ pub fn write_model_dir(dir: &Path) {
         num_attention_heads: 2,
         intermediate_size: 24,
         max_position_embeddings: 32,
+        position_embedding_type: kind,
         ..Default::default()
     };
     let model = RoFormerForMaskedLM::<NdArray>::new(&config, &Default::default()).unwrap();

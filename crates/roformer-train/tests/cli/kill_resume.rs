@@ -2,8 +2,6 @@
 //! are being written, and between the two renames that swap a checkpoint in — then
 //! resumed with `--resume`, ends with the same evaluations as a run never interrupted.
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -11,7 +9,7 @@ use roformer_train::train::METRICS_FILE;
 use roformer_train::train::checkpoint::PAUSE_CHECKPOINT_ENV;
 use roformer_train::train::metrics::{EvalRecord, read_records};
 
-use common::{roformer, small_config_toml, spawn_roformer, write_small_corpus};
+use crate::common::{roformer, small_config_toml, spawn_roformer, write_small_corpus};
 
 const STEPS: usize = 200;
 const EVERY: usize = 10;

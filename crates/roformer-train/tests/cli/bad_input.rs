@@ -2,12 +2,13 @@
 //! exactly one `error:` line naming what was wrong (no panic, no backtrace), and leaves
 //! what the user already had untouched.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{roformer, small_config_toml, write_model_dir, write_small_corpus};
+use crate::common::{
+    roformer, small_config_toml, write_model_dir, write_model_dir_with, write_small_corpus,
+};
+use roformer::PositionEmbeddingType;
 
 /// Every file under `dir` with its bytes, to show that a refused command changed nothing.
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -42,6 +43,8 @@ fn every_command_reports_bad_input_in_one_line_and_keeps_existing_files() {
     for name in ["config.json", "model.safetensors"] {
         std::fs::copy(Path::new(&model).join(name), Path::new(&bare).join(name)).unwrap();
     }
+    let absolute = path("absolute");
+    write_model_dir_with(Path::new(&absolute), PositionEmbeddingType::Absolute);
     let corpus = root.path().join("corpus");
     write_small_corpus(&corpus);
     let good_config = small_config_toml(&corpus, 4, 2);
@@ -233,6 +236,11 @@ fn every_command_reports_bad_input_in_one_line_and_keeps_existing_files() {
             "export onto a model",
             vec!["export-hf", "--model", &model, "--output", &exported],
             "already holds a model",
+        ),
+        (
+            "export of a model HF cannot hold",
+            vec!["export-hf", "--model", &absolute, "--output", &nowhere],
+            "\"absolute\"",
         ),
         (
             "export of no model",

@@ -2,14 +2,12 @@
 //! that has weights but no tokenizer files, and ids give the same numbers as the text
 //! they tokenize to in a directory that has the tokenizer.
 
-mod common;
-
 use std::path::Path;
 
 use burn::backend::NdArray;
 use roformer_train::model_dir::load_model;
 
-use common::{roformer, write_model_dir};
+use crate::common::{roformer, write_model_dir};
 
 fn floats(bytes: &[u8]) -> Vec<f32> {
     bytes
