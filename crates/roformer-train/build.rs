@@ -13,7 +13,10 @@ use flate2::Compression;
 use flate2::write::DeflateEncoder;
 
 fn main() {
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/shakespeare");
+    // Read at run time: cargo reuses a compiled build script across clones that share a
+    // target directory, and `env!` would bake in the clone it was compiled in.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let corpus = Path::new(&manifest_dir).join("../../data/shakespeare");
     println!("cargo:rerun-if-changed={}", corpus.display());
     let mut files: Vec<_> = std::fs::read_dir(&corpus)
         .unwrap_or_else(|e| panic!("{}: {e} (the shipped corpus)", corpus.display()))
