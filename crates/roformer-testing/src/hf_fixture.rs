@@ -3,7 +3,7 @@
 //! with its inputs (`input_ids`, `attention_mask`, `token_type_ids`, int64) and
 //! transformers' outputs (`last_hidden_state`, `logits`, `hidden_states.N`, float32).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use safetensors::{Dtype, SafeTensors};
 
