@@ -102,6 +102,18 @@ seed = 7
 /// A model directory of ours in `dir`: a fresh masked-LM model and a tokenizer trained on
 /// a few lines.
 pub fn write_model_dir(dir: &Path) {
+    write_model_dir_with_dropout(dir, 0.1);
+}
+
+/// The words [`write_model_dir`]'s tokenizer knows whole.
+pub const MODEL_DIR_WORDS: &[&str] = &[
+    "the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "to", "be", "or", "not",
+    "that", "is", "question", "all", "world", "a", "stage", "and", "men", "women", "merely",
+    "players",
+];
+
+/// [`write_model_dir`] with dropout probability `dropout` (hidden and attention).
+pub fn write_model_dir_with_dropout(dir: &Path, dropout: f64) {
     let lines = [
         "the quick brown fox jumps over the lazy dog",
         "to be or not to be that is the question",
@@ -115,9 +127,78 @@ pub fn write_model_dir(dir: &Path) {
         num_attention_heads: 2,
         intermediate_size: 24,
         max_position_embeddings: 32,
+        hidden_dropout_prob: dropout,
+        attention_probs_dropout_prob: dropout,
         ..Default::default()
     };
     let model = RoFormerForMaskedLM::<NdArray>::new(&config, &Default::default()).unwrap();
     save_model(dir, &config, &model).unwrap();
     save_tokenizer(dir, &tokenizer).unwrap();
+}
+
+/// Writes `count` labelled JSON lines to `path`: six or seven words of
+/// [`MODEL_DIR_WORDS`], labelled `yes` when "fox" is among them and `no` otherwise (half
+/// each), drawn from `seed`.
+pub fn write_fox_examples(path: &Path, count: usize, seed: u64) {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = move |bound: usize| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 33) % bound as u64) as usize
+    };
+    let others: Vec<&str> = MODEL_DIR_WORDS
+        .iter()
+        .copied()
+        .filter(|w| *w != "fox")
+        .collect();
+    let mut text = String::new();
+    for index in 0..count {
+        let mut words: Vec<&str> = (0..6).map(|_| others[next(others.len())]).collect();
+        let positive = index % 2 == 0;
+        if positive {
+            words.insert(next(words.len() + 1), "fox");
+        }
+        let label = if positive { "yes" } else { "no" };
+        text.push_str(&serde_json::json!({"text": words.join(" "), "label": label}).to_string());
+        text.push('\n');
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// A fine-tuning config: sequence classification from `model`, on `train` and `valid`.
+pub fn finetune_config_toml(
+    model: &Path,
+    train: &Path,
+    valid: &Path,
+    steps: usize,
+    every: usize,
+) -> String {
+    format!(
+        r#"
+[task]
+type = "sequence-classification"
+init_from = "{model}"
+max_seq_len = 16
+
+[data]
+train = "{train}"
+validation = "{valid}"
+
+[training]
+batch_size = 16
+learning_rate = 3e-3
+warmup_steps = 5
+weight_decay = 0.0
+steps = {steps}
+eval_every = {every}
+checkpoint_every = {every}
+seed = 3
+"#,
+        model = model.display(),
+        train = train.display(),
+        valid = valid.display(),
+    )
 }
