@@ -17,6 +17,8 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     Train(TrainArgs),
+    Finetune(FinetuneArgs),
+    Classify(ClassifyArgs),
     FillMask(FillMaskArgs),
     Embed(EmbedArgs),
     Encode(EncodeArgs),
@@ -37,6 +39,48 @@ pub struct TrainArgs {
     /// Continue the run in this directory from its last checkpoint.
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+}
+
+/// Fine-tune a pretrained model for sequence classification or sentence pairs from a
+/// TOML config (or continue a run with --resume). The run directory is the classifier.
+#[derive(Args, Debug)]
+pub struct FinetuneArgs {
+    /// The config file ([task], [data], [training]).
+    #[arg(long, required_unless_present = "resume", conflicts_with = "resume")]
+    pub config: Option<PathBuf>,
+    /// Run directory (default: the config's training.output_dir).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Continue the run in this directory from its last checkpoint.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+}
+
+/// Classify a text (or a pair of texts) with a fine-tuned model, or every line of a
+/// JSON-lines file ({"text": ..., "text_pair": ...}) into another.
+#[derive(Args, Debug)]
+pub struct ClassifyArgs {
+    /// A fine-tuned model directory (config.json with id2label).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Labels shown per input, most likely first (default: all).
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Read inputs from this JSON-lines file instead of the arguments.
+    #[arg(long, requires = "output", conflicts_with = "text")]
+    pub input: Option<PathBuf>,
+    /// Write one JSON object per input line here (with --input).
+    #[arg(long, requires = "input")]
+    pub output: Option<PathBuf>,
+    /// The text.
+    #[arg(required_unless_present = "input")]
+    pub text: Option<String>,
+    /// The second text of a sentence pair.
+    #[arg(requires = "text")]
+    pub text_pair: Option<String>,
 }
 
 /// Print the most likely tokens for each [MASK] in a text.

@@ -175,29 +175,14 @@ impl TrainConfig {
 
     /// Parses and validates TOML text; `source` names it in errors.
     pub fn from_toml_str(text: &str, source: &str) -> Result<Self, TrainError> {
-        let config_error = |key: String, message: String| TrainError::Config {
-            file: source.to_string(),
-            key,
-            message,
-        };
-        let deserializer = toml::Deserializer::parse(text)
-            .map_err(|e| config_error(".".into(), one_line(&e.to_string())))?;
-        let mut unknown = Vec::new();
-        let mut record_unknown = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
-        let tracked = serde_ignored::Deserializer::new(deserializer, &mut record_unknown);
-        let parsed: Result<Self, _> = serde_path_to_error::deserialize(tracked);
-        // Unknown keys in `[model]` are tolerated by `RoFormerConfig` (for HF's config.json);
-        // in our own files they are typos.
-        if let Some(key) = unknown.first() {
-            return Err(config_error(key.clone(), "unknown key".into()));
-        }
-        let config = parsed.map_err(|e| {
-            let key = e.path().to_string();
-            config_error(key, one_line(&e.into_inner().to_string()))
-        })?;
+        let config: Self = parse_toml(text, source)?;
         config
             .validate()
-            .map_err(|(key, message)| config_error(key, message))?;
+            .map_err(|(key, message)| TrainError::Config {
+                file: source.to_string(),
+                key,
+                message,
+            })?;
         Ok(config)
     }
 
@@ -242,6 +227,21 @@ impl TrainConfig {
                 format!("expected a number in (0, 1), got {}", data.mask_probability),
             );
         }
+        training.validate()
+    }
+
+    /// The config as TOML, as it is saved in a run directory.
+    pub fn to_toml_string(&self) -> String {
+        toml::to_string_pretty(self).expect("a config always serializes")
+    }
+}
+
+impl TrainingConfig {
+    /// Checks values that parse but cannot be trained with: `(key, what was expected)`,
+    /// keys under `training.`.
+    pub(crate) fn validate(&self) -> Result<(), (String, String)> {
+        let fail = |key: &str, message: String| Err((key.to_string(), message));
+        let training = self;
         if training.batch_size == 0 {
             return fail(
                 "training.batch_size",
@@ -303,11 +303,34 @@ impl TrainConfig {
         }
         Ok(())
     }
+}
 
-    /// The config as TOML, as it is saved in a run directory.
-    pub fn to_toml_string(&self) -> String {
-        toml::to_string_pretty(self).expect("a config always serializes")
+/// Parses TOML text into `T`; an unknown key (a typo), a wrong type or a syntax error is
+/// a [`TrainError::Config`] naming `source` and the key.
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    source: &str,
+) -> Result<T, TrainError> {
+    let config_error = |key: String, message: String| TrainError::Config {
+        file: source.to_string(),
+        key,
+        message,
+    };
+    let deserializer = toml::Deserializer::parse(text)
+        .map_err(|e| config_error(".".into(), one_line(&e.to_string())))?;
+    let mut unknown = Vec::new();
+    let mut record_unknown = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+    let tracked = serde_ignored::Deserializer::new(deserializer, &mut record_unknown);
+    let parsed: Result<T, _> = serde_path_to_error::deserialize(tracked);
+    // Unknown keys in `[model]` are tolerated by `RoFormerConfig` (for HF's config.json);
+    // in our own files they are typos.
+    if let Some(key) = unknown.first() {
+        return Err(config_error(key.clone(), "unknown key".into()));
     }
+    parsed.map_err(|e| {
+        let key = e.path().to_string();
+        config_error(key, one_line(&e.into_inner().to_string()))
+    })
 }
 
 /// TOML's errors span several lines (a source excerpt); keep the message on one.

@@ -4,9 +4,11 @@
 //! never prints: progress comes as [`train::TrainEvent`]s, problems as [`TrainError`]s.
 
 pub mod bench;
+pub mod classify;
 pub mod config;
 pub mod data;
 mod error;
+pub mod finetune;
 pub mod fs_atomic;
 pub mod infer;
 pub mod model_dir;

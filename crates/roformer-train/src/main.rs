@@ -19,9 +19,14 @@ use roformer_train::infer::{self, WithWarnings};
 use roformer_train::model_dir::{load_model, write_model_dir};
 use roformer_train::train::{RunStart, TrainEvent, train};
 
+use roformer_train::classify::{self as classifier, ClassifyInput};
+use roformer_train::finetune::{
+    FinetuneConfig, FinetuneEvent, FinetuneStart, finetune, load_classifier,
+};
+
 use crate::cli::{
-    BenchArgs, Cli, Command, EmbedArgs, EncodeArgs, ExportHfArgs, FillMaskArgs, ImportArgs,
-    TrainArgs,
+    BenchArgs, ClassifyArgs, Cli, Command, EmbedArgs, EncodeArgs, ExportHfArgs, FillMaskArgs,
+    FinetuneArgs, ImportArgs, TrainArgs,
 };
 
 fn main() {
@@ -68,6 +73,8 @@ fn exit_on_usage_error(error: clap::Error) -> ! {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(args) => run_train(args),
+        Command::Finetune(args) => run_finetune(args),
+        Command::Classify(args) => run_classify(args),
         Command::FillMask(args) => run_fill_mask(args),
         Command::Embed(args) => run_embed(args),
         Command::Encode(args) => run_encode(args),
@@ -264,6 +271,119 @@ fn run_train(args: TrainArgs) -> Result<()> {
         "model, tokenizer, metrics.jsonl and loss.png are in {}",
         summary.run_dir.display()
     );
+    Ok(())
+}
+
+fn run_finetune(args: FinetuneArgs) -> Result<()> {
+    let FinetuneArgs {
+        config,
+        output,
+        resume,
+    } = args;
+    let (start, run_dir) = match (config, resume) {
+        (_, Some(dir)) => (FinetuneStart::Resume, dir),
+        (Some(path), None) => {
+            let config = FinetuneConfig::from_file(&path)?;
+            let run_dir = output.unwrap_or_else(|| config.training.output_dir.clone());
+            (FinetuneStart::Fresh(Box::new(config)), run_dir)
+        }
+        (None, None) => bail!("give --config FILE or --resume DIR"),
+    };
+    let device = backend::device();
+    let started = Instant::now();
+    let header = format!(
+        "backend: {} (device {device:?}), run directory: {}",
+        backend::NAME,
+        run_dir.display()
+    );
+    let mut last_line = Instant::now();
+    let summary = finetune::<backend::Training>(start, &run_dir, &device, &mut |event| {
+        match event {
+            FinetuneEvent::Started {
+                start_step,
+                total_steps,
+                train_examples,
+                valid_examples,
+                labels,
+                parameters,
+            } => {
+                eprintln!("{header}");
+                eprintln!(
+                    "{parameters} parameters, labels [{}], {train_examples} training / {valid_examples} validation examples, steps {start_step}..{total_steps}",
+                    labels.join(", ")
+                );
+            }
+            FinetuneEvent::Step {
+                step,
+                total_steps,
+                loss,
+                learning_rate,
+            } => {
+                if last_line.elapsed().as_secs() >= 10 || step == total_steps {
+                    eprintln!("step {step}/{total_steps} loss {loss:.3} lr {learning_rate:.2e}");
+                    last_line = Instant::now();
+                }
+            }
+            FinetuneEvent::Evaluated { record, best } => eprintln!(
+                "eval step {}: train loss {:.3}, valid loss {:.3}, valid accuracy {:.3}, macro-F1 {:.3}{}",
+                record.step,
+                record.train_loss,
+                record.valid_loss,
+                record.valid_accuracy,
+                record.valid_macro_f1,
+                if best { " (best so far: saved)" } else { "" }
+            ),
+            FinetuneEvent::Checkpointed { step, path } => {
+                eprintln!("checkpoint at step {step}: {}", path.display())
+            }
+        }
+        std::ops::ControlFlow::Continue(())
+    })?;
+    let minutes = started.elapsed().as_secs_f64() / 60.0;
+    if let Some(best) = &summary.best {
+        eprintln!(
+            "done in {minutes:.1} min: kept step {} (valid accuracy {:.3}, macro-F1 {:.3}; majority-label baseline {:.3})",
+            best.step, best.valid_accuracy, best.valid_macro_f1, summary.majority_baseline_accuracy
+        );
+    }
+    eprintln!(
+        "classifier, tokenizer and metrics.jsonl are in {}",
+        summary.run_dir.display()
+    );
+    Ok(())
+}
+
+fn run_classify(args: ClassifyArgs) -> Result<()> {
+    if args.top_k == Some(0) {
+        bail!("--top-k must be at least 1");
+    }
+    let inputs = match (&args.input, args.text) {
+        (Some(path), _) => classifier::read_classify_inputs(path)?,
+        (None, Some(text)) => vec![ClassifyInput {
+            text,
+            text_pair: args.text_pair,
+        }],
+        (None, None) => bail!("give a text or --input FILE"),
+    };
+    let device = backend::device();
+    let model = load_classifier::<backend::Inference>(&args.model, &device)?;
+    let top_k = args.top_k.unwrap_or(model.labels.len());
+    let results = classifier::classify(&model, &inputs, top_k, &device)?;
+    if let Some(output) = &args.output {
+        let mut text = String::new();
+        for result in &results {
+            text.push_str(&serde_json::to_string(result)?);
+            text.push('\n');
+        }
+        std::fs::write(output, text).with_context(|| output.display().to_string())?;
+        eprintln!("wrote {} ({} lines)", output.display(), results.len());
+    } else if args.json {
+        println!("{}", serde_json::to_string_pretty(&results[0])?);
+    } else {
+        for candidate in &results[0].probabilities {
+            println!("{:<16} {:.4}", candidate.label, candidate.probability);
+        }
+    }
     Ok(())
 }
 

@@ -457,3 +457,15 @@ pub fn save_hf_weights<B: RoFormerBackend>(
         }
     }
 }
+
+/// Saves a sequence classifier as `RoFormerForSequenceClassification.save_pretrained`
+/// does (`roformer.*`, `classifier.dense.*`, `classifier.out_proj.*`, the sinusoidal
+/// table), loadable by [`load_hf_sequence_classification`].
+pub fn save_hf_sequence_classification<B: RoFormerBackend>(
+    model: &RoFormerForSequenceClassification<B>,
+    config: &RoFormerConfig,
+    path: &Path,
+) -> Result<(), RoFormerError> {
+    save_module(model, path)?;
+    append_position_table(path, IGNORED_HF_TENSORS[0], config)
+}

@@ -1,10 +1,12 @@
-//! Training metrics: one JSON object per evaluation appended to `metrics.jsonl`, and the
+//! Training metrics: one JSON object per evaluation appended to `metrics.jsonl` (any
+//! record type with a step: pretraining's [`EvalRecord`], fine-tuning's own), and the
 //! loss curves drawn to `loss.png` (plotters, with the DejaVu font embedded).
 
 use std::io::Write;
 use std::path::Path;
 
 use plotters::prelude::*;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
@@ -26,8 +28,20 @@ pub struct EvalRecord {
     pub learning_rate: f64,
 }
 
+/// A line of a metrics file: it knows the step it was taken at.
+pub trait StepRecord: Serialize + DeserializeOwned {
+    /// Optimisation steps done when the record was taken.
+    fn step(&self) -> usize;
+}
+
+impl StepRecord for EvalRecord {
+    fn step(&self) -> usize {
+        self.step
+    }
+}
+
 /// Appends `record` to `path` (one JSON object per line).
-pub fn append_record(path: &Path, record: &EvalRecord) -> Result<(), TrainError> {
+pub fn append_record<T: Serialize>(path: &Path, record: &T) -> Result<(), TrainError> {
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -37,8 +51,13 @@ pub fn append_record(path: &Path, record: &EvalRecord) -> Result<(), TrainError>
     writeln!(file, "{line}").map_err(|e| TrainError::io(path, e))
 }
 
-/// Reads every record of `path` (none if the file does not exist).
+/// Reads every pretraining record of `path` (none if the file does not exist).
 pub fn read_records(path: &Path) -> Result<Vec<EvalRecord>, TrainError> {
+    read_step_records(path)
+}
+
+/// Reads every record of `path` (none if the file does not exist).
+pub fn read_step_records<T: StepRecord>(path: &Path) -> Result<Vec<T>, TrainError> {
     if !path.exists() {
         return Ok(Vec::new());
     }
@@ -54,9 +73,14 @@ pub fn read_records(path: &Path) -> Result<Vec<EvalRecord>, TrainError> {
         .collect()
 }
 
+/// Keeps the pretraining records of steps up to `step` (see [`truncate_step_records`]).
+pub fn truncate_records(path: &Path, step: usize) -> Result<(), TrainError> {
+    truncate_step_records::<EvalRecord>(path, step)
+}
+
 /// Keeps the records of steps up to `step` (after a resume from an earlier checkpoint).
 /// A last line cut short by a killed run (no newline, not JSON) is dropped too.
-pub fn truncate_records(path: &Path, step: usize) -> Result<(), TrainError> {
+pub fn truncate_step_records<T: StepRecord>(path: &Path, step: usize) -> Result<(), TrainError> {
     if !path.exists() {
         return Ok(());
     }
@@ -64,7 +88,7 @@ pub fn truncate_records(path: &Path, step: usize) -> Result<(), TrainError> {
     if !text.is_empty() && !text.ends_with('\n') {
         let complete = text.rfind('\n').map_or(0, |i| i + 1);
         let torn = &text[complete..];
-        if serde_json::from_str::<EvalRecord>(torn).is_err() {
+        if serde_json::from_str::<T>(torn).is_err() {
             text.truncate(complete);
         }
     }
@@ -73,11 +97,11 @@ pub fn truncate_records(path: &Path, step: usize) -> Result<(), TrainError> {
         .filter(|l| !l.trim().is_empty())
         .enumerate()
         .map(|(i, line)| {
-            serde_json::from_str::<EvalRecord>(line).map_err(|e| {
+            serde_json::from_str::<T>(line).map_err(|e| {
                 TrainError::data(path.display().to_string(), format!("line {}: {e}", i + 1))
             })
         })
-        .filter(|record| record.as_ref().map_or(true, |r| r.step <= step))
+        .filter(|record| record.as_ref().map_or(true, |r| r.step() <= step))
         .map(|record| record.map(|r| serde_json::to_string(&r).expect("a record serializes")))
         .collect::<Result<Vec<String>, _>>()?;
     let mut text = kept.join("\n");

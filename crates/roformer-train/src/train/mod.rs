@@ -12,5 +12,5 @@ pub mod trainer;
 pub use metrics::EvalRecord;
 pub use optimizer::{FusedAdamW, FusedAdamWConfig};
 pub use run_dir::{METRICS_FILE, PLOT_FILE, RUN_CONFIG_FILE};
-pub(crate) use trainer::masked_lm_step;
 pub use trainer::{RunStart, TrainEvent, TrainSummary, train};
+pub(crate) use trainer::{dropout_seed, masked_lm_step};

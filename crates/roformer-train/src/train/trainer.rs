@@ -37,7 +37,7 @@ const DROPOUT_SALT: u64 = 0xD20F_0A75_7EED;
 
 /// The backend's seed for `step`: dropout masks are a function of (seed, step) alone, so a
 /// run resumed from a checkpoint draws the same masks as one never stopped.
-fn dropout_seed(seed: u64, step: usize) -> u64 {
+pub(crate) fn dropout_seed(seed: u64, step: usize) -> u64 {
     mask_seed(seed ^ DROPOUT_SALT, step as u64, u64::MAX)
 }
 

@@ -44,7 +44,7 @@ fn every_command_reports_bad_input_in_one_line_and_keeps_existing_files() {
         std::fs::copy(Path::new(&model).join(name), Path::new(&bare).join(name)).unwrap();
     }
     let absolute = path("absolute");
-    write_model_dir_with(Path::new(&absolute), PositionEmbeddingType::Absolute);
+    write_model_dir_with(Path::new(&absolute), PositionEmbeddingType::Absolute, 0.1);
     let corpus = root.path().join("corpus");
     write_small_corpus(&corpus);
     let good_config = small_config_toml(&corpus, 4, 2);

@@ -1,11 +1,12 @@
 //! Tests that run the `roformer` binary, in one test target (one build and link for all):
 //! bad input to every command, `kill -9` and resume, token ids without a tokenizer, and
-//! the position encodings end to end.
+//! the position encodings end to end, fine-tuning and classification.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod bad_input;
+mod finetune;
 mod kill_resume;
 mod position_encodings_run;
 mod token_ids_input;

@@ -102,11 +102,19 @@ seed = 7
 /// A model directory of ours in `dir`: a fresh masked-LM model and a tokenizer trained on
 /// a few lines.
 pub fn write_model_dir(dir: &Path) {
-    write_model_dir_with(dir, PositionEmbeddingType::Rotary);
+    write_model_dir_with(dir, PositionEmbeddingType::Rotary, 0.1);
 }
 
-/// [`write_model_dir`] for a model with positions of `kind`.
-pub fn write_model_dir_with(dir: &Path, kind: PositionEmbeddingType) {
+/// The words [`write_model_dir`]'s tokenizer knows whole.
+pub const MODEL_DIR_WORDS: &[&str] = &[
+    "the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "to", "be", "or", "not",
+    "that", "is", "question", "all", "world", "a", "stage", "and", "men", "women", "merely",
+    "players",
+];
+
+/// [`write_model_dir`] for a model with positions of `kind` and dropout probability
+/// `dropout` (hidden and attention).
+pub fn write_model_dir_with(dir: &Path, kind: PositionEmbeddingType, dropout: f64) {
     let lines = [
         "the quick brown fox jumps over the lazy dog",
         "to be or not to be that is the question",
@@ -121,9 +129,80 @@ pub fn write_model_dir_with(dir: &Path, kind: PositionEmbeddingType) {
         intermediate_size: 24,
         max_position_embeddings: 32,
         position_embedding_type: kind,
+        hidden_dropout_prob: dropout,
+        attention_probs_dropout_prob: dropout,
         ..Default::default()
     };
     let model = RoFormerForMaskedLM::<NdArray>::new(&config, &Default::default()).unwrap();
     save_model(dir, &config, &model).unwrap();
     save_tokenizer(dir, &tokenizer).unwrap();
+}
+
+/// Writes `count` labelled JSON lines to `path`, half of each label, drawn from `seed`:
+/// seven words of [`MODEL_DIR_WORDS`], five of them from the first half of the list for
+/// label `first` and from the second half for label `second`, the other two from anywhere.
+/// Every word carries some of the signal, so a small fresh encoder learns it in a few
+/// hundred steps.
+pub fn write_word_set_examples(path: &Path, count: usize, seed: u64) {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = move |bound: usize| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 33) % bound as u64) as usize
+    };
+    let (first, second) = MODEL_DIR_WORDS.split_at(MODEL_DIR_WORDS.len() / 2);
+    let mut text = String::new();
+    for index in 0..count {
+        let (label, own) = if index % 2 == 0 {
+            ("first", first)
+        } else {
+            ("second", second)
+        };
+        let mut words: Vec<&str> = (0..5).map(|_| own[next(own.len())]).collect();
+        for _ in 0..2 {
+            let word = MODEL_DIR_WORDS[next(MODEL_DIR_WORDS.len())];
+            words.insert(next(words.len() + 1), word);
+        }
+        text.push_str(&serde_json::json!({"text": words.join(" "), "label": label}).to_string());
+        text.push('\n');
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// A fine-tuning config: sequence classification from `model`, on `train` and `valid`.
+pub fn finetune_config_toml(
+    model: &Path,
+    train: &Path,
+    valid: &Path,
+    steps: usize,
+    every: usize,
+) -> String {
+    format!(
+        r#"
+[task]
+type = "sequence-classification"
+init_from = "{model}"
+max_seq_len = 16
+
+[data]
+train = "{train}"
+validation = "{valid}"
+
+[training]
+batch_size = 16
+learning_rate = 1e-2
+warmup_steps = 5
+weight_decay = 0.0
+steps = {steps}
+eval_every = {every}
+checkpoint_every = {every}
+seed = 3
+"#,
+        model = model.display(),
+        train = train.display(),
+        valid = valid.display(),
+    )
 }

@@ -1,0 +1,292 @@
+//! Labelled examples read from JSON lines (`.jsonl`, `.json`), CSV (`.csv`) or TSV
+//! (`.tsv`), chosen by the file's extension. Each example has a text, an optional second
+//! text (sentence pairs) and a label; labels are strings (a JSON number or boolean becomes
+//! its text). CSV and TSV files start with a header row naming the columns.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::error::TrainError;
+
+/// The field (JSON) or column (CSV/TSV) names of a labelled file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelFields {
+    /// The text. Conventionally `text`.
+    pub text: String,
+    /// The second text of a pair, when the task has one. Conventionally `text_pair`.
+    pub text_pair: Option<String>,
+    /// The label. Conventionally `label`.
+    pub label: String,
+}
+
+/// One labelled example.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelledExample {
+    /// The (first) text.
+    pub text: String,
+    /// The second text of a pair.
+    pub text_pair: Option<String>,
+    /// The label, as text.
+    pub label: String,
+}
+
+/// The formats a labelled file can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    JsonLines,
+    Delimited(u8),
+}
+
+fn format_of(path: &Path) -> Result<Format, TrainError> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("jsonl" | "json") => Ok(Format::JsonLines),
+        Some("csv") => Ok(Format::Delimited(b',')),
+        Some("tsv") => Ok(Format::Delimited(b'\t')),
+        _ => Err(TrainError::data(
+            path.display().to_string(),
+            "unknown format: expected a .jsonl, .csv or .tsv file",
+        )),
+    }
+}
+
+/// Reads every example of `path`. With `labels`, a label outside the list is an error.
+/// Errors name the file and the line: a malformed line, a missing field, an empty text,
+/// an unknown label, or a file without examples.
+pub fn read_labelled(
+    path: &Path,
+    fields: &LabelFields,
+    labels: Option<&[String]>,
+) -> Result<Vec<LabelledExample>, TrainError> {
+    let source = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+    let rows = match format_of(path)? {
+        Format::JsonLines => json_rows(&text, fields, &source)?,
+        Format::Delimited(delimiter) => delimited_rows(&text, delimiter, fields, &source)?,
+    };
+    let mut examples = Vec::with_capacity(rows.len());
+    for (line, example) in rows {
+        let at = |message: String| TrainError::data(&source, format!("line {line}: {message}"));
+        if example.text.trim().is_empty() {
+            return Err(at(format!("empty `{}`", fields.text)));
+        }
+        if let (Some(pair), Some(name)) = (&example.text_pair, &fields.text_pair)
+            && pair.trim().is_empty()
+        {
+            return Err(at(format!("empty `{name}`")));
+        }
+        if let Some(labels) = labels
+            && !labels.contains(&example.label)
+        {
+            return Err(at(format!(
+                "unknown label {:?} (task.labels: {})",
+                example.label,
+                labels.join(", ")
+            )));
+        }
+        examples.push(example);
+    }
+    if examples.is_empty() {
+        return Err(TrainError::data(&source, "no examples"));
+    }
+    Ok(examples)
+}
+
+/// A JSON value as label text: strings as they are, numbers and booleans as written.
+fn label_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn json_rows(
+    text: &str,
+    fields: &LabelFields,
+    source: &str,
+) -> Result<Vec<(usize, LabelledExample)>, TrainError> {
+    let mut rows = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let number = index + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = |message: String| TrainError::data(source, format!("line {number}: {message}"));
+        let value: Value =
+            serde_json::from_str(line).map_err(|e| at(format!("not a JSON object: {e}")))?;
+        let Value::Object(object) = value else {
+            return Err(at("not a JSON object".into()));
+        };
+        let string = |name: &str| -> Result<String, TrainError> {
+            match object.get(name) {
+                None => Err(at(format!("missing field `{name}`"))),
+                Some(Value::String(s)) => Ok(s.clone()),
+                Some(_) => Err(at(format!("field `{name}` is not a string"))),
+            }
+        };
+        let label = match object.get(&fields.label) {
+            None => return Err(at(format!("missing field `{}`", fields.label))),
+            Some(value) => label_text(value).ok_or_else(|| {
+                at(format!(
+                    "field `{}` is not a string, number or boolean",
+                    fields.label
+                ))
+            })?,
+        };
+        rows.push((
+            number,
+            LabelledExample {
+                text: string(&fields.text)?,
+                text_pair: fields.text_pair.as_deref().map(string).transpose()?,
+                label,
+            },
+        ));
+    }
+    Ok(rows)
+}
+
+fn delimited_rows(
+    text: &str,
+    delimiter: u8,
+    fields: &LabelFields,
+    source: &str,
+) -> Result<Vec<(usize, LabelledExample)>, TrainError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(true)
+        .from_reader(text.as_bytes());
+    let header_error = |message: String| TrainError::data(source, format!("line 1: {message}"));
+    let headers = reader
+        .headers()
+        .map_err(|e| header_error(format!("malformed header: {e}")))?
+        .clone();
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| header_error(format!("missing column `{name}`")))
+    };
+    let text_column = column(&fields.text)?;
+    let pair_column = fields.text_pair.as_deref().map(column).transpose()?;
+    let label_column = column(&fields.label)?;
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line());
+            TrainError::data(source, format!("line {line}: malformed row: {e}"))
+        })?;
+        let line = record.position().map_or(0, |p| p.line()) as usize;
+        let cell = |index: usize| record.get(index).unwrap_or_default().to_string();
+        rows.push((
+            line,
+            LabelledExample {
+                text: cell(text_column),
+                text_pair: pair_column.map(cell),
+                label: cell(label_column),
+            },
+        ));
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(pair: bool) -> LabelFields {
+        LabelFields {
+            text: "text".into(),
+            text_pair: pair.then(|| "text_pair".into()),
+            label: "label".into(),
+        }
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn reads_the_three_formats_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let jsonl = write(
+            dir.path(),
+            "a.jsonl",
+            "{\"text\": \"a b\", \"text_pair\": \"c\", \"label\": 1}\n\n{\"text\": \"d\", \"text_pair\": \"e, f\", \"label\": \"x\"}\n",
+        );
+        let csv = write(
+            dir.path(),
+            "a.csv",
+            "label,text,text_pair\n1,a b,c\nx,d,\"e, f\"\n",
+        );
+        let tsv = write(
+            dir.path(),
+            "a.tsv",
+            "text\ttext_pair\tlabel\na b\tc\t1\nd\te, f\tx\n",
+        );
+        let expected = vec![
+            LabelledExample {
+                text: "a b".into(),
+                text_pair: Some("c".into()),
+                label: "1".into(),
+            },
+            LabelledExample {
+                text: "d".into(),
+                text_pair: Some("e, f".into()),
+                label: "x".into(),
+            },
+        ];
+        for path in [jsonl, csv, tsv] {
+            assert_eq!(read_labelled(&path, &fields(true), None).unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn bad_rows_name_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let labels = ["0".to_string(), "1".to_string()];
+        let cases = [
+            (
+                "a.jsonl",
+                "{\"text\": \"a\", \"label\": 0}\n{\"text\": \"b\"\n",
+                "line 2: not a JSON object",
+            ),
+            (
+                "b.jsonl",
+                "{\"text\": \"a\", \"label\": 0}\n{\"label\": 1}\n",
+                "line 2: missing field `text`",
+            ),
+            (
+                "c.jsonl",
+                "{\"text\": \"a\", \"label\": 0}\n\n{\"text\": \" \", \"label\": 1}\n",
+                "line 3: empty `text`",
+            ),
+            (
+                "d.jsonl",
+                "{\"text\": \"a\", \"label\": 2}\n",
+                "line 1: unknown label \"2\"",
+            ),
+            ("e.csv", "text,label\na,0\n,1\n", "line 3: empty `text`"),
+            (
+                "f.csv",
+                "text,label\na,0\nb,1,extra\n",
+                "line 3: malformed row",
+            ),
+            ("g.tsv", "text\nb\n", "line 1: missing column `label`"),
+            ("h.csv", "text,label\na,7\n", "line 2: unknown label \"7\""),
+        ];
+        for (name, text, expected) in cases {
+            let path = write(dir.path(), name, text);
+            let error = read_labelled(&path, &fields(false), Some(&labels))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.starts_with(&path.display().to_string()) && error.contains(expected),
+                "{name}: {error}"
+            );
+        }
+    }
+}

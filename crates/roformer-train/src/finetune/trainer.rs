@@ -1,0 +1,529 @@
+//! The fine-tuning loop: a pretrained encoder with a new classification head trained on
+//! labelled examples, into a run directory that is itself a classifier's model directory.
+//!
+//! Generic over the training backend as [`crate::train::train`] is, and deterministic the
+//! same way: the head's initial weights come from the seed, the example order from
+//! (seed, epoch), the dropout masks from (seed, step), so a resumed run repeats an
+//! uninterrupted one. It reuses pretraining's optimizer, schedule, checkpoints and metrics
+//! file; the model kept in the directory is the one with the best validation macro-F1.
+
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use burn::grad_clipping::GradientClippingConfig;
+use burn::module::{AutodiffModule, Module};
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{GradientsParams, Optimizer};
+use burn::tensor::{ElementConversion, Tensor, TensorPrimitive};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use roformer::hf_weights::RoFormerWeights;
+use roformer::{
+    IGNORE_INDEX, RoFormerBackend, RoFormerConfig, RoFormerForSequenceClassification,
+    RoFormerTrainingBackend,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Duration;
+use crate::data::mask_seed;
+use crate::error::TrainError;
+use crate::finetune::classifier_dir::{save_classifier_config, save_classifier_weights};
+use crate::finetune::config::{FinetuneConfig, TaskType};
+use crate::finetune::inputs::{PairInput, label_tensor, pair_batch, pair_input};
+use crate::finetune::labelled::{LabelledExample, read_labelled};
+use crate::finetune::scores::scores;
+use crate::fs_atomic::write_atomic;
+use crate::model_dir::{CONFIG_FILE, WEIGHTS_FILE, load_model, load_tokenizer, save_tokenizer};
+use crate::train::METRICS_FILE;
+use crate::train::checkpoint::{
+    TrainingState, latest_checkpoint, load_checkpoint, save_checkpoint,
+};
+use crate::train::dropout_seed;
+use crate::train::metrics::{StepRecord, append_record, read_step_records, truncate_step_records};
+use crate::train::optimizer::{FusedAdamW, FusedAdamWConfig};
+use crate::train::schedule::LrSchedule;
+
+/// The resolved fine-tuning config saved in a run directory (read back by `--resume`).
+pub const FINETUNE_CONFIG_FILE: &str = "finetune.toml";
+
+/// Salt of the seed of the validation split drawn from the training file.
+const SPLIT_SALT: u64 = 0x5B11_7FAC_7104;
+
+/// One evaluation: a line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinetuneRecord {
+    /// Optimisation steps done.
+    pub step: usize,
+    /// Mean training loss since the previous evaluation.
+    pub train_loss: f64,
+    /// Mean cross-entropy on the validation examples.
+    pub valid_loss: f64,
+    /// Fraction of validation examples classified correctly.
+    pub valid_accuracy: f64,
+    /// Macro-averaged F1 on the validation examples.
+    pub valid_macro_f1: f64,
+    /// Learning rate at this step.
+    pub learning_rate: f64,
+}
+
+impl StepRecord for FinetuneRecord {
+    fn step(&self) -> usize {
+        self.step
+    }
+}
+
+/// What the loop reports while it runs.
+#[derive(Debug, Clone)]
+pub enum FinetuneEvent {
+    /// Data, tokenizer and model are ready.
+    Started {
+        /// Steps already done (non-zero when resuming).
+        start_step: usize,
+        /// Steps the run will have done when it ends.
+        total_steps: usize,
+        /// Training examples.
+        train_examples: usize,
+        /// Validation examples.
+        valid_examples: usize,
+        /// The labels, by output index.
+        labels: Vec<String>,
+        /// Trainable parameters.
+        parameters: usize,
+    },
+    /// One optimisation step is done.
+    Step {
+        /// Steps done.
+        step: usize,
+        /// Steps the run will do.
+        total_steps: usize,
+        /// This step's loss.
+        loss: f64,
+        /// Learning rate used.
+        learning_rate: f64,
+    },
+    /// An evaluation; `best` when its macro-F1 beat every earlier one (the model
+    /// directory now holds this model).
+    Evaluated {
+        /// The record appended to `metrics.jsonl`.
+        record: FinetuneRecord,
+        /// Whether this is the best model so far.
+        best: bool,
+    },
+    /// A checkpoint was written.
+    Checkpointed {
+        /// Steps done.
+        step: usize,
+        /// The checkpoint folder.
+        path: PathBuf,
+    },
+}
+
+/// What a finished run produced.
+#[derive(Debug, Clone)]
+pub struct FinetuneSummary {
+    /// The run directory (a classifier's model directory).
+    pub run_dir: PathBuf,
+    /// The evaluation of the model kept.
+    pub best: Option<FinetuneRecord>,
+    /// The last evaluation.
+    pub last: Option<FinetuneRecord>,
+    /// Accuracy of always predicting the validation split's most frequent label.
+    pub majority_baseline_accuracy: f64,
+}
+
+/// Where a run starts.
+pub enum FinetuneStart {
+    /// A new run into an empty (or new) directory.
+    Fresh(Box<FinetuneConfig>),
+    /// Continue the run in this directory from its last checkpoint.
+    Resume,
+}
+
+/// An encoded example.
+struct Example {
+    input: PairInput,
+    label: usize,
+}
+
+/// Fine-tunes as the config says, writing into `run_dir`. `observe` receives progress;
+/// answering `Break` to a [`FinetuneEvent::Checkpointed`] stops the run there (continue
+/// it with [`FinetuneStart::Resume`]).
+pub fn finetune<B: RoFormerTrainingBackend>(
+    start: FinetuneStart,
+    run_dir: &Path,
+    device: &B::Device,
+    observe: &mut dyn FnMut(FinetuneEvent) -> ControlFlow<()>,
+) -> Result<FinetuneSummary, TrainError> {
+    let resuming = matches!(start, FinetuneStart::Resume);
+    let mut config = match start {
+        FinetuneStart::Fresh(config) => {
+            refuse_taken(run_dir)?;
+            *config
+        }
+        FinetuneStart::Resume => FinetuneConfig::from_file(&run_dir.join(FINETUNE_CONFIG_FILE))?,
+    };
+    let training = config.training.clone();
+    let fields = config.task.fields();
+
+    // Data and labels.
+    let train_file = &config.data.train;
+    let mut train_rows = read_labelled(train_file, &fields, config.task.labels.as_deref())?;
+    let labels = match &config.task.labels {
+        Some(labels) => labels.clone(),
+        None => {
+            let distinct: BTreeSet<&String> = train_rows.iter().map(|e| &e.label).collect();
+            if distinct.len() < 2 {
+                return Err(TrainError::data(
+                    train_file.display().to_string(),
+                    format!(
+                        "expected at least 2 distinct labels, found {}",
+                        distinct.len()
+                    ),
+                ));
+            }
+            distinct.into_iter().cloned().collect()
+        }
+    };
+    config.task.labels = Some(labels.clone());
+    let valid_rows = match &config.data.validation {
+        Some(path) => read_labelled(path, &fields, Some(&labels))?,
+        None => split_off_validation(&mut train_rows, &config, train_file)?,
+    };
+
+    // Model, tokenizer and config.
+    let (encoder_config, tokenizer, encoder) = if resuming {
+        let config_path = run_dir.join(CONFIG_FILE);
+        let encoder_config = RoFormerConfig::from_json_file(&config_path)?;
+        (encoder_config, load_tokenizer(run_dir)?, None)
+    } else {
+        let loaded = load_model::<B>(&config.task.init_from, device)?;
+        let tokenizer = loaded.tokenizer()?.clone();
+        let encoder = match loaded.weights {
+            RoFormerWeights::MaskedLm(model) => model.roformer,
+            RoFormerWeights::Encoder(model) => model,
+        };
+        (loaded.config, tokenizer, Some(encoder))
+    };
+    check_fits(&config, &encoder_config)?;
+    let encode = |rows: &[LabelledExample]| -> Result<Vec<Example>, TrainError> {
+        rows.iter()
+            .map(|row| {
+                Ok(Example {
+                    input: pair_input(
+                        &tokenizer,
+                        &row.text,
+                        row.text_pair.as_deref(),
+                        config.task.max_seq_len,
+                    )?,
+                    label: labels
+                        .iter()
+                        .position(|l| *l == row.label)
+                        .expect("labels were checked"),
+                })
+            })
+            .collect()
+    };
+    let train_examples = encode(&train_rows)?;
+    let valid_examples = encode(&valid_rows)?;
+
+    if !resuming {
+        std::fs::create_dir_all(run_dir).map_err(|e| TrainError::io(run_dir, e))?;
+        save_tokenizer(run_dir, &tokenizer)?;
+        save_classifier_config(run_dir, &encoder_config, &labels)?;
+        write_atomic(
+            &run_dir.join(FINETUNE_CONFIG_FILE),
+            config.to_toml_string().as_bytes(),
+        )?;
+    }
+
+    // Model and optimizer.
+    let steps_per_epoch = (train_examples.len() / training.batch_size).max(1);
+    let total_steps = match training.duration() {
+        Duration::Steps(steps) => steps,
+        Duration::Epochs(epochs) => epochs * steps_per_epoch,
+    };
+    let schedule = LrSchedule {
+        peak: training.learning_rate,
+        warmup: training.warmup_steps,
+        total: total_steps,
+        decay: training.decay,
+    };
+    B::seed(device, training.seed);
+    let mut model =
+        RoFormerForSequenceClassification::<B>::new(&encoder_config, labels.len(), device)?;
+    if let Some(encoder) = encoder {
+        // Through the record, so the parameters keep the fresh model's autodiff setting
+        // (tensors loaded from a file do not require gradients).
+        model.roformer = model.roformer.load_record(encoder.into_record());
+    }
+    let clipping = (training.max_grad_norm > 0.0)
+        .then_some(GradientClippingConfig::Norm(training.max_grad_norm as f32));
+    let mut optimizer: OptimizerAdaptor<FusedAdamW, RoFormerForSequenceClassification<B>, B> =
+        FusedAdamWConfig::new()
+            .with_weight_decay(training.weight_decay as f32)
+            .with_grad_clipping(clipping)
+            .init();
+    let metrics_path = run_dir.join(METRICS_FILE);
+    let mut start_step = 0;
+    if resuming {
+        let (state, restored, restored_optimizer) =
+            load_checkpoint(run_dir, model, optimizer, device)?;
+        (start_step, model, optimizer) = (state.step, restored, restored_optimizer);
+        truncate_step_records::<FinetuneRecord>(&metrics_path, start_step)?;
+    }
+    let records: Vec<FinetuneRecord> = read_step_records(&metrics_path)?;
+    let mut best = records.iter().cloned().reduce(|a, b| {
+        if b.valid_macro_f1 > a.valid_macro_f1 {
+            b
+        } else {
+            a
+        }
+    });
+    let mut last = records.last().cloned();
+
+    let _ = observe(FinetuneEvent::Started {
+        start_step,
+        total_steps,
+        train_examples: train_examples.len(),
+        valid_examples: valid_examples.len(),
+        labels: labels.clone(),
+        parameters: model.num_params(),
+    });
+    let majority_baseline_accuracy = majority_baseline(&valid_examples, labels.len());
+    let pad = tokenizer.special().pad;
+    let mut order: Option<(usize, Vec<usize>)> = None;
+    let (mut loss_sum, mut loss_steps) = (0.0, 0usize);
+    let mut model = Some(model);
+    for step in start_step..total_steps {
+        let epoch = step / steps_per_epoch;
+        if order.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            order = Some((
+                epoch,
+                epoch_order(train_examples.len(), training.seed, epoch),
+            ));
+        }
+        let indices = &order.as_ref().expect("set above").1;
+        let within = step % steps_per_epoch;
+        let batch: Vec<&Example> = indices
+            [within * training.batch_size..((within + 1) * training.batch_size).min(indices.len())]
+            .iter()
+            .map(|&i| &train_examples[i])
+            .collect();
+        B::seed(device, dropout_seed(training.seed, step));
+        let current = model.take().expect("the optimizer hands the model back");
+        let (loss, _) = classification_loss(&current, &batch, pad, device);
+        let loss_value: f64 = loss.clone().into_scalar().elem();
+        let grads = GradientsParams::from_grads(loss.backward(), &current);
+        let learning_rate = schedule.at(step);
+        let updated = optimizer.step(learning_rate, current, grads);
+        model = Some(updated);
+        loss_sum += loss_value;
+        loss_steps += 1;
+        let done = step + 1;
+        let _ = observe(FinetuneEvent::Step {
+            step: done,
+            total_steps,
+            loss: loss_value,
+            learning_rate,
+        });
+        let current = model.as_ref().expect("just set");
+        if done.is_multiple_of(training.eval_every) || done == total_steps {
+            let (valid_loss, predicted) = evaluate(
+                &current.valid(),
+                &valid_examples,
+                training.batch_size,
+                pad,
+                device,
+            );
+            let targets: Vec<usize> = valid_examples.iter().map(|e| e.label).collect();
+            let scored = scores(&predicted, &targets, labels.len());
+            let record = FinetuneRecord {
+                step: done,
+                train_loss: loss_sum / loss_steps.max(1) as f64,
+                valid_loss,
+                valid_accuracy: scored.accuracy,
+                valid_macro_f1: scored.macro_f1,
+                learning_rate,
+            };
+            (loss_sum, loss_steps) = (0.0, 0);
+            append_record(&metrics_path, &record)?;
+            let is_best = best
+                .as_ref()
+                .is_none_or(|b| record.valid_macro_f1 > b.valid_macro_f1);
+            if is_best {
+                save_classifier_weights(run_dir, &encoder_config, &current.valid())?;
+                best = Some(record.clone());
+            }
+            let _ = observe(FinetuneEvent::Evaluated {
+                record: record.clone(),
+                best: is_best,
+            });
+            last = Some(record);
+        }
+        if done.is_multiple_of(training.checkpoint_every) || done == total_steps {
+            let path = save_checkpoint(run_dir, TrainingState { step: done }, current, &optimizer)?;
+            if observe(FinetuneEvent::Checkpointed { step: done, path }).is_break() {
+                break;
+            }
+        }
+    }
+    Ok(FinetuneSummary {
+        run_dir: run_dir.to_path_buf(),
+        best,
+        last,
+        majority_baseline_accuracy,
+    })
+}
+
+/// A fresh run refuses a directory that already holds a run or a model.
+fn refuse_taken(run_dir: &Path) -> Result<(), TrainError> {
+    if latest_checkpoint(run_dir).is_some() || run_dir.join(FINETUNE_CONFIG_FILE).exists() {
+        return Err(TrainError::model_dir(
+            run_dir,
+            "already holds a run; continue it with --resume or choose another --output",
+        ));
+    }
+    if let Some(name) = [CONFIG_FILE, WEIGHTS_FILE]
+        .into_iter()
+        .find(|name| run_dir.join(name).exists())
+    {
+        return Err(TrainError::model_dir(
+            run_dir,
+            format!(
+                "already holds {name}, which fine-tuning would overwrite; choose another --output"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The task's limits against the model's.
+fn check_fits(config: &FinetuneConfig, model: &RoFormerConfig) -> Result<(), TrainError> {
+    let fail = |key: &str, message: String| {
+        Err(TrainError::Config {
+            file: FINETUNE_CONFIG_FILE.into(),
+            key: key.into(),
+            message,
+        })
+    };
+    if config.task.max_seq_len > model.max_position_embeddings {
+        return fail(
+            "task.max_seq_len",
+            format!(
+                "expected at most the model's max_position_embeddings ({}), got {}",
+                model.max_position_embeddings, config.task.max_seq_len
+            ),
+        );
+    }
+    if config.task.kind == TaskType::SentencePair && model.type_vocab_size < 2 {
+        return fail(
+            "task.type",
+            format!(
+                "sentence-pair needs two segment types; the model has type_vocab_size {}",
+                model.type_vocab_size
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Moves a seeded `validation_fraction` of the training rows into a validation split.
+fn split_off_validation(
+    rows: &mut Vec<LabelledExample>,
+    config: &FinetuneConfig,
+    train_file: &Path,
+) -> Result<Vec<LabelledExample>, TrainError> {
+    let count = ((rows.len() as f64 * config.data.validation_fraction).round() as usize).max(1);
+    if count >= rows.len() {
+        return Err(TrainError::data(
+            train_file.display().to_string(),
+            format!(
+                "{} examples are too few to hold out a validation fraction of {}; give data.validation",
+                rows.len(),
+                config.data.validation_fraction
+            ),
+        ));
+    }
+    let mut indices: Vec<usize> = (0..rows.len()).collect();
+    indices.shuffle(&mut StdRng::seed_from_u64(mask_seed(
+        config.training.seed ^ SPLIT_SALT,
+        0,
+        0,
+    )));
+    let mut held: Vec<usize> = indices[..count].to_vec();
+    held.sort_unstable();
+    let mut valid = Vec::with_capacity(count);
+    for &index in held.iter().rev() {
+        valid.push(rows.remove(index));
+    }
+    valid.reverse();
+    Ok(valid)
+}
+
+/// The order in which `epoch` visits the training examples (a function of seed and epoch).
+fn epoch_order(len: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut indices: Vec<usize> = (0..len).collect();
+    indices.shuffle(&mut StdRng::seed_from_u64(mask_seed(
+        seed,
+        epoch as u64,
+        u64::MAX,
+    )));
+    indices
+}
+
+/// Mean cross-entropy of the head's logits on `batch`, and the logits.
+fn classification_loss<B: RoFormerBackend>(
+    model: &RoFormerForSequenceClassification<B>,
+    batch: &[&Example],
+    pad: u32,
+    device: &B::Device,
+) -> (Tensor<B, 1>, Tensor<B, 2>) {
+    let inputs: Vec<&PairInput> = batch.iter().map(|e| &e.input).collect();
+    let labels: Vec<usize> = batch.iter().map(|e| e.label).collect();
+    let logits = model.forward(pair_batch::<B>(&inputs, pad, device));
+    let output = B::cross_entropy(
+        logits.clone().into_primitive().tensor(),
+        label_tensor::<B>(&labels, device).into_primitive(),
+        IGNORE_INDEX,
+    );
+    (
+        Tensor::from_primitive(TensorPrimitive::Float(output.loss)),
+        logits,
+    )
+}
+
+/// Mean validation loss and the predicted class of each example.
+fn evaluate<B: RoFormerBackend>(
+    model: &RoFormerForSequenceClassification<B>,
+    examples: &[Example],
+    batch_size: usize,
+    pad: u32,
+    device: &B::Device,
+) -> (f64, Vec<usize>) {
+    let (mut loss_sum, mut predicted) = (0.0, Vec::with_capacity(examples.len()));
+    for chunk in examples.chunks(batch_size) {
+        let batch: Vec<&Example> = chunk.iter().collect();
+        let (loss, logits) = classification_loss(model, &batch, pad, device);
+        let loss: f64 = loss.into_scalar().elem();
+        loss_sum += loss * chunk.len() as f64;
+        predicted.extend(
+            logits
+                .argmax(1)
+                .into_data()
+                .iter::<i64>()
+                .map(|class| class as usize),
+        );
+    }
+    (loss_sum / examples.len().max(1) as f64, predicted)
+}
+
+/// Accuracy of always predicting the most frequent validation label.
+fn majority_baseline(examples: &[Example], classes: usize) -> f64 {
+    let mut counts = vec![0usize; classes];
+    for example in examples {
+        counts[example.label] += 1;
+    }
+    counts.iter().copied().max().unwrap_or(0) as f64 / examples.len().max(1) as f64
+}

@@ -1,0 +1,293 @@
+//! Fine-tuning and classification: a short run learns an easy task, `classify` gives the
+//! softmax of the head's logits, a bad label file is one clear error, and a resumed run
+//! repeats an uninterrupted one.
+
+use std::ops::ControlFlow;
+use std::path::Path;
+
+use burn::backend::{Autodiff, NdArray};
+use burn::tensor::activation::softmax;
+use roformer::hf_weights::load_hf_sequence_classification;
+use roformer::{PositionEmbeddingType, RoFormerConfig, RoFormerInput};
+use roformer_train::finetune::{
+    FinetuneConfig, FinetuneEvent, FinetuneRecord, FinetuneStart, finetune,
+};
+use roformer_train::model_dir::load_tokenizer;
+use roformer_train::train::METRICS_FILE;
+use roformer_train::train::metrics::read_step_records;
+
+use crate::common::{
+    finetune_config_toml, roformer, write_model_dir, write_model_dir_with, write_word_set_examples,
+};
+
+type Training = Autodiff<NdArray>;
+
+/// A model directory and word-set data in `dir`; returns the config text for `steps` steps.
+fn setup(dir: &Path, dropout: f64, steps: usize, every: usize) -> String {
+    let model = dir.join("pretrained");
+    write_model_dir_with(&model, PositionEmbeddingType::Rotary, dropout);
+    write_word_set_examples(&dir.join("train.jsonl"), 256, 1);
+    write_word_set_examples(&dir.join("valid.jsonl"), 64, 2);
+    finetune_config_toml(
+        &model,
+        &dir.join("train.jsonl"),
+        &dir.join("valid.jsonl"),
+        steps,
+        every,
+    )
+}
+
+fn run(config: &str, run_dir: &Path, stop_at: Option<usize>) {
+    let config = FinetuneConfig::from_toml_str(config, "test.toml").unwrap();
+    finetune::<Training>(
+        FinetuneStart::Fresh(Box::new(config)),
+        run_dir,
+        &Default::default(),
+        &mut |event| match event {
+            FinetuneEvent::Checkpointed { step, .. } if Some(step) == stop_at => {
+                ControlFlow::Break(())
+            }
+            _ => ControlFlow::Continue(()),
+        },
+    )
+    .unwrap();
+}
+
+fn records(run_dir: &Path) -> Vec<FinetuneRecord> {
+    read_step_records(&run_dir.join(METRICS_FILE)).unwrap()
+}
+
+#[test]
+fn finetuning_learns_and_classify_is_the_heads_softmax() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), 0.1, 160, 40);
+    let config_path = dir.path().join("finetune.toml");
+    std::fs::write(&config_path, &config).unwrap();
+    let run_dir = dir.path().join("run");
+    let (ok, _, stderr) = roformer(&[
+        "finetune",
+        "--config",
+        config_path.to_str().unwrap(),
+        "--output",
+        run_dir.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+
+    // It learns: validation accuracy well above the 0.5 of guessing (balanced classes).
+    let history = records(&run_dir);
+    assert_eq!(
+        history.iter().map(|r| r.step).collect::<Vec<_>>(),
+        [40, 80, 120, 160]
+    );
+    let best = history.iter().map(|r| r.valid_accuracy).fold(0.0, f64::max);
+    assert!(best >= 0.85, "validation accuracy {best}: {history:?}");
+    assert!(history[3].valid_loss < history[0].valid_loss, "{history:?}");
+
+    // The run directory is an HF classifier directory.
+    let config_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        config_json["architectures"],
+        serde_json::json!(["RoFormerForSequenceClassification"])
+    );
+    assert_eq!(
+        config_json["id2label"],
+        serde_json::json!({"0": "first", "1": "second"})
+    );
+    assert_eq!(
+        config_json["label2id"],
+        serde_json::json!({"first": 0, "second": 1})
+    );
+    let weights = std::fs::read(run_dir.join("model.safetensors")).unwrap();
+    let names: Vec<String> = safetensors::SafeTensors::deserialize(&weights)
+        .unwrap()
+        .names()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    for name in [
+        "classifier.dense.weight",
+        "classifier.out_proj.bias",
+        "roformer.embeddings.word_embeddings.weight",
+    ] {
+        assert!(names.iter().any(|n| n == name), "{name} not in {names:?}");
+    }
+
+    // classify = softmax of the head's logits, computed directly.
+    let texts = ["the quick brown fox jumps over", "all the world is a stage"];
+    let model_config = RoFormerConfig::from_json_file(&run_dir.join("config.json")).unwrap();
+    let device = Default::default();
+    let model = load_hf_sequence_classification::<NdArray>(
+        &model_config,
+        2,
+        &run_dir.join("model.safetensors"),
+        &device,
+    )
+    .unwrap();
+    let tokenizer = load_tokenizer(&run_dir).unwrap();
+    let mut expected = Vec::new();
+    for text in texts {
+        let ids: Vec<i64> = tokenizer
+            .encode_with_special(text)
+            .unwrap()
+            .into_iter()
+            .map(i64::from)
+            .collect();
+        let len = ids.len();
+        let input =
+            burn::tensor::Tensor::from_data(burn::tensor::TensorData::new(ids, [1, len]), &device);
+        let probabilities: Vec<f32> = softmax(model.forward(RoFormerInput::new(input)), 1)
+            .into_data()
+            .to_vec()
+            .unwrap();
+        expected.push(probabilities);
+    }
+    for (text, probabilities) in texts.iter().zip(&expected) {
+        let (ok, stdout, stderr) = roformer(&[
+            "classify",
+            "--model",
+            run_dir.to_str().unwrap(),
+            "--json",
+            text,
+        ]);
+        assert!(ok, "{stderr}");
+        let result: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        for entry in result["probabilities"].as_array().unwrap() {
+            let index = ["first", "second"]
+                .iter()
+                .position(|l| entry["label"] == *l)
+                .unwrap();
+            let got = entry["probability"].as_f64().unwrap();
+            assert!(
+                (got - probabilities[index] as f64).abs() < 1e-6,
+                "{text}: {result}"
+            );
+        }
+        let best = if probabilities[1] > probabilities[0] {
+            "second"
+        } else {
+            "first"
+        };
+        assert_eq!(result["label"], best);
+    }
+
+    // The file mode gives the same, one line per input.
+    let input = dir.path().join("inputs.jsonl");
+    let output = dir.path().join("outputs.jsonl");
+    let lines: Vec<String> = texts
+        .iter()
+        .map(|t| serde_json::json!({ "text": t }).to_string())
+        .collect();
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let (ok, _, stderr) = roformer(&[
+        "classify",
+        "--model",
+        run_dir.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    let written = std::fs::read_to_string(&output).unwrap();
+    let rows: Vec<serde_json::Value> = written
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    for (row, probabilities) in rows.iter().zip(&expected) {
+        let second = row["probabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["label"] == "second")
+            .unwrap()["probability"]
+            .as_f64()
+            .unwrap();
+        assert!((second - probabilities[1] as f64).abs() < 1e-6, "{row}");
+    }
+}
+
+#[test]
+fn a_bad_label_file_is_one_error_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("pretrained");
+    write_model_dir(&model);
+    let train = dir.path().join("train.csv");
+    std::fs::write(&train, "text,label\nthe fox,yes\n,no\nthe dog,no\n").unwrap();
+    let mut config = finetune_config_toml(&model, &train, &train, 4, 2);
+    config = config.replace(
+        "max_seq_len = 16",
+        "max_seq_len = 16\nlabels = [\"yes\", \"no\"]",
+    );
+    let config_path = dir.path().join("finetune.toml");
+    std::fs::write(&config_path, &config).unwrap();
+    let run_dir = dir.path().join("run");
+    let (ok, _, stderr) = roformer(&[
+        "finetune",
+        "--config",
+        config_path.to_str().unwrap(),
+        "--output",
+        run_dir.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}: line 3: empty `text`", train.display())),
+        "{stderr}"
+    );
+    assert!(!run_dir.exists(), "a refused run leaves no directory");
+
+    std::fs::write(&train, "text,label\nthe fox,yes\nthe dog,maybe\n").unwrap();
+    let (ok, _, stderr) = roformer(&[
+        "finetune",
+        "--config",
+        config_path.to_str().unwrap(),
+        "--output",
+        run_dir.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!(
+            "{}: line 3: unknown label \"maybe\"",
+            train.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_resumed_run_repeats_the_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), 0.0, 24, 8);
+    let reference = dir.path().join("reference");
+    run(&config, &reference, None);
+    let resumed = dir.path().join("resumed");
+    run(&config, &resumed, Some(8));
+    assert_eq!(
+        records(&resumed).len(),
+        1,
+        "stopped after the first checkpoint"
+    );
+    finetune::<Training>(
+        FinetuneStart::Resume,
+        &resumed,
+        &Default::default(),
+        &mut |_| ControlFlow::Continue(()),
+    )
+    .unwrap();
+    let (want, got) = (records(&reference), records(&resumed));
+    assert_eq!(want.len(), 3);
+    assert_eq!(got.len(), want.len());
+    for (a, b) in want.iter().zip(&got) {
+        assert_eq!(a.step, b.step);
+        for (x, y) in [
+            (a.train_loss, b.train_loss),
+            (a.valid_loss, b.valid_loss),
+            (a.valid_macro_f1, b.valid_macro_f1),
+        ] {
+            assert!((x - y).abs() < 1e-6, "{want:?} vs {got:?}");
+        }
+    }
+}
