@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use roformer_train::infer::Pooling;
 
 /// Train and run RoFormer (rotary position embedding) encoders.
 #[derive(Parser, Debug)]
@@ -21,6 +22,7 @@ pub enum Command {
     Classify(ClassifyArgs),
     FillMask(FillMaskArgs),
     Embed(EmbedArgs),
+    Similarity(SimilarityArgs),
     Encode(EncodeArgs),
     Bench(BenchArgs),
     Import(ImportArgs),
@@ -112,6 +114,24 @@ pub struct EmbedArgs {
     /// Print a JSON array per line instead of space-separated numbers.
     #[arg(long)]
     pub json: bool,
+    /// Sentence embedding: mean of the real tokens' hidden states, or the `[CLS]` one.
+    #[arg(long, value_enum, default_value_t = Pooling::Mean)]
+    pub pooling: Pooling,
+}
+
+/// Cosine similarity of the sentence embeddings of two texts.
+#[derive(Args, Debug)]
+pub struct SimilarityArgs {
+    /// A run directory or model directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Sentence embedding: mean of the real tokens' hidden states, or the `[CLS]` one.
+    #[arg(long, value_enum, default_value_t = Pooling::Mean)]
+    pub pooling: Pooling,
+    /// The first text.
+    pub a: String,
+    /// The second text.
+    pub b: String,
 }
 
 /// Run the encoder on JSON lines and save the outputs as safetensors.

@@ -230,12 +230,23 @@ pub fn fill_mask<B: RoFormerBackend>(
     })
 }
 
-/// One sentence embedding per input line: the mean of the last hidden state over its
-/// real tokens. Lines of text are tokenized (with `[CLS]` and `[SEP]`); lines of token ids
-/// are used as they are and need no tokenizer.
+/// How a sentence embedding is made from the last hidden state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Pooling {
+    /// The mean over the real (unpadded) tokens, `[CLS]` and `[SEP]` included.
+    #[default]
+    Mean,
+    /// The hidden state of the first token, `[CLS]` (what the roformer-sim models use).
+    Cls,
+}
+
+/// One sentence embedding per input line, pooled as `pooling` says. Lines of text are
+/// tokenized (with `[CLS]` and `[SEP]`); lines of token ids are used as they are and need
+/// no tokenizer.
 pub fn embed<B: RoFormerBackend>(
     loaded: &LoadedModel<B>,
     lines: &[EncodeLine],
+    pooling: Pooling,
     device: &B::Device,
 ) -> Result<WithWarnings<Vec<Vec<f32>>>, TrainError> {
     if lines.is_empty() {
@@ -258,16 +269,56 @@ pub fn embed<B: RoFormerBackend>(
                 .with_token_type_ids(padded.token_type_ids),
         );
         let [rows, _, width] = hidden.dims();
-        let weights = mask.float().unsqueeze_dim::<3>(2);
-        let sums = (hidden * weights.clone()).sum_dim(1).reshape([rows, width]);
-        let counts = weights.sum_dim(1).reshape([rows, 1]);
-        let means = values(sums / counts)?;
-        embeddings.extend(means.chunks(width).map(<[f32]>::to_vec));
+        let pooled = match pooling {
+            Pooling::Mean => {
+                let weights = mask.float().unsqueeze_dim::<3>(2);
+                let sums = (hidden * weights.clone()).sum_dim(1).reshape([rows, width]);
+                let counts = weights.sum_dim(1).reshape([rows, 1]);
+                sums / counts
+            }
+            Pooling::Cls => hidden
+                .slice([0..rows, 0..1, 0..width])
+                .reshape([rows, width]),
+        };
+        embeddings.extend(values(pooled)?.chunks(width).map(<[f32]>::to_vec));
     }
     Ok(WithWarnings {
         value: embeddings,
         warnings,
     })
+}
+
+/// Cosine similarity of the sentence embeddings of `a` and `b` (pooled as `pooling`
+/// says): in `[-1, 1]`, 1 for the same direction.
+pub fn similarity<B: RoFormerBackend>(
+    loaded: &LoadedModel<B>,
+    a: &str,
+    b: &str,
+    pooling: Pooling,
+    device: &B::Device,
+) -> Result<WithWarnings<f32>, TrainError> {
+    let lines = [embed_line(a), embed_line(b)];
+    let WithWarnings { value, warnings } = embed(loaded, &lines, pooling, device)?;
+    Ok(WithWarnings {
+        value: cosine(&value[0], &value[1]),
+        warnings,
+    })
+}
+
+/// `x·y / (‖x‖ ‖y‖)`, accumulated in f64; 0 when either vector is zero.
+pub fn cosine(x: &[f32], y: &[f32]) -> f32 {
+    let dot = |u: &[f32], v: &[f32]| -> f64 {
+        u.iter()
+            .zip(v)
+            .map(|(p, q)| f64::from(*p) * f64::from(*q))
+            .sum()
+    };
+    let norms = (dot(x, x) * dot(y, y)).sqrt();
+    if norms == 0.0 {
+        0.0
+    } else {
+        (dot(x, y) / norms) as f32
+    }
 }
 
 /// One line of an `encode` input file.

@@ -21,12 +21,14 @@ use roformer_train::train::{RunStart, TrainEvent, train};
 
 use roformer_train::classify::{self as classifier, ClassifyInput};
 use roformer_train::finetune::{
-    FinetuneConfig, FinetuneEvent, FinetuneStart, finetune, load_classifier,
+    FinetuneConfig, FinetuneEvent, FinetuneStart,
+    classifier_dir::{is_classifier_dir, write_classifier_dir},
+    finetune, load_classifier,
 };
 
 use crate::cli::{
     BenchArgs, ClassifyArgs, Cli, Command, EmbedArgs, EncodeArgs, ExportHfArgs, FillMaskArgs,
-    FinetuneArgs, ImportArgs, TrainArgs,
+    FinetuneArgs, ImportArgs, SimilarityArgs, TrainArgs,
 };
 
 fn main() {
@@ -77,6 +79,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Classify(args) => run_classify(args),
         Command::FillMask(args) => run_fill_mask(args),
         Command::Embed(args) => run_embed(args),
+        Command::Similarity(args) => run_similarity(args),
         Command::Encode(args) => run_encode(args),
         Command::Bench(args) => run_bench(args),
         Command::Import(ImportArgs { from, to }) => convert(&from, &to),
@@ -111,7 +114,7 @@ fn run_embed(args: EmbedArgs) -> Result<()> {
         .collect();
     let device = backend::device();
     let loaded = load_model::<backend::Inference>(&args.model, &device)?;
-    for embedding in report(infer::embed(&loaded, &lines, &device)?) {
+    for embedding in report(infer::embed(&loaded, &lines, args.pooling, &device)?) {
         if args.json {
             println!("{}", serde_json::to_string(&embedding)?);
         } else {
@@ -119,6 +122,20 @@ fn run_embed(args: EmbedArgs) -> Result<()> {
             println!("{}", text.join(" "));
         }
     }
+    Ok(())
+}
+
+fn run_similarity(args: SimilarityArgs) -> Result<()> {
+    let device = backend::device();
+    let loaded = load_model::<backend::Inference>(&args.model, &device)?;
+    let similarity = report(infer::similarity(
+        &loaded,
+        &args.a,
+        &args.b,
+        args.pooling,
+        &device,
+    )?);
+    println!("{similarity:.6}");
     Ok(())
 }
 
@@ -182,6 +199,18 @@ fn run_bench(args: BenchArgs) -> Result<()> {
 /// Loads a model directory (any format `--model` takes) and writes it in HF layout.
 fn convert(from: &Path, to: &Path) -> Result<()> {
     let device = backend::device();
+    if is_classifier_dir(from) {
+        let classifier = load_classifier::<backend::Inference>(from, &device)?;
+        write_classifier_dir(&classifier, to)?;
+        eprintln!(
+            "wrote {} from {}: RoFormerForSequenceClassification, labels {} (vocabulary {})",
+            to.display(),
+            from.display(),
+            classifier.labels.join(", "),
+            classifier.tokenizer.vocab_size()
+        );
+        return Ok(());
+    }
     let loaded = load_model::<backend::Inference>(from, &device)?;
     let tokenizer = write_model_dir(&loaded, to)?;
     let architecture = if loaded.weights.masked_lm().is_some() {
@@ -375,7 +404,7 @@ fn run_classify(args: ClassifyArgs) -> Result<()> {
             text.push_str(&serde_json::to_string(result)?);
             text.push('\n');
         }
-        std::fs::write(output, text).with_context(|| output.display().to_string())?;
+        roformer_train::fs_atomic::write_atomic(output, text.as_bytes())?;
         eprintln!("wrote {} ({} lines)", output.display(), results.len());
     } else if args.json {
         println!("{}", serde_json::to_string_pretty(&results[0])?);

@@ -17,12 +17,15 @@ use std::sync::OnceLock;
 
 use burn::tensor::backend::Backend;
 use roformer::RoFormerBackend;
-use roformer::hf_weights::{RoFormerWeights, load_hf_weights, save_hf_weights};
+use roformer::hf_weights::{
+    RoFormerWeights, load_hf_sequence_classification, load_hf_weights, save_hf_weights,
+};
 use roformer::{RoFormerConfig, RoFormerForMaskedLM, RoFormerModel};
 use serde::Deserialize;
 
 use crate::data::{SPECIAL_TOKENS, TextTokenizer, TokenizerOptions};
 use crate::error::TrainError;
+use crate::finetune::classifier_dir::{is_classifier_dir, read_labels};
 use crate::fs_atomic::{produce_atomic, write_atomic};
 
 /// Model config file name.
@@ -226,7 +229,8 @@ pub fn weights_file(dir: &Path) -> Result<PathBuf, TrainError> {
         })
 }
 
-/// Loads a model directory (a run directory or an HF RoFormer directory).
+/// Loads a model directory (a run directory or an HF RoFormer directory; a sequence
+/// classifier's directory loads as its encoder).
 pub fn load_model<B: RoFormerBackend>(
     dir: &Path,
     device: &B::Device,
@@ -243,7 +247,16 @@ pub fn load_model<B: RoFormerBackend>(
     }
     let config = RoFormerConfig::from_json_file(&config_path)?;
     let weights_path = weights_file(dir)?;
-    let weights = load_hf_weights(&config, &weights_path, device)?;
+    let weights = if is_classifier_dir(dir) {
+        // A sequence classifier serves (and initialises fine-tuning) as its encoder; the
+        // head is checked strictly and set aside.
+        let labels = read_labels(&config_path)?;
+        let classifier =
+            load_hf_sequence_classification(&config, labels.len(), &weights_path, device)?;
+        RoFormerWeights::Encoder(classifier.roformer)
+    } else {
+        load_hf_weights(&config, &weights_path, device)?
+    };
     Ok(LoadedModel {
         dir: dir.to_path_buf(),
         config,

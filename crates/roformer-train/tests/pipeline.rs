@@ -18,7 +18,7 @@ use roformer_train::TrainConfig;
 use roformer_train::data::{
     SPECIAL_TOKENS, SpecialIds, TextTokenizer, mask_seed, mask_tokens, pack_lines, shipped_file,
 };
-use roformer_train::infer::{EncodeLine, embed, encode, fill_mask, write_encoded};
+use roformer_train::infer::{EncodeLine, Pooling, embed, encode, fill_mask, write_encoded};
 use roformer_train::model_dir::load_model;
 use roformer_train::train::metrics::{EvalRecord, read_records};
 use roformer_train::train::{
@@ -473,7 +473,9 @@ fn inference_matches_direct_model_computation() {
     assert!(max_abs_diff(encoded.mlm_logits.as_ref().unwrap(), &logits) < 1e-6);
 
     // embed: the mean over real tokens of those hidden states.
-    let embeddings = embed(&loaded, &lines, &device).unwrap().value;
+    let embeddings = embed(&loaded, &lines, Pooling::Mean, &device)
+        .unwrap()
+        .value;
     let width = encoded.hidden_size;
     for (row, tokens) in ids.iter().enumerate() {
         let mut mean = vec![0f32; width];

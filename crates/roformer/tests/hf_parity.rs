@@ -5,11 +5,13 @@
 //! [`HIDDEN_TOLERANCE`] and the heads' logits to [`LOGITS_TOLERANCE`] (max absolute
 //! difference over real tokens; any NaN fails).
 
+use std::path::Path;
+
 use burn::backend::NdArray;
 use burn::tensor::{Int, Tensor, TensorData};
 use roformer::hf_weights::{
     load_hf_masked_lm, load_hf_sequence_classification, load_hf_token_classification,
-    save_hf_safetensors,
+    save_hf_safetensors, save_hf_sequence_classification,
 };
 use roformer::{HiddenAct, RoFormerConfig, RoFormerForMaskedLM, RoFormerInput, RoFormerModel};
 use roformer_testing::hf_fixture::{Expected, HIDDEN_TOLERANCE, LOGITS_TOLERANCE, fixture_dir};
@@ -253,6 +255,56 @@ fn a_file_that_does_not_fit_is_an_error_listing_the_tensors() {
     assert!(error.contains("word_embeddings"), "{error}");
 }
 
+/// The file at `saved` holds exactly the tensors of `original` (a file written by
+/// transformers), byte for byte: the transposes and renames invert exactly, the
+/// regenerated sinusoidal table included.
+fn assert_same_tensors(saved: &Path, original: &Path) {
+    let saved_bytes = std::fs::read(saved).unwrap();
+    let saved = SafeTensors::deserialize(&saved_bytes).unwrap();
+    let original_bytes = std::fs::read(original).unwrap();
+    let original = SafeTensors::deserialize(&original_bytes).unwrap();
+    let mut saved_names: Vec<String> = saved.names().into_iter().map(str::to_string).collect();
+    let mut hf_names: Vec<String> = original.names().into_iter().map(str::to_string).collect();
+    saved_names.sort();
+    hf_names.sort();
+    assert_eq!(saved_names, hf_names);
+    for name in &hf_names {
+        assert_eq!(
+            saved.tensor(name).unwrap().data(),
+            original.tensor(name).unwrap().data(),
+            "{name}"
+        );
+    }
+}
+
+/// A classifier saved here is the file transformers wrote (so `from_pretrained` loads it
+/// with no missing keys and gives the fixture's logits), and loads back to the same logits.
+#[test]
+fn saving_a_sequence_classifier_in_hf_layout_round_trips() {
+    let case = "sequence_classification";
+    let device = Default::default();
+    let config = fixture_config(case);
+    let original = fixture_dir(case).join("model.safetensors");
+    let labels = fixture_num_labels(case);
+    let model = load_hf_sequence_classification::<B>(&config, labels, &original, &device).unwrap();
+    let out = std::env::temp_dir().join(format!(
+        "roformer-classifier-roundtrip-{}.safetensors",
+        std::process::id()
+    ));
+    save_hf_sequence_classification(&model, &config, &out).unwrap();
+    assert_same_tensors(&out, &original);
+    let reloaded = load_hf_sequence_classification::<B>(&config, labels, &out, &device).unwrap();
+    std::fs::remove_file(&out).unwrap();
+    let (input, _) = fixture_input(&Expected::read(case));
+    let a = model
+        .forward(input.clone())
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
+    let b = reloaded.forward(input).into_data().to_vec::<f32>().unwrap();
+    assert_eq!(a, b);
+}
+
 #[test]
 fn saving_in_hf_layout_round_trips() {
     let device = Default::default();
@@ -266,24 +318,7 @@ fn saving_in_hf_layout_round_trips() {
     ));
     save_hf_safetensors(&model, &config, &out).unwrap();
 
-    // The file holds HF's names and every HF tensor, the regenerated table included.
-    let bytes = std::fs::read(&out).unwrap();
-    let saved = SafeTensors::deserialize(&bytes).unwrap();
-    let original_bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
-    let original = SafeTensors::deserialize(&original_bytes).unwrap();
-    let mut saved_names: Vec<String> = saved.names().into_iter().map(str::to_string).collect();
-    let mut hf_names: Vec<String> = original.names().into_iter().map(str::to_string).collect();
-    saved_names.sort();
-    hf_names.sort();
-    assert_eq!(saved_names, hf_names);
-    // Same bytes tensor by tensor: the transposes and renames invert exactly.
-    for name in &hf_names {
-        assert_eq!(
-            saved.tensor(name).unwrap().data(),
-            original.tensor(name).unwrap().data(),
-            "{name}"
-        );
-    }
+    assert_same_tensors(&out, &dir.join("model.safetensors"));
     let reloaded: RoFormerForMaskedLM<B> = load_hf_masked_lm(&config, &out, &device).unwrap();
     std::fs::remove_file(&out).unwrap();
     let expected = Expected::read("embedding_project");

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::data::TextTokenizer;
 use crate::error::TrainError;
 use crate::fs_atomic::{produce_atomic, write_atomic};
-use crate::model_dir::{CONFIG_FILE, load_tokenizer, weights_file};
+use crate::model_dir::{CONFIG_FILE, WEIGHTS_FILE, load_tokenizer, save_tokenizer, weights_file};
 
 /// The architecture `config.json` names.
 pub const CLASSIFIER_ARCHITECTURE: &str = "RoFormerForSequenceClassification";
@@ -74,6 +74,39 @@ pub fn save_classifier_weights<B: RoFormerBackend>(
     produce_atomic(&dir.join(crate::model_dir::WEIGHTS_FILE), |tmp| {
         Ok(save_hf_sequence_classification(model, config, tmp)?)
     })
+}
+
+/// Whether the `config.json` in `dir` names [`CLASSIFIER_ARCHITECTURE`] (as ours and
+/// transformers' `save_pretrained` write it).
+pub fn is_classifier_dir(dir: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(dir.join(CONFIG_FILE)) else {
+        return false;
+    };
+    serde_json::from_str::<Value>(&text).is_ok_and(|value| {
+        value
+            .get("architectures")
+            .and_then(Value::as_array)
+            .is_some_and(|names| names.iter().any(|n| n == CLASSIFIER_ARCHITECTURE))
+    })
+}
+
+/// Writes `classifier` as transformers' `save_pretrained` lays out a
+/// `RoFormerForSequenceClassification` (config with the labels, weights, tokenizer) into
+/// `out`, which must not already hold a model.
+pub fn write_classifier_dir<B: RoFormerBackend>(
+    classifier: &LoadedClassifier<B>,
+    out: &Path,
+) -> Result<(), TrainError> {
+    if out.join(CONFIG_FILE).exists() || out.join(WEIGHTS_FILE).exists() {
+        return Err(TrainError::model_dir(
+            out,
+            "already holds a model; choose an empty or new directory",
+        ));
+    }
+    std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
+    save_classifier_weights(out, &classifier.config, &classifier.model)?;
+    save_tokenizer(out, &classifier.tokenizer)?;
+    save_classifier_config(out, &classifier.config, &classifier.labels)
 }
 
 /// The labels of a classifier's `config.json` (`id2label`, ids 0..n).

@@ -9,6 +9,8 @@ use burn::backend::{Autodiff, NdArray};
 use burn::tensor::activation::softmax;
 use roformer::hf_weights::load_hf_sequence_classification;
 use roformer::{PositionEmbeddingType, RoFormerConfig, RoFormerInput};
+use roformer_testing::hf_fixture::fixture_dir;
+use roformer_train::finetune::classifier_dir::read_labels;
 use roformer_train::finetune::{
     FinetuneConfig, FinetuneEvent, FinetuneRecord, FinetuneStart, finetune,
 };
@@ -116,60 +118,42 @@ fn finetuning_learns_and_classify_is_the_heads_softmax() {
 
     // classify = softmax of the head's logits, computed directly.
     let texts = ["the quick brown fox jumps over", "all the world is a stage"];
-    let model_config = RoFormerConfig::from_json_file(&run_dir.join("config.json")).unwrap();
-    let device = Default::default();
-    let model = load_hf_sequence_classification::<NdArray>(
-        &model_config,
-        2,
-        &run_dir.join("model.safetensors"),
-        &device,
-    )
-    .unwrap();
-    let tokenizer = load_tokenizer(&run_dir).unwrap();
-    let mut expected = Vec::new();
-    for text in texts {
-        let ids: Vec<i64> = tokenizer
-            .encode_with_special(text)
-            .unwrap()
-            .into_iter()
-            .map(i64::from)
-            .collect();
-        let len = ids.len();
-        let input =
-            burn::tensor::Tensor::from_data(burn::tensor::TensorData::new(ids, [1, len]), &device);
-        let probabilities: Vec<f32> = softmax(model.forward(RoFormerInput::new(input)), 1)
-            .into_data()
-            .to_vec()
-            .unwrap();
-        expected.push(probabilities);
-    }
+    let expected: Vec<Vec<f32>> = texts
+        .iter()
+        .map(|text| direct_probabilities(&run_dir, text))
+        .collect();
     for (text, probabilities) in texts.iter().zip(&expected) {
-        let (ok, stdout, stderr) = roformer(&[
-            "classify",
-            "--model",
-            run_dir.to_str().unwrap(),
-            "--json",
-            text,
-        ]);
-        assert!(ok, "{stderr}");
-        let result: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-        for entry in result["probabilities"].as_array().unwrap() {
-            let index = ["first", "second"]
-                .iter()
-                .position(|l| entry["label"] == *l)
-                .unwrap();
-            let got = entry["probability"].as_f64().unwrap();
-            assert!(
-                (got - probabilities[index] as f64).abs() < 1e-6,
-                "{text}: {result}"
-            );
-        }
+        let result = classify_json(&run_dir, text);
+        assert_probabilities(&result, &["first", "second"], probabilities, text);
         let best = if probabilities[1] > probabilities[0] {
             "second"
         } else {
             "first"
         };
         assert_eq!(result["label"], best);
+    }
+
+    // export-hf writes a transformers classifier directory that classifies the same.
+    let exported = dir.path().join("exported");
+    let (ok, _, stderr) = roformer(&[
+        "export-hf",
+        "--model",
+        run_dir.to_str().unwrap(),
+        "--output",
+        exported.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    let exported_config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(exported.join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(exported_config["id2label"], config_json["id2label"]);
+    assert_eq!(
+        exported_config["architectures"],
+        config_json["architectures"]
+    );
+    for (text, probabilities) in texts.iter().zip(&expected) {
+        let result = classify_json(&exported, text);
+        assert_probabilities(&result, &["first", "second"], probabilities, text);
     }
 
     // The file mode gives the same, one line per input.
@@ -207,6 +191,89 @@ fn finetuning_learns_and_classify_is_the_heads_softmax() {
             .unwrap();
         assert!((second - probabilities[1] as f64).abs() < 1e-6, "{row}");
     }
+}
+
+/// `roformer classify --json` of `text` with the classifier in `dir`.
+fn classify_json(dir: &Path, text: &str) -> serde_json::Value {
+    let (ok, stdout, stderr) =
+        roformer(&["classify", "--model", dir.to_str().unwrap(), "--json", text]);
+    assert!(ok, "{stderr}");
+    serde_json::from_str(&stdout).unwrap()
+}
+
+/// Softmax of the logits of the classifier in `dir` on `text`, computed directly from the
+/// weights file (no padding, one sequence).
+fn direct_probabilities(dir: &Path, text: &str) -> Vec<f32> {
+    let config = RoFormerConfig::from_json_file(&dir.join("config.json")).unwrap();
+    let labels = read_labels(&dir.join("config.json")).unwrap();
+    let device = Default::default();
+    let model = load_hf_sequence_classification::<NdArray>(
+        &config,
+        labels.len(),
+        &dir.join("model.safetensors"),
+        &device,
+    )
+    .unwrap();
+    let ids: Vec<i64> = load_tokenizer(dir)
+        .unwrap()
+        .encode_with_special(text)
+        .unwrap()
+        .into_iter()
+        .map(i64::from)
+        .collect();
+    let len = ids.len();
+    let input =
+        burn::tensor::Tensor::from_data(burn::tensor::TensorData::new(ids, [1, len]), &device);
+    softmax(model.forward(RoFormerInput::new(input)), 1)
+        .into_data()
+        .to_vec()
+        .unwrap()
+}
+
+/// `result` (a `classify --json` answer) gives `probabilities[i]` to `labels[i]`, to 1e-6.
+fn assert_probabilities(
+    result: &serde_json::Value,
+    labels: &[&str],
+    probabilities: &[f32],
+    text: &str,
+) {
+    let entries = result["probabilities"].as_array().unwrap();
+    assert_eq!(entries.len(), labels.len(), "{text}: {result}");
+    for entry in entries {
+        let index = labels
+            .iter()
+            .position(|l| entry["label"] == *l)
+            .unwrap_or_else(|| panic!("{text}: unexpected label in {result}"));
+        let got = entry["probability"].as_f64().unwrap();
+        assert!(
+            (got - f64::from(probabilities[index])).abs() < 1e-6,
+            "{text}: {result}"
+        );
+    }
+}
+
+/// A classifier saved by transformers (the parity fixture, three labels) classifies here
+/// with its `id2label` names and exports unchanged.
+#[test]
+fn a_transformers_classifier_classifies_and_exports() {
+    let fixture = fixture_dir("sequence_classification");
+    let labels = ["LABEL_0", "LABEL_1", "LABEL_2"];
+    let text = "the quick brown fox";
+    let expected = direct_probabilities(&fixture, text);
+    let result = classify_json(&fixture, text);
+    assert_probabilities(&result, &labels, &expected, text);
+
+    let dir = tempfile::tempdir().unwrap();
+    let exported = dir.path().join("exported");
+    let (ok, _, stderr) = roformer(&[
+        "export-hf",
+        "--model",
+        fixture.to_str().unwrap(),
+        "--output",
+        exported.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    assert_probabilities(&classify_json(&exported, text), &labels, &expected, text);
 }
 
 #[test]

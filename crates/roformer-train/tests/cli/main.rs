@@ -1,11 +1,13 @@
 //! Tests that run the `roformer` binary, in one test target (one build and link for all):
 //! bad input to every command, `kill -9` and resume, token ids without a tokenizer, and
-//! the position encodings end to end, fine-tuning and classification.
+//! the position encodings end to end, embeddings and similarity, fine-tuning and
+//! classification.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod bad_input;
+mod embeddings;
 mod finetune;
 mod kill_resume;
 mod position_encodings_run;
