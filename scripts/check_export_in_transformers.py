@@ -8,12 +8,18 @@ Run by hand (not by CI), from the repository root, after training (e.g. the READ
     cargo build --release
     .venv/bin/python scripts/check_export_in_transformers.py --model runs/tiny
 
+A fine-tuned classifier (a `roformer finetune` run directory) is checked too:
+
+    .venv/bin/python scripts/check_export_in_transformers.py --model runs/genre-128
+
 It checks that:
-- `RoFormerForMaskedLM.from_pretrained(export)` reports no missing, unexpected or
-  mismatched keys;
+- `RoFormerForMaskedLM.from_pretrained(export)` (or
+  `RoFormerForSequenceClassification` for a classifier) reports no missing, unexpected
+  or mismatched keys, and a classifier keeps its `id2label`;
 - `AutoTokenizer.from_pretrained(export)` gives the same token ids as our tokenizer;
 - the masked-LM logits of transformers and of `roformer encode --mlm-logits` agree
-  within 1e-3 (max absolute difference over real tokens).
+  within 1e-3 (max absolute difference over real tokens); for a classifier, the class
+  probabilities of transformers and of `roformer classify --json` agree within 1e-4.
 Exit status 0 when all hold.
 """
 
@@ -27,7 +33,7 @@ import tempfile
 
 import torch
 from safetensors.torch import load_file
-from transformers import AutoTokenizer, RoFormerForMaskedLM
+from transformers import AutoTokenizer, RoFormerForMaskedLM, RoFormerForSequenceClassification
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TEXTS = [
@@ -37,6 +43,8 @@ TEXTS = [
     "O Romeo, Romeo! wherefore art thou Romeo?",
 ]
 TOLERANCE = 1e-3
+PROBABILITY_TOLERANCE = 1e-4
+CLASSIFIER = "RoFormerForSequenceClassification"
 
 
 def roformer_binary() -> str:
@@ -53,6 +61,44 @@ def main() -> int:
     export = work / "hf"
     subprocess.run([binary, "export-hf", "--model", args.model, "--output", str(export)], check=True)
 
+    architectures = json.loads((export / "config.json").read_text()).get("architectures", [])
+    if CLASSIFIER in architectures:
+        return check_classifier(binary, export)
+    return check_masked_lm(binary, export, work)
+
+
+def check_classifier(binary: str, export: pathlib.Path) -> int:
+    model, info = RoFormerForSequenceClassification.from_pretrained(export, output_loading_info=True)
+    model.eval()
+    problems = {k: v for k, v in info.items() if v}
+    print(f"loading info: {info}; id2label {model.config.id2label}")
+    tokenizer = AutoTokenizer.from_pretrained(export)
+    worst = 0.0
+    for text in TEXTS:
+        ids = tokenizer(text, truncation=True, max_length=model.config.max_position_embeddings).input_ids
+        with torch.no_grad():
+            theirs = torch.softmax(model(input_ids=torch.tensor([ids])).logits[0], -1)
+        result = subprocess.run(
+            [binary, "classify", "--model", str(export), "--json", text], check=True, capture_output=True, text=True
+        )
+        ours = {p["label"]: p["probability"] for p in json.loads(result.stdout)["probabilities"]}
+        for index, label in model.config.id2label.items():
+            if label not in ours:
+                problems[f"label {label!r}"] = "missing from classify's answer"
+                continue
+            worst = max(worst, abs(theirs[int(index)].item() - ours[label]))
+        print(f"{text!r}: {len(ids)} tokens, transformers {[round(p, 4) for p in theirs.tolist()]}")
+    if worst > PROBABILITY_TOLERANCE:
+        problems["probabilities"] = f"max |diff| {worst:.2e} > {PROBABILITY_TOLERANCE}"
+    if problems:
+        print(f"FAILED: {problems}", file=sys.stderr)
+        return 1
+    print(f"OK: transformers loads {export} as {CLASSIFIER} with no missing or unexpected keys; "
+          f"max |probability diff| {worst:.2e} (tolerance {PROBABILITY_TOLERANCE})")
+    return 0
+
+
+def check_masked_lm(binary: str, export: pathlib.Path, work: pathlib.Path) -> int:
     model, info = RoFormerForMaskedLM.from_pretrained(export, output_loading_info=True)
     model.eval()
     problems = {k: v for k, v in info.items() if v}

@@ -326,6 +326,7 @@ fn run_finetune(args: FinetuneArgs) -> Result<()> {
         run_dir.display()
     );
     let mut last_line = Instant::now();
+    let mut first_step = 0;
     let summary = finetune::<backend::Training>(start, &run_dir, &device, &mut |event| {
         match event {
             FinetuneEvent::Started {
@@ -335,12 +336,25 @@ fn run_finetune(args: FinetuneArgs) -> Result<()> {
                 valid_examples,
                 labels,
                 parameters,
+                extended_positions_from,
             } => {
                 eprintln!("{header}");
+                if start_step == 0 {
+                    eprintln!(
+                        "encoder loaded; new classification head for {} labels (initialised from the seed)",
+                        labels.len()
+                    );
+                }
+                if let Some(from) = extended_positions_from {
+                    eprintln!(
+                        "max_position_embeddings raised from {from} to task.max_seq_len (rotary positions need no learned table)"
+                    );
+                }
                 eprintln!(
                     "{parameters} parameters, labels [{}], {train_examples} training / {valid_examples} validation examples, steps {start_step}..{total_steps}",
                     labels.join(", ")
                 );
+                first_step = start_step;
             }
             FinetuneEvent::Step {
                 step,
@@ -349,7 +363,12 @@ fn run_finetune(args: FinetuneArgs) -> Result<()> {
                 learning_rate,
             } => {
                 if last_line.elapsed().as_secs() >= 10 || step == total_steps {
-                    eprintln!("step {step}/{total_steps} loss {loss:.3} lr {learning_rate:.2e}");
+                    let done = (step - first_step).max(1) as f64;
+                    let eta = started.elapsed().as_secs_f64() / done * (total_steps - step) as f64;
+                    eprintln!(
+                        "step {step}/{total_steps} loss {loss:.3} lr {learning_rate:.2e} ETA {}",
+                        format_duration(eta)
+                    );
                     last_line = Instant::now();
                 }
             }
@@ -485,5 +504,18 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// `seconds` as `1h02m`, `3m05s` or `42s`.
+fn format_duration(seconds: f64) -> String {
+    let total = seconds.max(0.0).round() as u64;
+    let (hours, minutes, secs) = (total / 3600, total / 60 % 60, total % 60);
+    if hours > 0 {
+        format!("{hours}h{minutes:02}m")
+    } else if minutes > 0 {
+        format!("{minutes}m{secs:02}s")
+    } else {
+        format!("{secs}s")
     }
 }

@@ -54,8 +54,9 @@ pub struct TaskConfig {
     #[serde(default)]
     pub labels: Option<Vec<String>>,
     /// Longest input in tokens, special tokens included (longer inputs are truncated,
-    /// the longer text of a pair first); at most the model's `max_position_embeddings`.
-    /// Default: 128.
+    /// the longer text of a pair first). Past the model's `max_position_embeddings`, a
+    /// rotary model's is raised to this (its rotation tables are computed, not learned);
+    /// a model with a learned position table is refused. Default: 128.
     #[serde(default = "default_max_seq_len")]
     pub max_seq_len: usize,
     /// Field (JSON) or column (CSV/TSV) of the text. Default: `text`.

@@ -21,8 +21,8 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use roformer::hf_weights::RoFormerWeights;
 use roformer::{
-    IGNORE_INDEX, RoFormerBackend, RoFormerConfig, RoFormerForSequenceClassification,
-    RoFormerTrainingBackend,
+    IGNORE_INDEX, PositionEmbeddingType, RoFormerBackend, RoFormerConfig,
+    RoFormerForSequenceClassification, RoFormerTrainingBackend,
 };
 use serde::{Deserialize, Serialize};
 
@@ -91,6 +91,9 @@ pub enum FinetuneEvent {
         labels: Vec<String>,
         /// Trainable parameters.
         parameters: usize,
+        /// The pretrained model's `max_position_embeddings`, when the task's longer
+        /// inputs raised it (rotary models only need longer rotation tables).
+        extended_positions_from: Option<usize>,
     },
     /// One optimisation step is done.
     Step {
@@ -193,7 +196,7 @@ pub fn finetune<B: RoFormerTrainingBackend>(
     };
 
     // Model, tokenizer and config.
-    let (encoder_config, tokenizer, encoder) = if resuming {
+    let (encoder_config, tokenizer, encoder): (RoFormerConfig, _, _) = if resuming {
         let config_path = run_dir.join(CONFIG_FILE);
         let encoder_config = RoFormerConfig::from_json_file(&config_path)?;
         (encoder_config, load_tokenizer(run_dir)?, None)
@@ -206,7 +209,11 @@ pub fn finetune<B: RoFormerTrainingBackend>(
         };
         (loaded.config, tokenizer, Some(encoder))
     };
-    check_fits(&config, &encoder_config)?;
+    let (mut encoder_config, pretrained_positions) = (
+        encoder_config.clone(),
+        encoder_config.max_position_embeddings,
+    );
+    let positions_extended = !resuming && fit_positions(&config, &mut encoder_config)?;
     let encode = |rows: &[LabelledExample]| -> Result<Vec<Example>, TrainError> {
         rows.iter()
             .map(|row| {
@@ -290,6 +297,7 @@ pub fn finetune<B: RoFormerTrainingBackend>(
         valid_examples: valid_examples.len(),
         labels: labels.clone(),
         parameters: model.num_params(),
+        extended_positions_from: positions_extended.then_some(pretrained_positions),
     });
     let majority_baseline_accuracy = majority_baseline(&valid_examples, labels.len());
     let pad = tokenizer.special().pad;
@@ -399,8 +407,11 @@ fn refuse_taken(run_dir: &Path) -> Result<(), TrainError> {
     Ok(())
 }
 
-/// The task's limits against the model's.
-fn check_fits(config: &FinetuneConfig, model: &RoFormerConfig) -> Result<(), TrainError> {
+/// The task's limits against the model's. A model whose positions are not a learned
+/// table (rotary, fixed sinusoidal or none) takes inputs longer than it was pretrained
+/// on: its `max_position_embeddings` is raised to `task.max_seq_len` (the rotation
+/// tables are computed, not learned). Returns whether it was raised.
+fn fit_positions(config: &FinetuneConfig, model: &mut RoFormerConfig) -> Result<bool, TrainError> {
     let fail = |key: &str, message: String| {
         Err(TrainError::Config {
             file: FINETUNE_CONFIG_FILE.into(),
@@ -408,15 +419,6 @@ fn check_fits(config: &FinetuneConfig, model: &RoFormerConfig) -> Result<(), Tra
             message,
         })
     };
-    if config.task.max_seq_len > model.max_position_embeddings {
-        return fail(
-            "task.max_seq_len",
-            format!(
-                "expected at most the model's max_position_embeddings ({}), got {}",
-                model.max_position_embeddings, config.task.max_seq_len
-            ),
-        );
-    }
     if config.task.kind == TaskType::SentencePair && model.type_vocab_size < 2 {
         return fail(
             "task.type",
@@ -426,7 +428,20 @@ fn check_fits(config: &FinetuneConfig, model: &RoFormerConfig) -> Result<(), Tra
             ),
         );
     }
-    Ok(())
+    if config.task.max_seq_len <= model.max_position_embeddings {
+        return Ok(false);
+    }
+    if model.position_embedding_type == PositionEmbeddingType::Absolute {
+        return fail(
+            "task.max_seq_len",
+            format!(
+                "expected at most the model's max_position_embeddings ({}) for its learned position table, got {}",
+                model.max_position_embeddings, config.task.max_seq_len
+            ),
+        );
+    }
+    model.max_position_embeddings = config.task.max_seq_len;
+    Ok(true)
 }
 
 /// Moves a seeded `validation_fraction` of the training rows into a validation split.

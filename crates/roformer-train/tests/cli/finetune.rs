@@ -358,3 +358,58 @@ fn a_resumed_run_repeats_the_uninterrupted_one() {
         }
     }
 }
+
+/// A rotary model pretrained on 32 positions fine-tunes and classifies 48-token inputs
+/// (its rotation tables are computed, so `max_position_embeddings` is raised); a model
+/// with a learned position table is refused, naming the key.
+#[test]
+fn rotary_models_take_inputs_longer_than_their_pretraining() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), 0.0, 4, 4).replace("max_seq_len = 16", "max_seq_len = 48");
+    let config_path = dir.path().join("finetune.toml");
+    std::fs::write(&config_path, &config).unwrap();
+    let run_dir = dir.path().join("run");
+    let (ok, _, stderr) = roformer(&[
+        "finetune",
+        "--config",
+        config_path.to_str().unwrap(),
+        "--output",
+        run_dir.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("raised from 32"), "{stderr}");
+    let model_config = RoFormerConfig::from_json_file(&run_dir.join("config.json")).unwrap();
+    assert_eq!(model_config.max_position_embeddings, 48);
+    let long_text = "the quick brown fox jumps over the lazy dog to be or not".to_string();
+    let tokens = load_tokenizer(&run_dir)
+        .unwrap()
+        .encode_with_special(&long_text)
+        .unwrap()
+        .len();
+    assert!((33..=48).contains(&tokens), "{tokens} tokens");
+    let expected = direct_probabilities(&run_dir, &long_text);
+    assert_probabilities(
+        &classify_json(&run_dir, &long_text),
+        &["first", "second"],
+        &expected,
+        &long_text,
+    );
+
+    let absolute = dir.path().join("absolute");
+    write_model_dir_with(&absolute, PositionEmbeddingType::Absolute, 0.0);
+    let config = config.replace(
+        &dir.path().join("pretrained").display().to_string(),
+        &absolute.display().to_string(),
+    );
+    std::fs::write(&config_path, &config).unwrap();
+    let (ok, _, stderr) = roformer(&[
+        "finetune",
+        "--config",
+        config_path.to_str().unwrap(),
+        "--output",
+        dir.path().join("refused").to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("task.max_seq_len"), "{stderr}");
+    assert!(!dir.path().join("refused").exists());
+}
