@@ -20,6 +20,8 @@ pub enum Command {
     Train(TrainArgs),
     Finetune(FinetuneArgs),
     Classify(ClassifyArgs),
+    Baseline(BaselineArgs),
+    Passages(PassagesArgs),
     FillMask(FillMaskArgs),
     Embed(EmbedArgs),
     Similarity(SimilarityArgs),
@@ -56,6 +58,34 @@ pub struct FinetuneArgs {
     /// Continue the run in this directory from its last checkpoint.
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+}
+
+/// Score the baselines of a fine-tuning config on its validation examples: the majority
+/// label, and bag-of-words naive Bayes on the same truncated tokens the classifier sees.
+#[derive(Args, Debug)]
+pub struct BaselineArgs {
+    /// The fine-tuning config file.
+    #[arg(long)]
+    pub config: PathBuf,
+}
+
+/// Cut a corpus's works into genre-labelled passages (JSON lines: text, label, work),
+/// split by work into train.jsonl and validation.jsonl.
+#[derive(Args, Debug)]
+pub struct PassagesArgs {
+    /// Output folder.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Corpus folder with `.txt` works and a works.tsv (file, genre columns); default:
+    /// the built-in Shakespeare corpus.
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
+    /// Words per passage.
+    #[arg(long, default_value_t = 800)]
+    pub words: usize,
+    /// Held-out works, comma-separated (default: those pretraining holds out).
+    #[arg(long, value_delimiter = ',')]
+    pub validation_works: Option<Vec<String>>,
 }
 
 /// Classify a text (or a pair of texts) with a fine-tuned model, or every line of a

@@ -27,8 +27,8 @@ use roformer_train::finetune::{
 };
 
 use crate::cli::{
-    BenchArgs, ClassifyArgs, Cli, Command, EmbedArgs, EncodeArgs, ExportHfArgs, FillMaskArgs,
-    FinetuneArgs, ImportArgs, SimilarityArgs, TrainArgs,
+    BaselineArgs, BenchArgs, ClassifyArgs, Cli, Command, EmbedArgs, EncodeArgs, ExportHfArgs,
+    FillMaskArgs, FinetuneArgs, ImportArgs, PassagesArgs, SimilarityArgs, TrainArgs,
 };
 
 fn main() {
@@ -77,6 +77,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => run_train(args),
         Command::Finetune(args) => run_finetune(args),
         Command::Classify(args) => run_classify(args),
+        Command::Baseline(args) => run_baseline(args),
+        Command::Passages(args) => run_passages(args),
         Command::FillMask(args) => run_fill_mask(args),
         Command::Embed(args) => run_embed(args),
         Command::Similarity(args) => run_similarity(args),
@@ -394,10 +396,81 @@ fn run_finetune(args: FinetuneArgs) -> Result<()> {
             best.step, best.valid_accuracy, best.valid_macro_f1, summary.majority_baseline_accuracy
         );
     }
+    if let Some(scores) = &summary.best_scores {
+        let labels = &summary.labels;
+        eprintln!(
+            "{:<16} precision  recall  F1     | predicted as: {}",
+            "label",
+            labels.join(" ")
+        );
+        for ((label, class), row) in labels.iter().zip(&scores.per_class).zip(&scores.confusion) {
+            let counts: Vec<String> = row.iter().map(usize::to_string).collect();
+            eprintln!(
+                "{label:<16} {:.3}      {:.3}   {:.3}  | {}",
+                class.precision,
+                class.recall,
+                class.f1,
+                counts.join(" ")
+            );
+        }
+    }
     eprintln!(
-        "classifier, tokenizer and metrics.jsonl are in {}",
+        "classifier, tokenizer, metrics.jsonl, scores.json and confusion.png are in {}",
         summary.run_dir.display()
     );
+    Ok(())
+}
+
+fn run_baseline(args: BaselineArgs) -> Result<()> {
+    let config = FinetuneConfig::from_file(&args.config)?;
+    let result = roformer_train::finetune::baseline::baselines(&config)?;
+    println!(
+        "{} training / {} validation examples, labels [{}], inputs truncated to {} tokens",
+        result.examples.0,
+        result.examples.1,
+        result.labels.join(", "),
+        config.task.max_seq_len
+    );
+    for (name, scores) in [
+        ("majority label", &result.majority),
+        ("bag-of-words naive Bayes", &result.bag_of_words),
+    ] {
+        println!(
+            "{name:<26} accuracy {:.3}, macro-F1 {:.3}",
+            scores.accuracy, scores.macro_f1
+        );
+    }
+    Ok(())
+}
+
+fn run_passages(args: PassagesArgs) -> Result<()> {
+    let splits = roformer_train::data::genre_passages(
+        args.corpus.as_deref(),
+        args.words,
+        args.validation_works.as_deref(),
+    )?;
+    std::fs::create_dir_all(&args.output).with_context(|| args.output.display().to_string())?;
+    for (name, passages) in [
+        ("train.jsonl", &splits.train),
+        ("validation.jsonl", &splits.validation),
+    ] {
+        let mut text = String::new();
+        for passage in passages {
+            text.push_str(&serde_json::to_string(passage)?);
+            text.push('\n');
+        }
+        let path = args.output.join(name);
+        roformer_train::fs_atomic::write_atomic(&path, text.as_bytes())?;
+        let mut works: Vec<&str> = passages.iter().map(|p| p.work.as_str()).collect();
+        works.dedup();
+        eprintln!(
+            "wrote {}: {} passages of {} words from {} works",
+            path.display(),
+            passages.len(),
+            args.words,
+            works.len()
+        );
+    }
     Ok(())
 }
 

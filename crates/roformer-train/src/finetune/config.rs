@@ -216,7 +216,7 @@ mod tests {
             (
                 format!("{MINIMAL}[training]\nbatch_sise = 3\n"),
                 "training.batch_sise",
-                "unknown key",
+                "unknown field",
             ),
             (
                 format!("{MINIMAL}[training]\nbatch_size = 0\n"),

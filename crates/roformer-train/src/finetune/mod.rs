@@ -1,11 +1,13 @@
 //! Fine-tuning a pretrained encoder for sequence classification and sentence pairs:
-//! labelled files, the config, the scores, the classifier's model directory, the inputs
-//! and the loop.
+//! labelled files, the config, the scores, the classifier's model directory, the inputs,
+//! the loop and the baselines to compare with.
 
+pub mod baseline;
 pub mod classifier_dir;
 pub mod config;
 pub mod inputs;
 pub mod labelled;
+pub mod report;
 pub mod scores;
 pub mod trainer;
 

@@ -3,7 +3,7 @@
 //! and no examples scores 0, as scikit-learn's `zero_division=0` does).
 
 /// Precision, recall and F1 of one class.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct ClassScores {
     /// Correct predictions of the class over all predictions of it.
     pub precision: f64,
@@ -14,7 +14,7 @@ pub struct ClassScores {
 }
 
 /// The scores of predictions against targets (class indices below `classes`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Scores {
     /// Fraction predicted exactly.
     pub accuracy: f64,
@@ -22,6 +22,9 @@ pub struct Scores {
     pub macro_f1: f64,
     /// Per class, by index.
     pub per_class: Vec<ClassScores>,
+    /// `confusion[target][predicted]`: how many examples of each class were predicted as
+    /// each class.
+    pub confusion: Vec<Vec<usize>>,
 }
 
 /// Scores `predicted` against `target` (equal lengths) over `classes` classes.
@@ -32,7 +35,9 @@ pub fn scores(predicted: &[usize], target: &[usize], classes: usize) -> Scores {
         vec![0usize; classes],
         vec![0usize; classes],
     );
+    let mut confusion = vec![vec![0usize; classes]; classes];
     for (&p, &t) in predicted.iter().zip(target) {
+        confusion[t][p] += 1;
         predicted_count[p] += 1;
         target_count[t] += 1;
         if p == t {
@@ -60,6 +65,7 @@ pub fn scores(predicted: &[usize], target: &[usize], classes: usize) -> Scores {
         accuracy: ratio(true_pos.iter().sum(), target.len()),
         macro_f1: per_class.iter().map(|c| c.f1).sum::<f64>() / classes.max(1) as f64,
         per_class,
+        confusion,
     }
 }
 
@@ -83,5 +89,15 @@ mod tests {
         assert!((s.per_class[0].recall - 2.0 / 3.0).abs() < 1e-12);
         assert!((s.per_class[2].precision - 0.5).abs() < 1e-12);
         assert!((s.macro_f1 - (0.8 + 0.5 + 2.0 / 3.0) / 4.0).abs() < 1e-12);
+        let row = |counts: [usize; 4]| counts.to_vec();
+        assert_eq!(
+            s.confusion,
+            [
+                row([2, 1, 0, 0]),
+                row([0, 1, 1, 0]),
+                row([0, 0, 1, 0]),
+                row([0; 4])
+            ]
+        );
     }
 }

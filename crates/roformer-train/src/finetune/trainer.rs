@@ -19,7 +19,7 @@ use burn::tensor::{ElementConversion, Tensor, TensorPrimitive};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use roformer::hf_weights::RoFormerWeights;
+use roformer::hf_weights::{RoFormerWeights, load_hf_sequence_classification};
 use roformer::{
     IGNORE_INDEX, PositionEmbeddingType, RoFormerBackend, RoFormerConfig,
     RoFormerForSequenceClassification, RoFormerTrainingBackend,
@@ -33,7 +33,8 @@ use crate::finetune::classifier_dir::{save_classifier_config, save_classifier_we
 use crate::finetune::config::{FinetuneConfig, TaskType};
 use crate::finetune::inputs::{PairInput, label_tensor, pair_batch, pair_input};
 use crate::finetune::labelled::{LabelledExample, read_labelled};
-use crate::finetune::scores::scores;
+use crate::finetune::report::write_report;
+use crate::finetune::scores::{Scores, scores};
 use crate::fs_atomic::write_atomic;
 use crate::model_dir::{CONFIG_FILE, WEIGHTS_FILE, load_model, load_tokenizer, save_tokenizer};
 use crate::train::METRICS_FILE;
@@ -130,10 +131,15 @@ pub struct FinetuneSummary {
     pub run_dir: PathBuf,
     /// The evaluation of the model kept.
     pub best: Option<FinetuneRecord>,
+    /// The kept model's validation scores per class and confusion matrix (also in
+    /// `scores.json` and `confusion.png`), when the run reached its last step.
+    pub best_scores: Option<Scores>,
     /// The last evaluation.
     pub last: Option<FinetuneRecord>,
-    /// Accuracy of always predicting the validation split's most frequent label.
+    /// Validation accuracy of always predicting the training split's most frequent label.
     pub majority_baseline_accuracy: f64,
+    /// The labels, by output index.
+    pub labels: Vec<String>,
 }
 
 /// Where a run starts.
@@ -168,32 +174,9 @@ pub fn finetune<B: RoFormerTrainingBackend>(
         FinetuneStart::Resume => FinetuneConfig::from_file(&run_dir.join(FINETUNE_CONFIG_FILE))?,
     };
     let training = config.training.clone();
-    let fields = config.task.fields();
 
-    // Data and labels.
-    let train_file = &config.data.train;
-    let mut train_rows = read_labelled(train_file, &fields, config.task.labels.as_deref())?;
-    let labels = match &config.task.labels {
-        Some(labels) => labels.clone(),
-        None => {
-            let distinct: BTreeSet<&String> = train_rows.iter().map(|e| &e.label).collect();
-            if distinct.len() < 2 {
-                return Err(TrainError::data(
-                    train_file.display().to_string(),
-                    format!(
-                        "expected at least 2 distinct labels, found {}",
-                        distinct.len()
-                    ),
-                ));
-            }
-            distinct.into_iter().cloned().collect()
-        }
-    };
+    let (train_rows, valid_rows, labels) = labelled_splits(&config)?;
     config.task.labels = Some(labels.clone());
-    let valid_rows = match &config.data.validation {
-        Some(path) => read_labelled(path, &fields, Some(&labels))?,
-        None => split_off_validation(&mut train_rows, &config, train_file)?,
-    };
 
     // Model, tokenizer and config.
     let (encoder_config, tokenizer, encoder): (RoFormerConfig, _, _) = if resuming {
@@ -299,11 +282,13 @@ pub fn finetune<B: RoFormerTrainingBackend>(
         parameters: model.num_params(),
         extended_positions_from: positions_extended.then_some(pretrained_positions),
     });
-    let majority_baseline_accuracy = majority_baseline(&valid_examples, labels.len());
+    let majority_baseline_accuracy =
+        majority_baseline(&train_examples, &valid_examples, labels.len());
     let pad = tokenizer.special().pad;
     let mut order: Option<(usize, Vec<usize>)> = None;
     let (mut loss_sum, mut loss_steps) = (0.0, 0usize);
     let mut model = Some(model);
+    let mut finished = start_step == total_steps;
     for step in start_step..total_steps {
         let epoch = step / steps_per_epoch;
         if order.as_ref().is_none_or(|(e, _)| *e != epoch) {
@@ -370,6 +355,7 @@ pub fn finetune<B: RoFormerTrainingBackend>(
             });
             last = Some(record);
         }
+        finished = done == total_steps;
         if done.is_multiple_of(training.checkpoint_every) || done == total_steps {
             let path = save_checkpoint(run_dir, TrainingState { step: done }, current, &optimizer)?;
             if observe(FinetuneEvent::Checkpointed { step: done, path }).is_break() {
@@ -377,12 +363,68 @@ pub fn finetune<B: RoFormerTrainingBackend>(
             }
         }
     }
+    // The report is of the model kept, read back from the directory as a user gets it.
+    let best_scores = match (&best, finished) {
+        (Some(record), true) => {
+            let kept = load_hf_sequence_classification::<B>(
+                &encoder_config,
+                labels.len(),
+                &run_dir.join(WEIGHTS_FILE),
+                device,
+            )?;
+            let (_, predicted) = evaluate(
+                &kept.valid(),
+                &valid_examples,
+                training.batch_size,
+                pad,
+                device,
+            );
+            let targets: Vec<usize> = valid_examples.iter().map(|e| e.label).collect();
+            let scored = scores(&predicted, &targets, labels.len());
+            write_report(run_dir, record.step, &labels, &scored)?;
+            Some(scored)
+        }
+        _ => None,
+    };
     Ok(FinetuneSummary {
         run_dir: run_dir.to_path_buf(),
         best,
+        best_scores,
         last,
         majority_baseline_accuracy,
+        labels,
     })
+}
+
+/// The training and validation examples of `config` and the labels, by output index
+/// (the config's list, or the sorted distinct labels of the training file).
+pub(crate) fn labelled_splits(
+    config: &FinetuneConfig,
+) -> Result<(Vec<LabelledExample>, Vec<LabelledExample>, Vec<String>), TrainError> {
+    let fields = config.task.fields();
+    let train_file = &config.data.train;
+    let mut train_rows = read_labelled(train_file, &fields, config.task.labels.as_deref())?;
+    let labels = match &config.task.labels {
+        Some(labels) => labels.clone(),
+        None => {
+            let distinct: BTreeSet<&String> = train_rows.iter().map(|e| &e.label).collect();
+            if distinct.len() < 2 {
+                return Err(TrainError::data(
+                    train_file.display().to_string(),
+                    format!(
+                        "expected at least 2 distinct labels, found {}",
+                        distinct.len()
+                    ),
+                ));
+            }
+            distinct.into_iter().cloned().collect()
+        }
+    };
+    let valid_rows = match &config.data.validation {
+        Some(path) => read_labelled(path, &fields, Some(&labels))?,
+        None => split_off_validation(&mut train_rows, config, train_file)?,
+    };
+    Ok((train_rows, valid_rows, labels))
 }
 
 /// A fresh run refuses a directory that already holds a run or a model.
@@ -534,11 +576,16 @@ fn evaluate<B: RoFormerBackend>(
     (loss_sum / examples.len().max(1) as f64, predicted)
 }
 
-/// Accuracy of always predicting the most frequent validation label.
-fn majority_baseline(examples: &[Example], classes: usize) -> f64 {
+/// Accuracy on `valid` of always predicting the most frequent label of `train` (the
+/// lowest index on a tie), as `roformer baseline` scores it.
+fn majority_baseline(train: &[Example], valid: &[Example], classes: usize) -> f64 {
     let mut counts = vec![0usize; classes];
-    for example in examples {
+    for example in train {
         counts[example.label] += 1;
     }
-    counts.iter().copied().max().unwrap_or(0) as f64 / examples.len().max(1) as f64
+    let majority = (0..classes)
+        .max_by_key(|&c| (counts[c], std::cmp::Reverse(c)))
+        .unwrap_or(0);
+    let hits = valid.iter().filter(|e| e.label == majority).count();
+    hits as f64 / valid.len().max(1) as f64
 }

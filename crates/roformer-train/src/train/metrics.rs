@@ -174,7 +174,7 @@ pub fn plot_losses(records: &[EvalRecord], path: &Path) -> Result<(), TrainError
     root.present().map_err(|e| plot_error(&e))
 }
 
-fn register_font() {
+pub(crate) fn register_font() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // The font is valid by construction; registering cannot fail for it.

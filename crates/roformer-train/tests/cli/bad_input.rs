@@ -47,6 +47,7 @@ fn every_command_reports_bad_input_in_one_line_and_keeps_existing_files() {
     write_model_dir_with(Path::new(&absolute), PositionEmbeddingType::Absolute, 0.1);
     let corpus = root.path().join("corpus");
     write_small_corpus(&corpus);
+    let corpus_dir = corpus.display().to_string();
     let good_config = small_config_toml(&corpus, 4, 2);
     let config = write("good.toml", &good_config);
     let typo = write("typo.toml", &good_config.replace("batch_size", "batchsize"));
@@ -165,6 +166,46 @@ fn every_command_reports_bad_input_in_one_line_and_keeps_existing_files() {
             "text without a tokenizer",
             vec!["embed", "--model", &bare, "--input", &text_line],
             "needs a tokenizer",
+        ),
+        // similarity
+        (
+            "missing model",
+            vec!["similarity", "--model", "/nonexistent/model", "a", "b"],
+            "/nonexistent/model",
+        ),
+        (
+            "text without a tokenizer",
+            vec!["similarity", "--model", &bare, "a", "b"],
+            "needs a tokenizer",
+        ),
+        (
+            "unknown pooling",
+            vec![
+                "similarity",
+                "--model",
+                &model,
+                "--pooling",
+                "max",
+                "a",
+                "b",
+            ],
+            "--pooling",
+        ),
+        // passages and baseline
+        (
+            "no words",
+            vec!["passages", "--output", &out, "--words", "0"],
+            "--words",
+        ),
+        (
+            "corpus without works.tsv",
+            vec!["passages", "--output", &out, "--corpus", &corpus_dir],
+            "works.tsv",
+        ),
+        (
+            "missing config",
+            vec!["baseline", "--config", "/nonexistent/finetune.toml"],
+            "/nonexistent/finetune.toml",
         ),
         // encode
         (

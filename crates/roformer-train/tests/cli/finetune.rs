@@ -85,6 +85,33 @@ fn finetuning_learns_and_classify_is_the_heads_softmax() {
     assert!(best >= 0.85, "validation accuracy {best}: {history:?}");
     assert!(history[3].valid_loss < history[0].valid_loss, "{history:?}");
 
+    // The report is of the kept model: its accuracy is the best evaluation's, and the
+    // confusion matrix holds every validation example, its diagonal the correct ones.
+    let kept = history.iter().fold(&history[0], |a, b| {
+        if b.valid_macro_f1 > a.valid_macro_f1 {
+            b
+        } else {
+            a
+        }
+    });
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("scores.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["step"], kept.step);
+    assert_eq!(report["labels"], serde_json::json!(["first", "second"]));
+    let accuracy = report["accuracy"].as_f64().unwrap();
+    assert!((accuracy - kept.valid_accuracy).abs() < 1e-9, "{report}");
+    let confusion: Vec<Vec<u64>> = serde_json::from_value(report["confusion"].clone()).unwrap();
+    let total: u64 = confusion.iter().flatten().sum();
+    let correct: u64 = (0..2).map(|i| confusion[i][i]).sum();
+    assert_eq!(total, 64);
+    assert!(
+        (correct as f64 / total as f64 - accuracy).abs() < 1e-9,
+        "{report}"
+    );
+    let png = std::fs::read(run_dir.join("confusion.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+
     // The run directory is an HF classifier directory.
     let config_json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("config.json")).unwrap())
