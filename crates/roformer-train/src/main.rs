@@ -415,7 +415,7 @@ fn run_finetune(args: FinetuneArgs) -> Result<()> {
         }
     }
     eprintln!(
-        "classifier, tokenizer, metrics.jsonl, scores.json and confusion.png are in {}",
+        "classifier, tokenizer, metrics.jsonl, loss.png, scores.json and confusion.png are in {}",
         summary.run_dir.display()
     );
     Ok(())

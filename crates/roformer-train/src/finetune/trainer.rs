@@ -37,14 +37,16 @@ use crate::finetune::report::write_report;
 use crate::finetune::scores::{Scores, scores};
 use crate::fs_atomic::write_atomic;
 use crate::model_dir::{CONFIG_FILE, WEIGHTS_FILE, load_model, load_tokenizer, save_tokenizer};
-use crate::train::METRICS_FILE;
 use crate::train::checkpoint::{
     TrainingState, latest_checkpoint, load_checkpoint, save_checkpoint,
 };
 use crate::train::dropout_seed;
-use crate::train::metrics::{StepRecord, append_record, read_step_records, truncate_step_records};
+use crate::train::metrics::{
+    LossRecord, StepRecord, append_record, plot_losses, read_step_records, truncate_step_records,
+};
 use crate::train::optimizer::{FusedAdamW, FusedAdamWConfig};
 use crate::train::schedule::LrSchedule;
+use crate::train::{METRICS_FILE, PLOT_FILE};
 
 /// The resolved fine-tuning config saved in a run directory (read back by `--resume`).
 pub const FINETUNE_CONFIG_FILE: &str = "finetune.toml";
@@ -72,6 +74,15 @@ pub struct FinetuneRecord {
 impl StepRecord for FinetuneRecord {
     fn step(&self) -> usize {
         self.step
+    }
+}
+
+impl LossRecord for FinetuneRecord {
+    fn train_loss(&self) -> f64 {
+        self.train_loss
+    }
+    fn valid_loss(&self) -> f64 {
+        self.valid_loss
     }
 }
 
@@ -342,6 +353,8 @@ pub fn finetune<B: RoFormerTrainingBackend>(
             };
             (loss_sum, loss_steps) = (0.0, 0);
             append_record(&metrics_path, &record)?;
+            let history: Vec<FinetuneRecord> = read_step_records(&metrics_path)?;
+            plot_losses(&history, "fine-tuning loss", &run_dir.join(PLOT_FILE))?;
             let is_best = best
                 .as_ref()
                 .is_none_or(|b| record.valid_macro_f1 > b.valid_macro_f1);

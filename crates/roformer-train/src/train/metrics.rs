@@ -111,8 +111,29 @@ pub fn truncate_step_records<T: StepRecord>(path: &Path, step: usize) -> Result<
     crate::fs_atomic::write_atomic(path, text.as_bytes())
 }
 
-/// Draws training and validation loss against steps to a PNG.
-pub fn plot_losses(records: &[EvalRecord], path: &Path) -> Result<(), TrainError> {
+/// A record with a training and a validation loss, as [`plot_losses`] draws it.
+pub trait LossRecord: StepRecord {
+    /// Mean training loss since the previous evaluation.
+    fn train_loss(&self) -> f64;
+    /// Validation loss.
+    fn valid_loss(&self) -> f64;
+}
+
+impl LossRecord for EvalRecord {
+    fn train_loss(&self) -> f64 {
+        self.train_loss
+    }
+    fn valid_loss(&self) -> f64 {
+        self.valid_loss
+    }
+}
+
+/// Draws training and validation loss against steps to a PNG, captioned `caption`.
+pub fn plot_losses<R: LossRecord>(
+    records: &[R],
+    caption: &str,
+    path: &Path,
+) -> Result<(), TrainError> {
     if records.is_empty() {
         return Ok(());
     }
@@ -121,12 +142,14 @@ pub fn plot_losses(records: &[EvalRecord], path: &Path) -> Result<(), TrainError
         |e: &dyn std::fmt::Display| TrainError::io(path, format!("cannot draw the loss plot: {e}"));
     let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_error(&e))?;
-    let max_step = records.iter().map(|r| r.step).max().unwrap_or(1).max(1) as f64;
-    let losses = records.iter().flat_map(|r| [r.train_loss, r.valid_loss]);
+    let max_step = records.iter().map(|r| r.step()).max().unwrap_or(1).max(1) as f64;
+    let losses = records
+        .iter()
+        .flat_map(|r| [r.train_loss(), r.valid_loss()]);
     let (low, high) = losses.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let margin = ((high - low) * 0.05).max(1e-3);
     let mut chart = ChartBuilder::on(&root)
-        .caption("masked-LM loss", ("sans-serif", 24))
+        .caption(caption, ("sans-serif", 24))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
@@ -144,7 +167,7 @@ pub fn plot_losses(records: &[EvalRecord], path: &Path) -> Result<(), TrainError
             BLUE,
             records
                 .iter()
-                .map(|r| (r.step as f64, r.train_loss))
+                .map(|r| (r.step() as f64, r.train_loss()))
                 .collect::<Vec<_>>(),
         ),
         (
@@ -152,7 +175,7 @@ pub fn plot_losses(records: &[EvalRecord], path: &Path) -> Result<(), TrainError
             RED,
             records
                 .iter()
-                .map(|r| (r.step as f64, r.valid_loss))
+                .map(|r| (r.step() as f64, r.valid_loss()))
                 .collect(),
         ),
     ];

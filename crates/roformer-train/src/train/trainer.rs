@@ -164,7 +164,11 @@ pub fn train<B: RoFormerTrainingBackend>(
     }
 
     trainer.save_model(run_dir)?;
-    plot_losses(&read_records(&metrics_path)?, &run_dir.join(PLOT_FILE))?;
+    plot_losses(
+        &read_records(&metrics_path)?,
+        "masked-LM loss",
+        &run_dir.join(PLOT_FILE),
+    )?;
     Ok(TrainSummary {
         run_dir: run_dir.to_path_buf(),
         last,

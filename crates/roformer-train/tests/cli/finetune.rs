@@ -109,8 +109,10 @@ fn finetuning_learns_and_classify_is_the_heads_softmax() {
         (correct as f64 / total as f64 - accuracy).abs() < 1e-9,
         "{report}"
     );
-    let png = std::fs::read(run_dir.join("confusion.png")).unwrap();
-    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    for plot in ["confusion.png", "loss.png"] {
+        let png = std::fs::read(run_dir.join(plot)).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{plot}");
+    }
 
     // The run directory is an HF classifier directory.
     let config_json: serde_json::Value =
