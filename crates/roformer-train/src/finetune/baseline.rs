@@ -7,7 +7,7 @@ use crate::error::TrainError;
 use crate::finetune::config::FinetuneConfig;
 use crate::finetune::inputs::pair_input;
 use crate::finetune::scores::{Scores, scores};
-use crate::finetune::trainer::labelled_splits;
+use crate::finetune::trainer::{LabelledSplits, labelled_splits};
 use crate::model_dir::load_tokenizer;
 
 /// The baselines' scores on the validation examples.
@@ -26,7 +26,11 @@ pub struct Baselines {
 /// Scores the baselines for the task of `config` (its data, labels and `max_seq_len`,
 /// and the tokenizer of its `init_from` model).
 pub fn baselines(config: &FinetuneConfig) -> Result<Baselines, TrainError> {
-    let (train_rows, valid_rows, labels) = labelled_splits(config)?;
+    let LabelledSplits {
+        train: train_rows,
+        validation: valid_rows,
+        labels,
+    } = labelled_splits(config)?;
     let tokenizer = load_tokenizer(&config.task.init_from)?;
     let special = tokenizer.special();
     let is_special = |id: u32| [special.cls, special.sep, special.pad].contains(&id);

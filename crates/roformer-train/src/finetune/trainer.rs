@@ -186,7 +186,11 @@ pub fn finetune<B: RoFormerTrainingBackend>(
     };
     let training = config.training.clone();
 
-    let (train_rows, valid_rows, labels) = labelled_splits(&config)?;
+    let LabelledSplits {
+        train: train_rows,
+        validation: valid_rows,
+        labels,
+    } = labelled_splits(&config)?;
     config.task.labels = Some(labels.clone());
 
     // Model, tokenizer and config.
@@ -409,11 +413,17 @@ pub fn finetune<B: RoFormerTrainingBackend>(
     })
 }
 
-/// The training and validation examples of `config` and the labels, by output index
-/// (the config's list, or the sorted distinct labels of the training file).
-pub(crate) fn labelled_splits(
-    config: &FinetuneConfig,
-) -> Result<(Vec<LabelledExample>, Vec<LabelledExample>, Vec<String>), TrainError> {
+/// The labelled examples of a fine-tuning config, split.
+pub(crate) struct LabelledSplits {
+    pub train: Vec<LabelledExample>,
+    pub validation: Vec<LabelledExample>,
+    /// By output index: the config's list, or the sorted distinct labels of the training
+    /// file.
+    pub labels: Vec<String>,
+}
+
+/// The training and validation examples of `config` and its labels.
+pub(crate) fn labelled_splits(config: &FinetuneConfig) -> Result<LabelledSplits, TrainError> {
     let fields = config.task.fields();
     let train_file = &config.data.train;
     let mut train_rows = read_labelled(train_file, &fields, config.task.labels.as_deref())?;
@@ -437,7 +447,11 @@ pub(crate) fn labelled_splits(
         Some(path) => read_labelled(path, &fields, Some(&labels))?,
         None => split_off_validation(&mut train_rows, config, train_file)?,
     };
-    Ok((train_rows, valid_rows, labels))
+    Ok(LabelledSplits {
+        train: train_rows,
+        validation: valid_rows,
+        labels,
+    })
 }
 
 /// A fresh run refuses a directory that already holds a run or a model.
