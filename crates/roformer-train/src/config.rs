@@ -164,6 +164,40 @@ impl TrainingConfig {
             (None, None) => Duration::Steps(1000),
         }
     }
+
+    /// Whole batches in one pass over `examples` training examples (at least 1).
+    pub fn steps_per_epoch(&self, examples: usize) -> usize {
+        (examples / self.batch_size).max(1)
+    }
+
+    /// The steps a run over `examples` training examples does.
+    pub fn total_steps(&self, examples: usize) -> usize {
+        match self.duration() {
+            Duration::Steps(steps) => steps,
+            Duration::Epochs(epochs) => epochs * self.steps_per_epoch(examples),
+        }
+    }
+
+    /// The learning-rate schedule of a run of `total_steps`.
+    pub fn schedule(&self, total_steps: usize) -> crate::train::schedule::LrSchedule {
+        crate::train::schedule::LrSchedule {
+            peak: self.learning_rate,
+            warmup: self.warmup_steps,
+            total: total_steps,
+            decay: self.decay,
+        }
+    }
+
+    /// The optimizer these settings describe: AdamW with `weight_decay`, and per-tensor
+    /// norm clipping at `max_grad_norm` unless it is 0.
+    pub fn optimizer(&self) -> crate::train::optimizer::FusedAdamWConfig {
+        let clipping = (self.max_grad_norm > 0.0).then_some(
+            burn::grad_clipping::GradientClippingConfig::Norm(self.max_grad_norm as f32),
+        );
+        crate::train::optimizer::FusedAdamWConfig::new()
+            .with_weight_decay(self.weight_decay as f32)
+            .with_grad_clipping(clipping)
+    }
 }
 
 impl TrainConfig {

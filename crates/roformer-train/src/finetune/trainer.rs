@@ -11,7 +11,6 @@ use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{AutodiffModule, Module};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{GradientsParams, Optimizer};
@@ -26,7 +25,6 @@ use roformer::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::config::Duration;
 use crate::data::mask_seed;
 use crate::error::TrainError;
 use crate::finetune::classifier_dir::{save_classifier_config, save_classifier_weights};
@@ -44,8 +42,7 @@ use crate::train::dropout_seed;
 use crate::train::metrics::{
     LossRecord, StepRecord, append_record, plot_losses, read_step_records, truncate_step_records,
 };
-use crate::train::optimizer::{FusedAdamW, FusedAdamWConfig};
-use crate::train::schedule::LrSchedule;
+use crate::train::optimizer::FusedAdamW;
 use crate::train::{METRICS_FILE, PLOT_FILE};
 
 /// The resolved fine-tuning config saved in a run directory (read back by `--resume`).
@@ -244,17 +241,9 @@ pub fn finetune<B: RoFormerTrainingBackend>(
     }
 
     // Model and optimizer.
-    let steps_per_epoch = (train_examples.len() / training.batch_size).max(1);
-    let total_steps = match training.duration() {
-        Duration::Steps(steps) => steps,
-        Duration::Epochs(epochs) => epochs * steps_per_epoch,
-    };
-    let schedule = LrSchedule {
-        peak: training.learning_rate,
-        warmup: training.warmup_steps,
-        total: total_steps,
-        decay: training.decay,
-    };
+    let steps_per_epoch = training.steps_per_epoch(train_examples.len());
+    let total_steps = training.total_steps(train_examples.len());
+    let schedule = training.schedule(total_steps);
     B::seed(device, training.seed);
     let mut model =
         RoFormerForSequenceClassification::<B>::new(&encoder_config, labels.len(), device)?;
@@ -263,13 +252,8 @@ pub fn finetune<B: RoFormerTrainingBackend>(
         // (tensors loaded from a file do not require gradients).
         model.roformer = model.roformer.load_record(encoder.into_record());
     }
-    let clipping = (training.max_grad_norm > 0.0)
-        .then_some(GradientClippingConfig::Norm(training.max_grad_norm as f32));
     let mut optimizer: OptimizerAdaptor<FusedAdamW, RoFormerForSequenceClassification<B>, B> =
-        FusedAdamWConfig::new()
-            .with_weight_decay(training.weight_decay as f32)
-            .with_grad_clipping(clipping)
-            .init();
+        training.optimizer().init();
     let metrics_path = run_dir.join(METRICS_FILE);
     let mut start_step = 0;
     if resuming {
@@ -278,15 +262,15 @@ pub fn finetune<B: RoFormerTrainingBackend>(
         (start_step, model, optimizer) = (state.step, restored, restored_optimizer);
         truncate_step_records::<FinetuneRecord>(&metrics_path, start_step)?;
     }
-    let records: Vec<FinetuneRecord> = read_step_records(&metrics_path)?;
-    let mut best = records.iter().cloned().reduce(|a, b| {
+    let mut history: Vec<FinetuneRecord> = read_step_records(&metrics_path)?;
+    let mut best = history.iter().cloned().reduce(|a, b| {
         if b.valid_macro_f1 > a.valid_macro_f1 {
             b
         } else {
             a
         }
     });
-    let mut last = records.last().cloned();
+    let mut last = history.last().cloned();
 
     let _ = observe(FinetuneEvent::Started {
         start_step,
@@ -357,7 +341,7 @@ pub fn finetune<B: RoFormerTrainingBackend>(
             };
             (loss_sum, loss_steps) = (0.0, 0);
             append_record(&metrics_path, &record)?;
-            let history: Vec<FinetuneRecord> = read_step_records(&metrics_path)?;
+            history.push(record.clone());
             plot_losses(&history, "fine-tuning loss", &run_dir.join(PLOT_FILE))?;
             let is_best = best
                 .as_ref()

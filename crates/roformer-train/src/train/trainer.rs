@@ -11,7 +11,6 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{AutodiffModule, Module};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{GradientsParams, Optimizer};
@@ -19,7 +18,7 @@ use burn::tensor::{ElementConversion, Int, Tensor, TensorPrimitive};
 use roformer::layout::reshape;
 use roformer::{IGNORE_INDEX, RoFormerForMaskedLM};
 
-use crate::config::{Duration, TrainConfig};
+use crate::config::TrainConfig;
 use crate::data::{Corpus, MaskedExample, MlmBatch, TextTokenizer, mask_seed, mlm_batch};
 use crate::error::TrainError;
 use crate::model_dir::save_model;
@@ -27,7 +26,7 @@ use crate::train::checkpoint::{TrainingState, load_checkpoint, save_checkpoint};
 use crate::train::metrics::{
     EvalRecord, append_record, plot_losses, read_records, truncate_records,
 };
-use crate::train::optimizer::{FusedAdamW, FusedAdamWConfig};
+use crate::train::optimizer::FusedAdamW;
 use crate::train::run_dir::{METRICS_FILE, PLOT_FILE, open_run_dir, run_tokenizer, start_run_dir};
 use crate::train::schedule::LrSchedule;
 use crate::train::split::{Masking, Splits};
@@ -238,27 +237,14 @@ impl<'a, B: RoFormerTrainingBackend> Trainer<'a, B> {
         device: &'a B::Device,
     ) -> Result<Self, TrainError> {
         let training = &config.training;
-        let steps_per_epoch = (splits.train.len() / training.batch_size).max(1);
-        let total_steps = match training.duration() {
-            Duration::Steps(steps) => steps,
-            Duration::Epochs(epochs) => epochs * steps_per_epoch,
-        };
-        let schedule = LrSchedule {
-            peak: training.learning_rate,
-            warmup: training.warmup_steps,
-            total: total_steps,
-            decay: training.decay,
-        };
+        let steps_per_epoch = training.steps_per_epoch(splits.train.len());
+        let total_steps = training.total_steps(splits.train.len());
+        let schedule = training.schedule(total_steps);
 
         // The initial weights are the backend generator's first draws.
         B::seed(device, training.seed);
         let model = RoFormerForMaskedLM::<B>::new(&config.model, device)?;
-        let clipping = (training.max_grad_norm > 0.0)
-            .then_some(GradientClippingConfig::Norm(training.max_grad_norm as f32));
-        let optimizer = FusedAdamWConfig::new()
-            .with_weight_decay(training.weight_decay as f32)
-            .with_grad_clipping(clipping)
-            .init::<B, RoFormerForMaskedLM<B>>();
+        let optimizer = training.optimizer().init::<B, RoFormerForMaskedLM<B>>();
         let (start_step, model, optimizer) = match resume_from {
             Some(run_dir) => {
                 let (state, model, optimizer) = load_checkpoint(run_dir, model, optimizer, device)?;

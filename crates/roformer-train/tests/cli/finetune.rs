@@ -66,13 +66,7 @@ fn finetuning_learns_and_classify_is_the_heads_softmax() {
     let config_path = dir.path().join("finetune.toml");
     std::fs::write(&config_path, &config).unwrap();
     let run_dir = dir.path().join("run");
-    let (ok, _, stderr) = roformer(&[
-        "finetune",
-        "--config",
-        config_path.to_str().unwrap(),
-        "--output",
-        run_dir.to_str().unwrap(),
-    ]);
+    let (ok, stderr) = finetune_cli(&config_path, &run_dir);
     assert!(ok, "{stderr}");
 
     // It learns: validation accuracy well above the 0.5 of guessing (balanced classes).
@@ -222,6 +216,18 @@ fn finetuning_learns_and_classify_is_the_heads_softmax() {
     }
 }
 
+/// `roformer finetune --config CONFIG --output RUN_DIR`: (success, stderr).
+fn finetune_cli(config: &Path, run_dir: &Path) -> (bool, String) {
+    let (ok, _, stderr) = roformer(&[
+        "finetune",
+        "--config",
+        config.to_str().unwrap(),
+        "--output",
+        run_dir.to_str().unwrap(),
+    ]);
+    (ok, stderr)
+}
+
 /// `roformer classify --json` of `text` with the classifier in `dir`.
 fn classify_json(dir: &Path, text: &str) -> serde_json::Value {
     let (ok, stdout, stderr) =
@@ -320,13 +326,7 @@ fn a_bad_label_file_is_one_error_naming_file_and_line() {
     let config_path = dir.path().join("finetune.toml");
     std::fs::write(&config_path, &config).unwrap();
     let run_dir = dir.path().join("run");
-    let (ok, _, stderr) = roformer(&[
-        "finetune",
-        "--config",
-        config_path.to_str().unwrap(),
-        "--output",
-        run_dir.to_str().unwrap(),
-    ]);
+    let (ok, stderr) = finetune_cli(&config_path, &run_dir);
     assert!(!ok);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
@@ -336,13 +336,7 @@ fn a_bad_label_file_is_one_error_naming_file_and_line() {
     assert!(!run_dir.exists(), "a refused run leaves no directory");
 
     std::fs::write(&train, "text,label\nthe fox,yes\nthe dog,maybe\n").unwrap();
-    let (ok, _, stderr) = roformer(&[
-        "finetune",
-        "--config",
-        config_path.to_str().unwrap(),
-        "--output",
-        run_dir.to_str().unwrap(),
-    ]);
+    let (ok, stderr) = finetune_cli(&config_path, &run_dir);
     assert!(!ok);
     assert!(
         stderr.contains(&format!(
@@ -398,13 +392,7 @@ fn rotary_models_take_inputs_longer_than_their_pretraining() {
     let config_path = dir.path().join("finetune.toml");
     std::fs::write(&config_path, &config).unwrap();
     let run_dir = dir.path().join("run");
-    let (ok, _, stderr) = roformer(&[
-        "finetune",
-        "--config",
-        config_path.to_str().unwrap(),
-        "--output",
-        run_dir.to_str().unwrap(),
-    ]);
+    let (ok, stderr) = finetune_cli(&config_path, &run_dir);
     assert!(ok, "{stderr}");
     assert!(stderr.contains("raised from 32"), "{stderr}");
     let model_config = RoFormerConfig::from_json_file(&run_dir.join("config.json")).unwrap();
@@ -431,13 +419,7 @@ fn rotary_models_take_inputs_longer_than_their_pretraining() {
         &absolute.display().to_string(),
     );
     std::fs::write(&config_path, &config).unwrap();
-    let (ok, _, stderr) = roformer(&[
-        "finetune",
-        "--config",
-        config_path.to_str().unwrap(),
-        "--output",
-        dir.path().join("refused").to_str().unwrap(),
-    ]);
+    let (ok, stderr) = finetune_cli(&config_path, &dir.path().join("refused"));
     assert!(!ok);
     assert!(stderr.contains("task.max_seq_len"), "{stderr}");
     assert!(!dir.path().join("refused").exists());

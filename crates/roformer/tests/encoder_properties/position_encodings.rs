@@ -4,9 +4,9 @@
 //! from the weights; `none` makes the encoder order-blind (permuting the tokens permutes
 //! the outputs), which the rotation is not; an absolute model saves and loads exactly.
 
+use super::ids;
 use burn::backend::NdArray;
 use burn::module::Module;
-use burn::tensor::{Int, Tensor, TensorData};
 use roformer::hf_weights::{load_hf_weights, save_hf_safetensors};
 use roformer::{
     PositionEmbeddingType, RoFormerConfig, RoFormerEmbeddings, RoFormerError, RoFormerForMaskedLM,
@@ -30,15 +30,6 @@ fn config(kind: PositionEmbeddingType) -> RoFormerConfig {
         position_embedding_type: kind,
         ..RoFormerConfig::default()
     }
-}
-
-fn ids(rows: &[&[i64]]) -> Tensor<B, 2, Int> {
-    let seq = rows[0].len();
-    let flat: Vec<i64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
-    Tensor::from_data(
-        TensorData::new(flat, [rows.len(), seq]),
-        &Default::default(),
-    )
 }
 
 /// LayerNorm(word[id] + type[t] + position[offset + i]) in f64, with `position(p, j)` the
