@@ -10,7 +10,9 @@ Run by hand (not by CI), from the repository root, after training (e.g. the READ
 
 A fine-tuned classifier (a `roformer finetune` run directory) is checked too:
 
-    .venv/bin/python scripts/check_export_in_transformers.py --model runs/genre-128
+    .venv/bin/python scripts/check_export_in_transformers.py --model runs/genres-128
+
+and so is a token classifier (the tagging run of the README's fine-tuning section).
 
 It checks that:
 - `RoFormerForMaskedLM.from_pretrained(export)` (or
@@ -19,7 +21,10 @@ It checks that:
 - `AutoTokenizer.from_pretrained(export)` gives the same token ids as our tokenizer;
 - the masked-LM logits of transformers and of `roformer encode --mlm-logits` agree
   within 1e-3 (max absolute difference over real tokens); for a classifier, the class
-  probabilities of transformers and of `roformer classify --json` agree within 1e-4.
+  probabilities of transformers and of `roformer classify --json` agree within 1e-4; for
+  a token classifier (`RoFormerForTokenClassification`), the probability of each word's
+  label at its first token (words passed with `is_split_into_words`) and that of
+  `roformer tag --json` agree within 1e-4, and so do the labels.
 Exit status 0 when all hold.
 """
 
@@ -33,7 +38,12 @@ import tempfile
 
 import torch
 from safetensors.torch import load_file
-from transformers import AutoTokenizer, RoFormerForMaskedLM, RoFormerForSequenceClassification
+from transformers import (
+    AutoTokenizer,
+    RoFormerForMaskedLM,
+    RoFormerForSequenceClassification,
+    RoFormerForTokenClassification,
+)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TEXTS = [
@@ -45,6 +55,7 @@ TEXTS = [
 TOLERANCE = 1e-3
 PROBABILITY_TOLERANCE = 1e-4
 CLASSIFIER = "RoFormerForSequenceClassification"
+TAGGER = "RoFormerForTokenClassification"
 
 
 def roformer_binary() -> str:
@@ -64,6 +75,8 @@ def main() -> int:
     architectures = json.loads((export / "config.json").read_text()).get("architectures", [])
     if CLASSIFIER in architectures:
         return check_classifier(binary, export)
+    if TAGGER in architectures:
+        return check_tagger(binary, export)
     return check_masked_lm(binary, export, work)
 
 
@@ -95,6 +108,46 @@ def check_classifier(binary: str, export: pathlib.Path) -> int:
         return 1
     print(f"OK: transformers loads {export} as {CLASSIFIER} with no missing or unexpected keys; "
           f"max |probability diff| {worst:.2e} (tolerance {PROBABILITY_TOLERANCE})")
+    return 0
+
+
+def check_tagger(binary: str, export: pathlib.Path) -> int:
+    model, info = RoFormerForTokenClassification.from_pretrained(export, output_loading_info=True)
+    model.eval()
+    problems = {k: v for k, v in info.items() if v}
+    print(f"loading info: {info}; id2label {model.config.id2label}")
+    tokenizer = AutoTokenizer.from_pretrained(export)
+    worst = 0.0
+    for text in TEXTS:
+        words = text.split()
+        encoding = tokenizer(words, is_split_into_words=True)
+        with torch.no_grad():
+            probabilities = torch.softmax(model(input_ids=torch.tensor([encoding.input_ids])).logits[0], -1)
+        first = {}
+        for position, word in enumerate(encoding.word_ids()):
+            if word is not None and word not in first:
+                first[word] = position
+        result = subprocess.run(
+            [binary, "tag", "--model", str(export), "--json", text], check=True, capture_output=True, text=True
+        )
+        ours = json.loads(result.stdout)["words"]
+        if len(ours) != len(words) or len(first) != len(words):
+            problems[f"words of {text!r}"] = f"{len(words)} words, {len(first)} read by transformers, {len(ours)} tagged"
+            continue
+        for index, tagged in enumerate(ours):
+            row = probabilities[first[index]]
+            label = model.config.id2label[int(row.argmax())]
+            if label != tagged["label"]:
+                problems[f"word {index} of {text!r}"] = f"transformers {label}, ours {tagged['label']}"
+            worst = max(worst, abs(row.max().item() - tagged["probability"]))
+        print(f"{text!r}: {len(encoding.input_ids)} tokens, labels {[w['label'] for w in ours]}")
+    if worst > PROBABILITY_TOLERANCE:
+        problems["probabilities"] = f"max |diff| {worst:.2e} > {PROBABILITY_TOLERANCE}"
+    if problems:
+        print(f"FAILED: {problems}", file=sys.stderr)
+        return 1
+    print(f"OK: transformers loads {export} as {TAGGER} with no missing or unexpected keys; "
+          f"same word labels; max |probability diff| {worst:.2e} (tolerance {PROBABILITY_TOLERANCE})")
     return 0
 
 

@@ -20,6 +20,7 @@ pub enum Command {
     Train(TrainArgs),
     Finetune(FinetuneArgs),
     Classify(ClassifyArgs),
+    Tag(TagArgs),
     Baseline(BaselineArgs),
     Passages(PassagesArgs),
     FillMask(FillMaskArgs),
@@ -113,6 +114,27 @@ pub struct ClassifyArgs {
     /// The second text of a sentence pair.
     #[arg(requires = "text")]
     pub text_pair: Option<String>,
+}
+
+/// Label every word of a text with a fine-tuned token classifier, or every line of a
+/// JSON-lines file ({"words": [...]} or {"text": ...}) into another.
+#[derive(Args, Debug)]
+pub struct TagArgs {
+    /// A fine-tuned token classifier (config.json naming RoFormerForTokenClassification).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Read inputs from this JSON-lines file instead of the argument.
+    #[arg(long, requires = "output", conflicts_with = "text")]
+    pub input: Option<PathBuf>,
+    /// Write one JSON object per input line here (with --input).
+    #[arg(long, requires = "input")]
+    pub output: Option<PathBuf>,
+    /// The text (split into words at whitespace).
+    #[arg(required_unless_present = "input")]
+    pub text: Option<String>,
 }
 
 /// Print the most likely tokens for each [MASK] in a text.

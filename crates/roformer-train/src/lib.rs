@@ -12,6 +12,7 @@ pub mod finetune;
 pub mod fs_atomic;
 pub mod infer;
 pub mod model_dir;
+pub mod tag;
 pub mod train;
 
 pub use config::TrainConfig;

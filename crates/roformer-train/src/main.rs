@@ -21,14 +21,14 @@ use roformer_train::train::{RunStart, TrainEvent, train};
 
 use roformer_train::classify::{self as classifier, ClassifyInput};
 use roformer_train::finetune::{
-    FinetuneConfig, FinetuneEvent, FinetuneStart,
-    classifier_dir::{is_classifier_dir, write_classifier_dir},
-    finetune, load_classifier,
+    FinetuneConfig, FinetuneEvent, FinetuneStart, TaskType,
+    classifier_dir::{TAGGER_ARCHITECTURE, task_architecture, write_classifier_dir},
+    finetune, load_classifier, load_tagger,
 };
 
 use crate::cli::{
     BaselineArgs, BenchArgs, ClassifyArgs, Cli, Command, EmbedArgs, EncodeArgs, ExportHfArgs,
-    FillMaskArgs, FinetuneArgs, ImportArgs, PassagesArgs, SimilarityArgs, TrainArgs,
+    FillMaskArgs, FinetuneArgs, ImportArgs, PassagesArgs, SimilarityArgs, TagArgs, TrainArgs,
 };
 
 fn main() {
@@ -77,6 +77,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => run_train(args),
         Command::Finetune(args) => run_finetune(args),
         Command::Classify(args) => run_classify(args),
+        Command::Tag(args) => run_tag(args),
         Command::Baseline(args) => run_baseline(args),
         Command::Passages(args) => run_passages(args),
         Command::FillMask(args) => run_fill_mask(args),
@@ -198,20 +199,51 @@ fn run_bench(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// Says what `convert` wrote for a fine-tuned model.
+fn report_classifier(
+    to: &Path,
+    from: &Path,
+    architecture: &str,
+    labels: &[String],
+    tokenizer: &roformer_train::data::TextTokenizer,
+) -> Result<()> {
+    eprintln!(
+        "wrote {} from {}: {architecture}, labels {} (vocabulary {})",
+        to.display(),
+        from.display(),
+        labels.join(", "),
+        tokenizer.vocab_size()
+    );
+    Ok(())
+}
+
 /// Loads a model directory (any format `--model` takes) and writes it in HF layout.
 fn convert(from: &Path, to: &Path) -> Result<()> {
     let device = backend::device();
-    if is_classifier_dir(from) {
-        let classifier = load_classifier::<backend::Inference>(from, &device)?;
-        write_classifier_dir(&classifier, to)?;
-        eprintln!(
-            "wrote {} from {}: RoFormerForSequenceClassification, labels {} (vocabulary {})",
-            to.display(),
-            from.display(),
-            classifier.labels.join(", "),
-            classifier.tokenizer.vocab_size()
-        );
-        return Ok(());
+    match task_architecture(from) {
+        Some(TAGGER_ARCHITECTURE) => {
+            let tagger = load_tagger::<backend::Inference>(from, &device)?;
+            write_classifier_dir(&tagger, to)?;
+            return report_classifier(
+                to,
+                from,
+                TAGGER_ARCHITECTURE,
+                &tagger.labels,
+                &tagger.tokenizer,
+            );
+        }
+        Some(architecture) => {
+            let classifier = load_classifier::<backend::Inference>(from, &device)?;
+            write_classifier_dir(&classifier, to)?;
+            return report_classifier(
+                to,
+                from,
+                architecture,
+                &classifier.labels,
+                &classifier.tokenizer,
+            );
+        }
+        None => {}
     }
     let loaded = load_model::<backend::Inference>(from, &device)?;
     let tokenizer = write_model_dir(&loaded, to)?;
@@ -375,12 +407,13 @@ fn run_finetune(args: FinetuneArgs) -> Result<()> {
                 }
             }
             FinetuneEvent::Evaluated { record, best } => eprintln!(
-                "eval step {}: train loss {:.3}, valid loss {:.3}, valid accuracy {:.3}, macro-F1 {:.3}{}",
+                "eval step {}: train loss {:.3}, valid loss {:.3}, valid accuracy {:.3}, macro-F1 {:.3}{}{}",
                 record.step,
                 record.train_loss,
                 record.valid_loss,
                 record.valid_accuracy,
                 record.valid_macro_f1,
+                entity_f1_text(record.valid_entity_f1),
                 if best { " (best so far: saved)" } else { "" }
             ),
             FinetuneEvent::Checkpointed { step, path } => {
@@ -392,8 +425,12 @@ fn run_finetune(args: FinetuneArgs) -> Result<()> {
     let minutes = started.elapsed().as_secs_f64() / 60.0;
     if let Some(best) = &summary.best {
         eprintln!(
-            "done in {minutes:.1} min: kept step {} (valid accuracy {:.3}, macro-F1 {:.3}; majority-label baseline {:.3})",
-            best.step, best.valid_accuracy, best.valid_macro_f1, summary.majority_baseline_accuracy
+            "done in {minutes:.1} min: kept step {} (valid accuracy {:.3}, macro-F1 {:.3}{}; majority-label baseline {:.3})",
+            best.step,
+            best.valid_accuracy,
+            best.valid_macro_f1,
+            entity_f1_text(best.valid_entity_f1),
+            summary.majority_baseline_accuracy
         );
     }
     if let Some(scores) = &summary.best_scores {
@@ -414,15 +451,33 @@ fn run_finetune(args: FinetuneArgs) -> Result<()> {
             );
         }
     }
+    if let Some(entities) = summary.best_scores.as_ref().and_then(|s| s.entities) {
+        eprintln!(
+            "entities: precision {:.3}, recall {:.3}, F1 {:.3}",
+            entities.precision, entities.recall, entities.f1
+        );
+    }
     eprintln!(
-        "classifier, tokenizer, metrics.jsonl, loss.png, scores.json and confusion.png are in {}",
+        "model, tokenizer, metrics.jsonl, loss.png, scores.json and confusion.png are in {}",
         summary.run_dir.display()
     );
     Ok(())
 }
 
+/// `, entity F1 X` when there is one.
+fn entity_f1_text(f1: Option<f64>) -> String {
+    f1.map(|f1| format!(", entity F1 {f1:.3}"))
+        .unwrap_or_default()
+}
+
 fn run_baseline(args: BaselineArgs) -> Result<()> {
     let config = FinetuneConfig::from_file(&args.config)?;
+    if config.task.kind == TaskType::TokenClassification {
+        bail!(
+            "{}: `roformer baseline` scores sequence-classification and sentence-pair tasks (a token-classification run reports its majority-label baseline)",
+            args.config.display()
+        );
+    }
     let result = roformer_train::finetune::baseline::baselines(&config)?;
     println!(
         "{} training / {} validation examples, labels [{}], inputs truncated to {} tokens",
@@ -503,6 +558,50 @@ fn run_classify(args: ClassifyArgs) -> Result<()> {
     } else {
         for candidate in &results[0].probabilities {
             println!("{:<16} {:.4}", candidate.label, candidate.probability);
+        }
+    }
+    Ok(())
+}
+
+fn run_tag(args: TagArgs) -> Result<()> {
+    let inputs = match (&args.input, &args.text) {
+        (Some(path), _) => roformer_train::tag::read_tag_inputs(path)?,
+        (None, Some(text)) => {
+            let words = roformer_train::tag::words_of(text);
+            if words.is_empty() {
+                bail!("the text has no words");
+            }
+            vec![words]
+        }
+        (None, None) => bail!("give a text or --input FILE"),
+    };
+    let device = backend::device();
+    let model = load_tagger::<backend::Inference>(&args.model, &device)?;
+    let results = roformer_train::tag::tag(&model, &inputs, &device)?;
+    if let Some(output) = &args.output {
+        let mut text = String::new();
+        for result in &results {
+            text.push_str(&serde_json::to_string(result)?);
+            text.push('\n');
+        }
+        roformer_train::fs_atomic::write_atomic(output, text.as_bytes())?;
+        eprintln!("wrote {} ({} lines)", output.display(), results.len());
+    } else if args.json {
+        println!("{}", serde_json::to_string_pretty(&results[0])?);
+    } else {
+        for word in &results[0].words {
+            println!(
+                "{:<20} {:<12} {:.4}",
+                word.word, word.label, word.probability
+            );
+        }
+        if let Some(entities) = &results[0].entities {
+            for entity in entities {
+                println!(
+                    "entity {:<8} {} (words {}..{})",
+                    entity.kind, entity.text, entity.start, entity.end
+                );
+            }
         }
     }
     Ok(())

@@ -18,14 +18,15 @@ use std::sync::OnceLock;
 use burn::tensor::backend::Backend;
 use roformer::RoFormerBackend;
 use roformer::hf_weights::{
-    RoFormerWeights, load_hf_sequence_classification, load_hf_weights, save_hf_weights,
+    RoFormerWeights, load_hf_sequence_classification, load_hf_token_classification,
+    load_hf_weights, save_hf_weights,
 };
 use roformer::{RoFormerConfig, RoFormerForMaskedLM, RoFormerModel};
 use serde::Deserialize;
 
 use crate::data::{SPECIAL_TOKENS, TextTokenizer, TokenizerOptions};
 use crate::error::TrainError;
-use crate::finetune::classifier_dir::{is_classifier_dir, read_labels};
+use crate::finetune::classifier_dir::{TAGGER_ARCHITECTURE, read_labels, task_architecture};
 use crate::fs_atomic::{produce_atomic, write_atomic};
 
 /// Model config file name.
@@ -247,15 +248,22 @@ pub fn load_model<B: RoFormerBackend>(
     }
     let config = RoFormerConfig::from_json_file(&config_path)?;
     let weights_path = weights_file(dir)?;
-    let weights = if is_classifier_dir(dir) {
-        // A sequence classifier serves (and initialises fine-tuning) as its encoder; the
-        // head is checked strictly and set aside.
-        let labels = read_labels(&config_path)?;
-        let classifier =
-            load_hf_sequence_classification(&config, labels.len(), &weights_path, device)?;
-        RoFormerWeights::Encoder(classifier.roformer)
-    } else {
-        load_hf_weights(&config, &weights_path, device)?
+    // A fine-tuned classifier serves (and initialises fine-tuning) as its encoder; the
+    // head is checked strictly and set aside.
+    let weights = match task_architecture(dir) {
+        Some(TAGGER_ARCHITECTURE) => {
+            let labels = read_labels(&config_path)?;
+            let tagger =
+                load_hf_token_classification(&config, labels.len(), &weights_path, device)?;
+            RoFormerWeights::Encoder(tagger.roformer)
+        }
+        Some(_) => {
+            let labels = read_labels(&config_path)?;
+            let classifier =
+                load_hf_sequence_classification(&config, labels.len(), &weights_path, device)?;
+            RoFormerWeights::Encoder(classifier.roformer)
+        }
+        None => load_hf_weights(&config, &weights_path, device)?,
     };
     Ok(LoadedModel {
         dir: dir.to_path_buf(),

@@ -469,3 +469,15 @@ pub fn save_hf_sequence_classification<B: RoFormerBackend>(
     save_module(model, path)?;
     append_position_table(path, IGNORED_HF_TENSORS[0], config)
 }
+
+/// Saves a token classifier as `RoFormerForTokenClassification.save_pretrained` does
+/// (`roformer.*`, `classifier.*`, the sinusoidal table), loadable by
+/// [`load_hf_token_classification`].
+pub fn save_hf_token_classification<B: RoFormerBackend>(
+    model: &RoFormerForTokenClassification<B>,
+    config: &RoFormerConfig,
+    path: &Path,
+) -> Result<(), RoFormerError> {
+    save_module(model, path)?;
+    append_position_table(path, IGNORED_HF_TENSORS[0], config)
+}

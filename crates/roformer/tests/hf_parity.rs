@@ -11,7 +11,7 @@ use burn::backend::NdArray;
 use burn::tensor::{Int, Tensor, TensorData};
 use roformer::hf_weights::{
     load_hf_masked_lm, load_hf_sequence_classification, load_hf_token_classification,
-    save_hf_safetensors, save_hf_sequence_classification,
+    save_hf_safetensors, save_hf_sequence_classification, save_hf_token_classification,
 };
 use roformer::{HiddenAct, RoFormerConfig, RoFormerForMaskedLM, RoFormerInput, RoFormerModel};
 use roformer_testing::hf_fixture::{Expected, HIDDEN_TOLERANCE, LOGITS_TOLERANCE, fixture_dir};
@@ -294,6 +294,34 @@ fn saving_a_sequence_classifier_in_hf_layout_round_trips() {
     save_hf_sequence_classification(&model, &config, &out).unwrap();
     assert_same_tensors(&out, &original);
     let reloaded = load_hf_sequence_classification::<B>(&config, labels, &out, &device).unwrap();
+    std::fs::remove_file(&out).unwrap();
+    let (input, _) = fixture_input(&Expected::read(case));
+    let a = model
+        .forward(input.clone())
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
+    let b = reloaded.forward(input).into_data().to_vec::<f32>().unwrap();
+    assert_eq!(a, b);
+}
+
+/// A token classifier saved here is the file transformers wrote, and loads back to the
+/// same logits.
+#[test]
+fn saving_a_token_classifier_in_hf_layout_round_trips() {
+    let case = "token_classification";
+    let device = Default::default();
+    let config = fixture_config(case);
+    let original = fixture_dir(case).join("model.safetensors");
+    let labels = fixture_num_labels(case);
+    let model = load_hf_token_classification::<B>(&config, labels, &original, &device).unwrap();
+    let out = std::env::temp_dir().join(format!(
+        "roformer-tagger-roundtrip-{}.safetensors",
+        std::process::id()
+    ));
+    save_hf_token_classification(&model, &config, &out).unwrap();
+    assert_same_tensors(&out, &original);
+    let reloaded = load_hf_token_classification::<B>(&config, labels, &out, &device).unwrap();
     std::fs::remove_file(&out).unwrap();
     let (input, _) = fixture_input(&Expected::read(case));
     let a = model

@@ -1,24 +1,34 @@
-//! A classifier's model directory, as transformers lays out a
-//! `RoFormerForSequenceClassification`: `config.json` with `architectures`, `id2label` and
-//! `label2id`; `model.safetensors` with HF names (`roformer.*`, `classifier.dense.*`,
-//! `classifier.out_proj.*`); the tokenizer files.
+//! A fine-tuned model's directory, as transformers lays out a
+//! `RoFormerForSequenceClassification` or a `RoFormerForTokenClassification`:
+//! `config.json` with `architectures`, `id2label` and `label2id`; `model.safetensors` with
+//! HF names (`roformer.*` and the head's `classifier.*`); the tokenizer files.
 
 use std::path::{Path, PathBuf};
 
-use roformer::hf_weights::{load_hf_sequence_classification, save_hf_sequence_classification};
-use roformer::{RoFormerBackend, RoFormerConfig, RoFormerForSequenceClassification};
+use roformer::{
+    RoFormerBackend, RoFormerConfig, RoFormerForSequenceClassification,
+    RoFormerForTokenClassification,
+};
 use serde_json::{Map, Value};
 
 use crate::data::TextTokenizer;
 use crate::error::TrainError;
+use crate::finetune::task_model::TaskModel;
 use crate::fs_atomic::{produce_atomic, write_atomic};
 use crate::model_dir::{CONFIG_FILE, WEIGHTS_FILE, load_tokenizer, save_tokenizer, weights_file};
 
-/// The architecture `config.json` names.
+/// The architecture of a sequence classifier's `config.json`.
 pub const CLASSIFIER_ARCHITECTURE: &str = "RoFormerForSequenceClassification";
+/// The architecture of a token classifier's `config.json`.
+pub const TAGGER_ARCHITECTURE: &str = "RoFormerForTokenClassification";
 
-/// A classifier ready for inference.
-pub struct LoadedClassifier<B: RoFormerBackend> {
+/// A sequence classifier ready for inference.
+pub type LoadedClassifier<B> = LoadedTask<B, RoFormerForSequenceClassification<B>>;
+/// A token classifier ready for inference.
+pub type LoadedTagger<B> = LoadedTask<B, RoFormerForTokenClassification<B>>;
+
+/// A fine-tuned model ready for inference.
+pub struct LoadedTask<B: RoFormerBackend, M> {
     /// The directory it came from.
     pub dir: PathBuf,
     /// The encoder config.
@@ -26,15 +36,21 @@ pub struct LoadedClassifier<B: RoFormerBackend> {
     /// The labels, by output index.
     pub labels: Vec<String>,
     /// The model.
-    pub model: RoFormerForSequenceClassification<B>,
+    pub model: M,
     /// The tokenizer.
     pub tokenizer: TextTokenizer,
+    /// The backend.
+    pub backend: std::marker::PhantomData<B>,
 }
 
-/// `config.json` of a classifier: the encoder config with its labels.
-pub fn classifier_config_json(config: &RoFormerConfig, labels: &[String]) -> String {
-    let mut value: Value = serde_json::from_str(&config.to_hf_json_for(CLASSIFIER_ARCHITECTURE))
-        .expect("the config is JSON");
+/// `config.json` of a fine-tuned model: the encoder config with its architecture and labels.
+pub fn classifier_config_json(
+    config: &RoFormerConfig,
+    labels: &[String],
+    architecture: &str,
+) -> String {
+    let mut value: Value =
+        serde_json::from_str(&config.to_hf_json_for(architecture)).expect("the config is JSON");
     let object = value.as_object_mut().expect("a config is a JSON object");
     let id2label: Map<String, Value> = labels
         .iter()
@@ -48,7 +64,9 @@ pub fn classifier_config_json(config: &RoFormerConfig, labels: &[String]) -> Str
         .collect();
     object.insert("id2label".into(), id2label.into());
     object.insert("label2id".into(), label2id.into());
-    object.insert("problem_type".into(), "single_label_classification".into());
+    if architecture == CLASSIFIER_ARCHITECTURE {
+        object.insert("problem_type".into(), "single_label_classification".into());
+    }
     serde_json::to_string_pretty(&value).expect("JSON always serializes")
 }
 
@@ -57,44 +75,48 @@ pub fn save_classifier_config(
     dir: &Path,
     config: &RoFormerConfig,
     labels: &[String],
+    architecture: &str,
 ) -> Result<(), TrainError> {
     std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
     write_atomic(
         &dir.join(CONFIG_FILE),
-        classifier_config_json(config, labels).as_bytes(),
+        classifier_config_json(config, labels, architecture).as_bytes(),
     )
 }
 
 /// Writes `model.safetensors` (atomically).
-pub fn save_classifier_weights<B: RoFormerBackend>(
+pub fn save_classifier_weights<B: RoFormerBackend, M: TaskModel<B>>(
     dir: &Path,
     config: &RoFormerConfig,
-    model: &RoFormerForSequenceClassification<B>,
+    model: &M,
 ) -> Result<(), TrainError> {
     produce_atomic(&dir.join(crate::model_dir::WEIGHTS_FILE), |tmp| {
-        Ok(save_hf_sequence_classification(model, config, tmp)?)
+        Ok(model.save_hf(config, tmp)?)
     })
 }
 
-/// Whether the `config.json` in `dir` names [`CLASSIFIER_ARCHITECTURE`] (as ours and
-/// transformers' `save_pretrained` write it).
+/// The fine-tuned architecture the `config.json` in `dir` names
+/// ([`CLASSIFIER_ARCHITECTURE`] or [`TAGGER_ARCHITECTURE`], as ours and transformers'
+/// `save_pretrained` write them), if any.
+pub fn task_architecture(dir: &Path) -> Option<&'static str> {
+    let text = std::fs::read_to_string(dir.join(CONFIG_FILE)).ok()?;
+    let value = serde_json::from_str::<Value>(&text).ok()?;
+    let names = value.get("architectures")?.as_array()?;
+    [CLASSIFIER_ARCHITECTURE, TAGGER_ARCHITECTURE]
+        .into_iter()
+        .find(|architecture| names.iter().any(|n| n == architecture))
+}
+
+/// Whether `dir` holds a fine-tuned sequence or token classifier.
 pub fn is_classifier_dir(dir: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(dir.join(CONFIG_FILE)) else {
-        return false;
-    };
-    serde_json::from_str::<Value>(&text).is_ok_and(|value| {
-        value
-            .get("architectures")
-            .and_then(Value::as_array)
-            .is_some_and(|names| names.iter().any(|n| n == CLASSIFIER_ARCHITECTURE))
-    })
+    task_architecture(dir).is_some()
 }
 
-/// Writes `classifier` as transformers' `save_pretrained` lays out a
-/// `RoFormerForSequenceClassification` (config with the labels, weights, tokenizer) into
-/// `out`, which must not already hold a model.
-pub fn write_classifier_dir<B: RoFormerBackend>(
-    classifier: &LoadedClassifier<B>,
+/// Writes `classifier` as transformers' `save_pretrained` lays out its architecture
+/// (config with the labels, weights, tokenizer) into `out`, which must not already hold a
+/// model.
+pub fn write_classifier_dir<B: RoFormerBackend, M: TaskModel<B>>(
+    classifier: &LoadedTask<B, M>,
     out: &Path,
 ) -> Result<(), TrainError> {
     if out.join(CONFIG_FILE).exists() || out.join(WEIGHTS_FILE).exists() {
@@ -106,7 +128,7 @@ pub fn write_classifier_dir<B: RoFormerBackend>(
     std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
     save_classifier_weights(out, &classifier.config, &classifier.model)?;
     save_tokenizer(out, &classifier.tokenizer)?;
-    save_classifier_config(out, &classifier.config, &classifier.labels)
+    save_classifier_config(out, &classifier.config, &classifier.labels, M::ARCHITECTURE)
 }
 
 /// The labels of a classifier's `config.json` (`id2label`, ids 0..n).
@@ -118,7 +140,7 @@ pub fn read_labels(config_path: &Path) -> Result<Vec<String>, TrainError> {
         .get("id2label")
         .and_then(Value::as_object)
         .ok_or_else(|| {
-            bad("no `id2label`: not a sequence classifier (fine-tune one with `roformer finetune`)")
+            bad("no `id2label`: not a fine-tuned classifier (fine-tune one with `roformer finetune`)")
         })?;
     let mut labels = vec![None; id2label.len()];
     for (id, label) in id2label {
@@ -141,11 +163,30 @@ pub fn read_labels(config_path: &Path) -> Result<Vec<String>, TrainError> {
         .ok_or_else(|| bad("`id2label` ids must be 0..number of labels"))
 }
 
-/// Loads a classifier directory (ours, or one saved by transformers with a tokenizer).
+/// Loads a sequence classifier's directory (ours, or one saved by transformers with a
+/// tokenizer).
 pub fn load_classifier<B: RoFormerBackend>(
     dir: &Path,
     device: &B::Device,
 ) -> Result<LoadedClassifier<B>, TrainError> {
+    load_task(dir, device)
+}
+
+/// Loads a token classifier's directory (ours, or one saved by transformers with a
+/// tokenizer).
+pub fn load_tagger<B: RoFormerBackend>(
+    dir: &Path,
+    device: &B::Device,
+) -> Result<LoadedTagger<B>, TrainError> {
+    load_task(dir, device)
+}
+
+/// Loads a fine-tuned model's directory of architecture `M`; another architecture is an
+/// error that names the command for it.
+pub fn load_task<B: RoFormerBackend, M: TaskModel<B>>(
+    dir: &Path,
+    device: &B::Device,
+) -> Result<LoadedTask<B, M>, TrainError> {
     let config_path = dir.join(CONFIG_FILE);
     if !config_path.is_file() {
         return Err(TrainError::model_dir(
@@ -154,15 +195,41 @@ pub fn load_classifier<B: RoFormerBackend>(
         ));
     }
     let config = RoFormerConfig::from_json_file(&config_path)?;
+    match task_architecture(dir) {
+        Some(found) if found == M::ARCHITECTURE => {}
+        Some(found) => {
+            let command = if found == TAGGER_ARCHITECTURE {
+                "roformer tag"
+            } else {
+                "roformer classify"
+            };
+            return Err(TrainError::model_dir(
+                dir,
+                format!(
+                    "holds a {found}, not a {}; run it with `{command}`",
+                    M::ARCHITECTURE
+                ),
+            ));
+        }
+        None => {
+            return Err(TrainError::model_dir(
+                dir,
+                format!(
+                    "not a {} (its config.json names no fine-tuned architecture; fine-tune one with `roformer finetune`)",
+                    M::ARCHITECTURE
+                ),
+            ));
+        }
+    }
     let labels = read_labels(&config_path)?;
-    let model =
-        load_hf_sequence_classification(&config, labels.len(), &weights_file(dir)?, device)?;
+    let model = M::load_hf(&config, labels.len(), &weights_file(dir)?, device)?;
     let tokenizer = load_tokenizer(dir)?;
-    Ok(LoadedClassifier {
+    Ok(LoadedTask {
         dir: dir.to_path_buf(),
         config,
         labels,
         model,
         tokenizer,
+        backend: std::marker::PhantomData,
     })
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{TrainingConfig, parse_toml};
 use crate::error::TrainError;
-use crate::finetune::labelled::LabelFields;
+use crate::finetune::labelled::{LabelFields, TagFields};
 
 /// A whole fine-tuning config file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,7 +34,8 @@ pub enum TaskType {
     SequenceClassification,
     /// One label per pair of texts (`[CLS] a [SEP] b [SEP]`, segments 0 and 1).
     SentencePair,
-    /// One label per token (not supported yet; refused with a clear error).
+    /// One label per word (named entities, parts of speech), read at each word's first
+    /// token.
     TokenClassification,
 }
 
@@ -59,15 +60,17 @@ pub struct TaskConfig {
     /// a model with a learned position table is refused. Default: 128.
     #[serde(default = "default_max_seq_len")]
     pub max_seq_len: usize,
-    /// Field (JSON) or column (CSV/TSV) of the text. Default: `text`.
+    /// Field (JSON) or column (CSV/TSV) of the text. Default: `text`. For token
+    /// classification, an array of words or a text split at whitespace.
     #[serde(default = "default_text_field")]
     pub text_field: String,
     /// Field or column of the second text (sentence pairs). Default: `text_pair`.
     #[serde(default = "default_text_pair_field")]
     pub text_pair_field: String,
-    /// Field or column of the label. Default: `label`.
-    #[serde(default = "default_label_field")]
-    pub label_field: String,
+    /// Field or column of the label. Default: `label`; for token classification `labels`,
+    /// an array with a label per word.
+    #[serde(default)]
+    pub label_field: Option<String>,
 }
 
 fn default_max_seq_len() -> usize {
@@ -78,9 +81,6 @@ fn default_text_field() -> String {
 }
 fn default_text_pair_field() -> String {
     "text_pair".into()
-}
-fn default_label_field() -> String {
-    "label".into()
 }
 
 /// `[data]`.
@@ -108,8 +108,27 @@ impl TaskConfig {
         LabelFields {
             text: self.text_field.clone(),
             text_pair: (self.kind == TaskType::SentencePair).then(|| self.text_pair_field.clone()),
-            label: self.label_field.clone(),
+            label: self.label_field(),
         }
+    }
+
+    /// The field names a token-classification task reads.
+    pub fn tag_fields(&self) -> TagFields {
+        TagFields {
+            words: self.text_field.clone(),
+            labels: self.label_field(),
+        }
+    }
+
+    /// The label field, or the task's default.
+    pub fn label_field(&self) -> String {
+        self.label_field.clone().unwrap_or_else(|| {
+            match self.kind {
+                TaskType::TokenClassification => "labels",
+                _ => "label",
+            }
+            .into()
+        })
     }
 }
 
@@ -135,12 +154,6 @@ impl FinetuneConfig {
 
     fn validate(&self) -> Result<(), (String, String)> {
         let fail = |key: &str, message: String| Err((key.to_string(), message));
-        if self.task.kind == TaskType::TokenClassification {
-            return fail(
-                "task.type",
-                "token-classification is not supported yet; use sequence-classification or sentence-pair".into(),
-            );
-        }
         if self.task.max_seq_len < 3 {
             return fail(
                 "task.max_seq_len",
@@ -201,6 +214,10 @@ mod tests {
         assert_eq!(config.task.fields().text_pair.as_deref(), Some("text_pair"));
         assert_eq!(config.data.validation_fraction, 0.1);
         assert_eq!(config.training, TrainingConfig::default());
+        assert_eq!(config.task.fields().label, "label");
+        let tagging = MINIMAL.replace("sentence-pair", "token-classification");
+        let tagging = FinetuneConfig::from_toml_str(&tagging, "f.toml").unwrap();
+        assert_eq!(tagging.task.tag_fields().labels, "labels");
         let again = FinetuneConfig::from_toml_str(&config.to_toml_string(), "again").unwrap();
         assert_eq!(again, config);
     }
@@ -209,9 +226,9 @@ mod tests {
     fn errors_name_file_and_key() {
         let cases = [
             (
-                MINIMAL.replace("sentence-pair", "token-classification"),
+                MINIMAL.replace("sentence-pair", "token-tagging"),
                 "task.type",
-                "not supported yet",
+                "unknown variant",
             ),
             (
                 format!("{MINIMAL}[training]\nbatch_sise = 3\n"),

@@ -1,7 +1,11 @@
 //! Turning a text (or a pair of texts) into the classifier's input: `[CLS] a [SEP]` or
 //! `[CLS] a [SEP] b [SEP]` with segment ids 0 for the first part and 1 for the second,
 //! truncated as HF's `longest_first` truncates (a token off the longer text until both
-//! fit), and padding such inputs into a batch.
+//! fit), and padding such inputs into a batch. For token classification, words become
+//! `[CLS] w1-pieces w2-pieces … [SEP]` windows that hold whole words, each word read at
+//! its first piece (HF's `is_split_into_words` with `word_ids()`).
+
+use std::ops::Range;
 
 use burn::tensor::{Int, Tensor, TensorData};
 use roformer::{RoFormerBackend, RoFormerInput};
@@ -73,4 +77,85 @@ pub fn pair_batch<B: RoFormerBackend>(
 pub fn label_tensor<B: RoFormerBackend>(labels: &[usize], device: &B::Device) -> Tensor<B, 1, Int> {
     let values: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
     Tensor::from_data(TensorData::new(values, [labels.len()]), device)
+}
+
+/// A window of words as one input, and where each of its words starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WordWindow {
+    /// The input, `[CLS] … [SEP]`, segment ids all 0.
+    pub input: PairInput,
+    /// Index in `input.ids` of the first piece of each word of the window.
+    pub word_starts: Vec<usize>,
+    /// The words of the window, as indices into the whole list.
+    pub words: Range<usize>,
+}
+
+/// Splits `words` into consecutive windows of at most `max_len` tokens (at least 3) that
+/// each hold whole words (a single word longer than a window keeps its first pieces). A
+/// word the tokenizer turns into nothing is `[UNK]`, so every word is read.
+pub fn word_windows(
+    tokenizer: &TextTokenizer,
+    words: &[String],
+    max_len: usize,
+) -> Result<Vec<WordWindow>, TrainError> {
+    let special = tokenizer.special();
+    let budget = max_len.saturating_sub(2).max(1);
+    let pieces: Vec<Vec<u32>> = words
+        .iter()
+        .map(|word| {
+            let ids = tokenizer.encode_plain(word)?;
+            Ok(if ids.is_empty() {
+                vec![special.unk]
+            } else {
+                ids
+            })
+        })
+        .collect::<Result<_, TrainError>>()?;
+    let mut windows = Vec::new();
+    let mut next = 0;
+    while next < words.len() {
+        let start = next;
+        let mut ids = vec![special.cls];
+        let mut word_starts = Vec::new();
+        while next < words.len() {
+            let word = &pieces[next];
+            let room = budget + 1 - ids.len();
+            if word.len() > room && next > start {
+                break;
+            }
+            word_starts.push(ids.len());
+            ids.extend(&word[..word.len().min(room)]);
+            next += 1;
+            if ids.len() > budget {
+                break;
+            }
+        }
+        ids.push(special.sep);
+        windows.push(WordWindow {
+            input: PairInput {
+                type_ids: vec![0; ids.len()],
+                ids,
+            },
+            word_starts,
+            words: start..next,
+        });
+    }
+    Ok(windows)
+}
+
+/// The rows of a padded `[batch × seq]` batch at which each input's words start (input by
+/// input, word by word), `seq` being the batch's longest input.
+pub fn word_rows<B: RoFormerBackend>(
+    inputs: &[&PairInput],
+    word_starts: &[&[usize]],
+    device: &B::Device,
+) -> Tensor<B, 1, Int> {
+    let seq = inputs.iter().map(|i| i.ids.len()).max().unwrap_or(0);
+    let rows: Vec<i64> = word_starts
+        .iter()
+        .enumerate()
+        .flat_map(|(i, starts)| starts.iter().map(move |&s| (i * seq + s) as i64))
+        .collect();
+    let len = rows.len();
+    Tensor::from_data(TensorData::new(rows, [len]), device)
 }

@@ -2,6 +2,11 @@
 //! (`.tsv`), chosen by the file's extension. Each example has a text, an optional second
 //! text (sentence pairs) and a label; labels are strings (a JSON number or boolean becomes
 //! its text). CSV and TSV files start with a header row naming the columns.
+//!
+//! Token classification reads tagged sentences: JSON lines whose words are an array of
+//! strings (or a text, split at whitespace) with an array of labels, one per word; or
+//! CoNLL files (`.conll`): a word per line with its label in the last column, a blank line
+//! between sentences, `-DOCSTART-` lines skipped.
 
 use std::path::Path;
 
@@ -191,6 +196,170 @@ fn delimited_rows(
     Ok(rows)
 }
 
+/// The field names of a tagged JSON-lines file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagFields {
+    /// The words: an array of strings, or a text split at whitespace.
+    pub words: String,
+    /// The labels, one per word.
+    pub labels: String,
+}
+
+/// One tagged sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaggedExample {
+    /// The words.
+    pub words: Vec<String>,
+    /// One label per word.
+    pub labels: Vec<String>,
+}
+
+/// Reads every tagged sentence of `path` (`.jsonl`/`.json` or `.conll`). With `labels`, a
+/// label outside the list is an error. Errors name the file and the line: a malformed
+/// line, a missing field, no words, as many labels as words not given, an unknown label,
+/// or a file without sentences.
+pub fn read_tagged(
+    path: &Path,
+    fields: &TagFields,
+    labels: Option<&[String]>,
+) -> Result<Vec<TaggedExample>, TrainError> {
+    let source = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+    let rows = match path.extension().and_then(|e| e.to_str()) {
+        Some("jsonl" | "json") => tagged_json_rows(&text, fields, &source)?,
+        Some("conll") => conll_rows(&text, &source)?,
+        _ => {
+            return Err(TrainError::data(
+                &source,
+                "unknown format for token classification: expected a .jsonl or .conll file",
+            ));
+        }
+    };
+    let mut examples = Vec::with_capacity(rows.len());
+    for (line, example) in rows {
+        let at = |message: String| TrainError::data(&source, format!("line {line}: {message}"));
+        if example.words.is_empty() {
+            return Err(at(format!("no words in `{}`", fields.words)));
+        }
+        if example.words.len() != example.labels.len() {
+            return Err(at(format!(
+                "{} words but {} labels",
+                example.words.len(),
+                example.labels.len()
+            )));
+        }
+        if let Some(labels) = labels
+            && let Some(unknown) = example.labels.iter().find(|l| !labels.contains(l))
+        {
+            return Err(at(format!(
+                "unknown label {unknown:?} (task.labels: {})",
+                labels.join(", ")
+            )));
+        }
+        examples.push(example);
+    }
+    if examples.is_empty() {
+        return Err(TrainError::data(&source, "no sentences"));
+    }
+    Ok(examples)
+}
+
+fn tagged_json_rows(
+    text: &str,
+    fields: &TagFields,
+    source: &str,
+) -> Result<Vec<(usize, TaggedExample)>, TrainError> {
+    let mut rows = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let number = index + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = |message: String| TrainError::data(source, format!("line {number}: {message}"));
+        let value: Value =
+            serde_json::from_str(line).map_err(|e| at(format!("not a JSON object: {e}")))?;
+        let Value::Object(object) = value else {
+            return Err(at("not a JSON object".into()));
+        };
+        let words = match object.get(&fields.words) {
+            None => return Err(at(format!("missing field `{}`", fields.words))),
+            Some(Value::String(text)) => text.split_whitespace().map(str::to_string).collect(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|item| match item {
+                    Value::String(word) if !word.trim().is_empty() => Ok(word.clone()),
+                    _ => Err(at(format!(
+                        "field `{}` must hold non-empty strings",
+                        fields.words
+                    ))),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(_) => {
+                return Err(at(format!(
+                    "field `{}` is not an array of words or a text",
+                    fields.words
+                )));
+            }
+        };
+        let labels = match object.get(&fields.labels) {
+            None => return Err(at(format!("missing field `{}`", fields.labels))),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|item| {
+                    label_text(item).ok_or_else(|| {
+                        at(format!(
+                            "field `{}` must hold strings, numbers or booleans",
+                            fields.labels
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(_) => {
+                return Err(at(format!(
+                    "field `{}` is not an array of labels",
+                    fields.labels
+                )));
+            }
+        };
+        rows.push((number, TaggedExample { words, labels }));
+    }
+    Ok(rows)
+}
+
+fn conll_rows(text: &str, source: &str) -> Result<Vec<(usize, TaggedExample)>, TrainError> {
+    let mut rows = Vec::new();
+    let mut current: Option<(usize, TaggedExample)> = None;
+    for (index, line) in text.lines().enumerate() {
+        let columns: Vec<&str> = line.split_whitespace().collect();
+        if columns.first() == Some(&"-DOCSTART-") {
+            continue;
+        }
+        if columns.is_empty() {
+            rows.extend(current.take());
+            continue;
+        }
+        if columns.len() < 2 {
+            return Err(TrainError::data(
+                source,
+                format!("line {}: expected a word and a label", index + 1),
+            ));
+        }
+        let (_, sentence) = current.get_or_insert_with(|| {
+            (
+                index + 1,
+                TaggedExample {
+                    words: Vec::new(),
+                    labels: Vec::new(),
+                },
+            )
+        });
+        sentence.words.push(columns[0].to_string());
+        sentence.labels.push(columns[columns.len() - 1].to_string());
+    }
+    rows.extend(current);
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,6 +450,87 @@ mod tests {
         for (name, text, expected) in cases {
             let path = write(dir.path(), name, text);
             let error = read_labelled(&path, &fields(false), Some(&labels))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.starts_with(&path.display().to_string()) && error.contains(expected),
+                "{name}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn reads_tagged_json_lines_and_conll_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let fields = TagFields {
+            words: "tokens".into(),
+            labels: "tags".into(),
+        };
+        let jsonl = write(
+            dir.path(),
+            "a.jsonl",
+            "{\"tokens\": [\"Good\", \"Hamlet\"], \"tags\": [\"O\", \"B-PER\"]}\n\n{\"tokens\": \"my  lord\", \"tags\": [\"O\", \"O\"]}\n",
+        );
+        let conll = write(
+            dir.path(),
+            "a.conll",
+            "-DOCSTART- O\n\nGood x O\nHamlet x B-PER\n\n\nmy x O\nlord x O\n",
+        );
+        let expected = vec![
+            TaggedExample {
+                words: vec!["Good".into(), "Hamlet".into()],
+                labels: vec!["O".into(), "B-PER".into()],
+            },
+            TaggedExample {
+                words: vec!["my".into(), "lord".into()],
+                labels: vec!["O".into(), "O".into()],
+            },
+        ];
+        for path in [jsonl, conll] {
+            assert_eq!(read_tagged(&path, &fields, None).unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn bad_tagged_rows_name_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let fields = TagFields {
+            words: "words".into(),
+            labels: "labels".into(),
+        };
+        let labels = ["O".to_string(), "B-X".to_string()];
+        let cases = [
+            (
+                "a.jsonl",
+                "{\"words\": [\"a\", \"b\"], \"labels\": [\"O\"]}\n",
+                "line 1: 2 words but 1 labels",
+            ),
+            (
+                "b.jsonl",
+                "{\"words\": [\"a\"], \"labels\": [\"O\"]}\n{\"words\": [], \"labels\": []}\n",
+                "line 2: no words",
+            ),
+            (
+                "c.jsonl",
+                "{\"words\": [\"a\"], \"labels\": [\"I-Y\"]}\n",
+                "line 1: unknown label \"I-Y\"",
+            ),
+            (
+                "d.jsonl",
+                "{\"words\": [\"a\"], \"labels\": \"O\"}\n",
+                "line 1: field `labels` is not an array",
+            ),
+            ("e.conll", "a O\nb\n", "line 2: expected a word and a label"),
+            (
+                "f.csv",
+                "words,labels\n",
+                "expected a .jsonl or .conll file",
+            ),
+            ("g.conll", "\n\n", "no sentences"),
+        ];
+        for (name, text, expected) in cases {
+            let path = write(dir.path(), name, text);
+            let error = read_tagged(&path, &fields, Some(&labels))
                 .unwrap_err()
                 .to_string();
             assert!(

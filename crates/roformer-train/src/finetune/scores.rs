@@ -25,6 +25,9 @@ pub struct Scores {
     /// `confusion[target][predicted]`: how many examples of each class were predicted as
     /// each class.
     pub confusion: Vec<Vec<usize>>,
+    /// Entity-level scores, for token classification with BIO labels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entities: Option<crate::finetune::entities::EntityScores>,
 }
 
 /// Scores `predicted` against `target` (equal lengths) over `classes` classes.
@@ -66,6 +69,7 @@ pub fn scores(predicted: &[usize], target: &[usize], classes: usize) -> Scores {
         macro_f1: per_class.iter().map(|c| c.f1).sum::<f64>() / classes.max(1) as f64,
         per_class,
         confusion,
+        entities: None,
     }
 }
 

@@ -1,38 +1,47 @@
-//! The fine-tuning loop: a pretrained encoder with a new classification head trained on
-//! labelled examples, into a run directory that is itself a classifier's model directory.
+//! The fine-tuning loop: a pretrained encoder with a new head (a sequence classifier, or a
+//! token classifier for tagging) trained on labelled examples, into a run directory that is
+//! itself the fine-tuned model's directory.
 //!
 //! Generic over the training backend as [`crate::train::train`] is, and deterministic the
 //! same way: the head's initial weights come from the seed, the example order from
 //! (seed, epoch), the dropout masks from (seed, step), so a resumed run repeats an
 //! uninterrupted one. It reuses pretraining's optimizer, schedule, checkpoints and metrics
-//! file; the model kept in the directory is the one with the best validation macro-F1.
+//! file; the model kept in the directory is the one with the best validation macro-F1
+//! (entity F1 for BIO tagging).
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use burn::module::{AutodiffModule, Module};
+use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::{ElementConversion, Tensor, TensorPrimitive};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use roformer::hf_weights::{RoFormerWeights, load_hf_sequence_classification};
+use roformer::hf_weights::RoFormerWeights;
 use roformer::{
     IGNORE_INDEX, PositionEmbeddingType, RoFormerBackend, RoFormerConfig,
-    RoFormerForSequenceClassification, RoFormerTrainingBackend,
+    RoFormerForSequenceClassification, RoFormerForTokenClassification, RoFormerModel,
+    RoFormerTrainingBackend,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::data::mask_seed;
+use crate::data::{TextTokenizer, mask_seed};
 use crate::error::TrainError;
-use crate::finetune::classifier_dir::{save_classifier_config, save_classifier_weights};
+use crate::finetune::classifier_dir::{
+    CLASSIFIER_ARCHITECTURE, TAGGER_ARCHITECTURE, save_classifier_config, save_classifier_weights,
+};
 use crate::finetune::config::{FinetuneConfig, TaskType};
-use crate::finetune::inputs::{PairInput, label_tensor, pair_batch, pair_input};
-use crate::finetune::labelled::{LabelledExample, read_labelled};
+use crate::finetune::entities::{entity_scores, is_bio};
+use crate::finetune::inputs::{
+    PairInput, label_tensor, pair_batch, pair_input, word_rows, word_windows,
+};
+use crate::finetune::labelled::{LabelledExample, TaggedExample, read_labelled, read_tagged};
 use crate::finetune::report::write_report;
 use crate::finetune::scores::{Scores, scores};
+use crate::finetune::task_model::TaskModel;
 use crate::fs_atomic::write_atomic;
 use crate::model_dir::{CONFIG_FILE, WEIGHTS_FILE, load_model, load_tokenizer, save_tokenizer};
 use crate::train::checkpoint::{
@@ -62,10 +71,21 @@ pub struct FinetuneRecord {
     pub valid_loss: f64,
     /// Fraction of validation examples classified correctly.
     pub valid_accuracy: f64,
-    /// Macro-averaged F1 on the validation examples.
+    /// Macro-averaged F1 on the validation examples (words, for token classification).
     pub valid_macro_f1: f64,
+    /// Entity-level F1 on the validation sentences (token classification with BIO labels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_entity_f1: Option<f64>,
     /// Learning rate at this step.
     pub learning_rate: f64,
+}
+
+impl FinetuneRecord {
+    /// The validation score the best model is chosen by: entity F1 where there is one,
+    /// macro-F1 otherwise.
+    pub fn selection_score(&self) -> f64 {
+        self.valid_entity_f1.unwrap_or(self.valid_macro_f1)
+    }
 }
 
 impl StepRecord for FinetuneRecord {
@@ -158,10 +178,23 @@ pub enum FinetuneStart {
     Resume,
 }
 
-/// An encoded example.
+/// An encoded example: its input and the label of each of its units (one for a whole
+/// input; one per word of the window, with where each word starts, for token
+/// classification).
 struct Example {
     input: PairInput,
-    label: usize,
+    labels: Vec<usize>,
+    word_starts: Vec<usize>,
+}
+
+/// The encoder a run starts from and what it needs.
+struct Pretrained<B: RoFormerBackend> {
+    config: RoFormerConfig,
+    tokenizer: TextTokenizer,
+    /// `None` when resuming (the checkpoint holds the weights).
+    encoder: Option<RoFormerModel<B>>,
+    /// The pretrained `max_position_embeddings`, when the task's longer inputs raised it.
+    extended_positions_from: Option<usize>,
 }
 
 /// Fine-tunes as the config says, writing into `run_dir`. `observe` receives progress;
@@ -181,79 +214,181 @@ pub fn finetune<B: RoFormerTrainingBackend>(
         }
         FinetuneStart::Resume => FinetuneConfig::from_file(&run_dir.join(FINETUNE_CONFIG_FILE))?,
     };
-    let training = config.training.clone();
-
-    let LabelledSplits {
-        train: train_rows,
-        validation: valid_rows,
-        labels,
-    } = labelled_splits(&config)?;
-    config.task.labels = Some(labels.clone());
-
-    // Model, tokenizer and config.
-    let (encoder_config, tokenizer, encoder): (RoFormerConfig, _, _) = if resuming {
-        let config_path = run_dir.join(CONFIG_FILE);
-        let encoder_config = RoFormerConfig::from_json_file(&config_path)?;
-        (encoder_config, load_tokenizer(run_dir)?, None)
+    let tagging = config.task.kind == TaskType::TokenClassification;
+    // Labels first: a bad labelled file is refused before the model is read.
+    let rows = if tagging {
+        Rows::Tagged(tagged_splits(&config)?)
     } else {
-        let loaded = load_model::<B>(&config.task.init_from, device)?;
-        let tokenizer = loaded.tokenizer()?.clone();
-        let encoder = match loaded.weights {
-            RoFormerWeights::MaskedLm(model) => model.roformer,
-            RoFormerWeights::Encoder(model) => model,
-        };
-        (loaded.config, tokenizer, Some(encoder))
+        Rows::Labelled(labelled_splits(&config)?)
     };
-    let (mut encoder_config, pretrained_positions) = (
-        encoder_config.clone(),
-        encoder_config.max_position_embeddings,
-    );
-    let positions_extended = !resuming && fit_positions(&config, &mut encoder_config)?;
-    let encode = |rows: &[LabelledExample]| -> Result<Vec<Example>, TrainError> {
-        rows.iter()
-            .map(|row| {
-                Ok(Example {
-                    input: pair_input(
-                        &tokenizer,
-                        &row.text,
-                        row.text_pair.as_deref(),
-                        config.task.max_seq_len,
-                    )?,
-                    label: labels
-                        .iter()
-                        .position(|l| *l == row.label)
-                        .expect("labels were checked"),
-                })
-            })
-            .collect()
+    let labels = rows.labels().to_vec();
+    config.task.labels = Some(labels.clone());
+    let pretrained = pretrained::<B>(&config, run_dir, resuming, device)?;
+    let max_len = config.task.max_seq_len;
+    let tokenizer = &pretrained.tokenizer;
+    let label_index = |label: &String| {
+        labels
+            .iter()
+            .position(|l| l == label)
+            .expect("labels were checked")
     };
-    let train_examples = encode(&train_rows)?;
-    let valid_examples = encode(&valid_rows)?;
-
+    let (train_examples, valid_examples) = match &rows {
+        Rows::Labelled(splits) => {
+            let encode = |rows: &[LabelledExample]| -> Result<Vec<Example>, TrainError> {
+                rows.iter()
+                    .map(|row| {
+                        Ok(Example {
+                            input: pair_input(
+                                tokenizer,
+                                &row.text,
+                                row.text_pair.as_deref(),
+                                max_len,
+                            )?,
+                            labels: vec![label_index(&row.label)],
+                            word_starts: Vec::new(),
+                        })
+                    })
+                    .collect()
+            };
+            (encode(&splits.train)?, encode(&splits.validation)?)
+        }
+        Rows::Tagged(splits) => {
+            let encode = |rows: &[TaggedExample]| -> Result<Vec<Example>, TrainError> {
+                let mut examples = Vec::new();
+                for row in rows {
+                    for window in word_windows(tokenizer, &row.words, max_len)? {
+                        examples.push(Example {
+                            labels: row.labels[window.words].iter().map(label_index).collect(),
+                            input: window.input,
+                            word_starts: window.word_starts,
+                        });
+                    }
+                }
+                Ok(examples)
+            };
+            (encode(&splits.train)?, encode(&splits.validation)?)
+        }
+    };
+    let architecture = if tagging {
+        TAGGER_ARCHITECTURE
+    } else {
+        CLASSIFIER_ARCHITECTURE
+    };
     if !resuming {
         std::fs::create_dir_all(run_dir).map_err(|e| TrainError::io(run_dir, e))?;
-        save_tokenizer(run_dir, &tokenizer)?;
-        save_classifier_config(run_dir, &encoder_config, &labels)?;
+        save_tokenizer(run_dir, tokenizer)?;
+        save_classifier_config(run_dir, &pretrained.config, &labels, architecture)?;
         write_atomic(
             &run_dir.join(FINETUNE_CONFIG_FILE),
             config.to_toml_string().as_bytes(),
         )?;
     }
+    let data = TaskData {
+        train: train_examples,
+        valid: valid_examples,
+        labels,
+        entity_labels: tagging && is_bio(rows.labels()),
+    };
+    if tagging {
+        train_head::<B, RoFormerForTokenClassification<B>>(
+            &config, pretrained, data, run_dir, resuming, device, observe,
+        )
+    } else {
+        train_head::<B, RoFormerForSequenceClassification<B>>(
+            &config, pretrained, data, run_dir, resuming, device, observe,
+        )
+    }
+}
 
-    // Model and optimizer.
+/// The labelled rows of a run, by task.
+enum Rows {
+    Labelled(LabelledSplits),
+    Tagged(TaggedSplits),
+}
+
+impl Rows {
+    fn labels(&self) -> &[String] {
+        match self {
+            Rows::Labelled(splits) => &splits.labels,
+            Rows::Tagged(splits) => &splits.labels,
+        }
+    }
+}
+
+/// The encoded examples of a run.
+struct TaskData {
+    train: Vec<Example>,
+    valid: Vec<Example>,
+    labels: Vec<String>,
+    /// Whether the labels are BIO (entity scores are computed, and select the best model).
+    entity_labels: bool,
+}
+
+/// The model config, tokenizer and encoder a run starts from: the `init_from` model for
+/// a fresh run, the run directory's config and tokenizer when resuming.
+fn pretrained<B: RoFormerTrainingBackend>(
+    config: &FinetuneConfig,
+    run_dir: &Path,
+    resuming: bool,
+    device: &B::Device,
+) -> Result<Pretrained<B>, TrainError> {
+    if resuming {
+        return Ok(Pretrained {
+            config: RoFormerConfig::from_json_file(&run_dir.join(CONFIG_FILE))?,
+            tokenizer: load_tokenizer(run_dir)?,
+            encoder: None,
+            extended_positions_from: None,
+        });
+    }
+    let loaded = load_model::<B>(&config.task.init_from, device)?;
+    let tokenizer = loaded.tokenizer()?.clone();
+    let encoder = match loaded.weights {
+        RoFormerWeights::MaskedLm(model) => model.roformer,
+        RoFormerWeights::Encoder(model) => model,
+    };
+    let mut model_config = loaded.config;
+    let pretrained_positions = model_config.max_position_embeddings;
+    let extended = fit_positions(config, &mut model_config)?;
+    Ok(Pretrained {
+        config: model_config,
+        tokenizer,
+        encoder: Some(encoder),
+        extended_positions_from: extended.then_some(pretrained_positions),
+    })
+}
+
+/// The training loop for a model with head `M`.
+fn train_head<B, M>(
+    config: &FinetuneConfig,
+    pretrained: Pretrained<B>,
+    data: TaskData,
+    run_dir: &Path,
+    resuming: bool,
+    device: &B::Device,
+    observe: &mut dyn FnMut(FinetuneEvent) -> ControlFlow<()>,
+) -> Result<FinetuneSummary, TrainError>
+where
+    B: RoFormerTrainingBackend,
+    M: TaskModel<B> + AutodiffModule<B> + Clone,
+    M::InnerModule: TaskModel<B::InnerBackend>,
+{
+    let training = &config.training;
+    let TaskData {
+        train: train_examples,
+        valid: valid_examples,
+        labels,
+        entity_labels,
+    } = data;
+    let encoder_config = pretrained.config;
     let steps_per_epoch = training.steps_per_epoch(train_examples.len());
     let total_steps = training.total_steps(train_examples.len());
     let schedule = training.schedule(total_steps);
     B::seed(device, training.seed);
-    let mut model =
-        RoFormerForSequenceClassification::<B>::new(&encoder_config, labels.len(), device)?;
-    if let Some(encoder) = encoder {
-        // Through the record, so the parameters keep the fresh model's autodiff setting
-        // (tensors loaded from a file do not require gradients).
-        model.roformer = model.roformer.load_record(encoder.into_record());
+    let mut model = M::fresh(&encoder_config, labels.len(), device)?;
+    if let Some(encoder) = pretrained.encoder {
+        model = model.with_encoder_weights(encoder);
     }
-    let mut optimizer: OptimizerAdaptor<FusedAdamW, RoFormerForSequenceClassification<B>, B> =
-        training.optimizer().init();
+    let mut optimizer: OptimizerAdaptor<FusedAdamW, M, B> = training.optimizer().init();
     let metrics_path = run_dir.join(METRICS_FILE);
     let mut start_step = 0;
     if resuming {
@@ -264,7 +399,7 @@ pub fn finetune<B: RoFormerTrainingBackend>(
     }
     let mut history: Vec<FinetuneRecord> = read_step_records(&metrics_path)?;
     let mut best = history.iter().cloned().reduce(|a, b| {
-        if b.valid_macro_f1 > a.valid_macro_f1 {
+        if b.selection_score() > a.selection_score() {
             b
         } else {
             a
@@ -279,11 +414,13 @@ pub fn finetune<B: RoFormerTrainingBackend>(
         valid_examples: valid_examples.len(),
         labels: labels.clone(),
         parameters: model.num_params(),
-        extended_positions_from: positions_extended.then_some(pretrained_positions),
+        extended_positions_from: pretrained.extended_positions_from,
     });
     let majority_baseline_accuracy =
         majority_baseline(&train_examples, &valid_examples, labels.len());
-    let pad = tokenizer.special().pad;
+    let pad = pretrained.tokenizer.special().pad;
+    let validation_scores =
+        |predicted: &[Vec<usize>]| unit_scores(predicted, &valid_examples, &labels, entity_labels);
     let mut order: Option<(usize, Vec<usize>)> = None;
     let (mut loss_sum, mut loss_steps) = (0.0, 0usize);
     let mut model = Some(model);
@@ -305,7 +442,7 @@ pub fn finetune<B: RoFormerTrainingBackend>(
             .collect();
         B::seed(device, dropout_seed(training.seed, step));
         let current = model.take().expect("the optimizer hands the model back");
-        let (loss, _) = classification_loss(&current, &batch, pad, device);
+        let (loss, _) = unit_loss(&current, &batch, pad, device);
         let loss_value: f64 = loss.clone().into_scalar().elem();
         let grads = GradientsParams::from_grads(loss.backward(), &current);
         let learning_rate = schedule.at(step);
@@ -329,14 +466,14 @@ pub fn finetune<B: RoFormerTrainingBackend>(
                 pad,
                 device,
             );
-            let targets: Vec<usize> = valid_examples.iter().map(|e| e.label).collect();
-            let scored = scores(&predicted, &targets, labels.len());
+            let scored = validation_scores(&predicted);
             let record = FinetuneRecord {
                 step: done,
                 train_loss: loss_sum / loss_steps.max(1) as f64,
                 valid_loss,
                 valid_accuracy: scored.accuracy,
                 valid_macro_f1: scored.macro_f1,
+                valid_entity_f1: scored.entities.map(|e| e.f1),
                 learning_rate,
             };
             (loss_sum, loss_steps) = (0.0, 0);
@@ -345,7 +482,7 @@ pub fn finetune<B: RoFormerTrainingBackend>(
             plot_losses(&history, "fine-tuning loss", &run_dir.join(PLOT_FILE))?;
             let is_best = best
                 .as_ref()
-                .is_none_or(|b| record.valid_macro_f1 > b.valid_macro_f1);
+                .is_none_or(|b| record.selection_score() > b.selection_score());
             if is_best {
                 save_classifier_weights(run_dir, &encoder_config, &current.valid())?;
                 best = Some(record.clone());
@@ -367,7 +504,7 @@ pub fn finetune<B: RoFormerTrainingBackend>(
     // The report is of the model kept, read back from the directory as a user gets it.
     let best_scores = match (&best, finished) {
         (Some(record), true) => {
-            let kept = load_hf_sequence_classification::<B>(
+            let kept = M::load_hf(
                 &encoder_config,
                 labels.len(),
                 &run_dir.join(WEIGHTS_FILE),
@@ -380,8 +517,7 @@ pub fn finetune<B: RoFormerTrainingBackend>(
                 pad,
                 device,
             );
-            let targets: Vec<usize> = valid_examples.iter().map(|e| e.label).collect();
-            let scored = scores(&predicted, &targets, labels.len());
+            let scored = validation_scores(&predicted);
             write_report(run_dir, record.step, &labels, &scored)?;
             Some(scored)
         }
@@ -397,6 +533,27 @@ pub fn finetune<B: RoFormerTrainingBackend>(
     })
 }
 
+/// The scores of per-example predicted units against the examples' labels: accuracy and
+/// F1 over all units, and entity scores when the labels are BIO.
+fn unit_scores(
+    predicted: &[Vec<usize>],
+    examples: &[Example],
+    labels: &[String],
+    entity_labels: bool,
+) -> Scores {
+    let flat_predicted: Vec<usize> = predicted.iter().flatten().copied().collect();
+    let flat_targets: Vec<usize> = examples.iter().flat_map(|e| e.labels.clone()).collect();
+    let mut scored = scores(&flat_predicted, &flat_targets, labels.len());
+    if entity_labels {
+        let names =
+            |units: &[usize]| -> Vec<&str> { units.iter().map(|&u| labels[u].as_str()).collect() };
+        let predicted: Vec<Vec<&str>> = predicted.iter().map(|p| names(p)).collect();
+        let targets: Vec<Vec<&str>> = examples.iter().map(|e| names(&e.labels)).collect();
+        scored.entities = Some(entity_scores(&predicted, &targets));
+    }
+    scored
+}
+
 /// The labelled examples of a fine-tuning config, split.
 pub(crate) struct LabelledSplits {
     pub train: Vec<LabelledExample>,
@@ -406,32 +563,65 @@ pub(crate) struct LabelledSplits {
     pub labels: Vec<String>,
 }
 
+/// The tagged sentences of a token-classification config, split.
+pub(crate) struct TaggedSplits {
+    pub train: Vec<TaggedExample>,
+    pub validation: Vec<TaggedExample>,
+    /// By output index: the config's list, or the sorted distinct labels of the training
+    /// file.
+    pub labels: Vec<String>,
+}
+
+/// The labels of a config, or the sorted distinct labels of the training file (at least 2).
+fn labels_of<'a>(
+    config: &FinetuneConfig,
+    seen: impl Iterator<Item = &'a String>,
+) -> Result<Vec<String>, TrainError> {
+    if let Some(labels) = &config.task.labels {
+        return Ok(labels.clone());
+    }
+    let distinct: BTreeSet<&String> = seen.collect();
+    if distinct.len() < 2 {
+        return Err(TrainError::data(
+            config.data.train.display().to_string(),
+            format!(
+                "expected at least 2 distinct labels, found {}",
+                distinct.len()
+            ),
+        ));
+    }
+    Ok(distinct.into_iter().cloned().collect())
+}
+
 /// The training and validation examples of `config` and its labels.
 pub(crate) fn labelled_splits(config: &FinetuneConfig) -> Result<LabelledSplits, TrainError> {
     let fields = config.task.fields();
     let train_file = &config.data.train;
     let mut train_rows = read_labelled(train_file, &fields, config.task.labels.as_deref())?;
-    let labels = match &config.task.labels {
-        Some(labels) => labels.clone(),
-        None => {
-            let distinct: BTreeSet<&String> = train_rows.iter().map(|e| &e.label).collect();
-            if distinct.len() < 2 {
-                return Err(TrainError::data(
-                    train_file.display().to_string(),
-                    format!(
-                        "expected at least 2 distinct labels, found {}",
-                        distinct.len()
-                    ),
-                ));
-            }
-            distinct.into_iter().cloned().collect()
-        }
-    };
+    let labels = labels_of(config, train_rows.iter().map(|e| &e.label))?;
     let valid_rows = match &config.data.validation {
         Some(path) => read_labelled(path, &fields, Some(&labels))?,
         None => split_off_validation(&mut train_rows, config, train_file)?,
     };
     Ok(LabelledSplits {
+        train: train_rows,
+        validation: valid_rows,
+        labels,
+    })
+}
+
+/// The training and validation sentences of a token-classification `config` and its
+/// labels.
+pub(crate) fn tagged_splits(config: &FinetuneConfig) -> Result<TaggedSplits, TrainError> {
+    let fields = config.task.tag_fields();
+    let train_file = &config.data.train;
+    let mut train_rows = read_tagged(train_file, &fields, config.task.labels.as_deref())?;
+    let labels = labels_of(config, train_rows.iter().flat_map(|e| &e.labels))?;
+    let valid_rows = match &config.data.validation {
+        Some(path) => read_tagged(path, &fields, Some(&labels))?,
+        None => split_off_validation(&mut train_rows, config, train_file)?,
+    };
+    Ok(TaggedSplits {
         train: train_rows,
         validation: valid_rows,
         labels,
@@ -498,11 +688,11 @@ fn fit_positions(config: &FinetuneConfig, model: &mut RoFormerConfig) -> Result<
 }
 
 /// Moves a seeded `validation_fraction` of the training rows into a validation split.
-fn split_off_validation(
-    rows: &mut Vec<LabelledExample>,
+fn split_off_validation<T>(
+    rows: &mut Vec<T>,
     config: &FinetuneConfig,
     train_file: &Path,
-) -> Result<Vec<LabelledExample>, TrainError> {
+) -> Result<Vec<T>, TrainError> {
     let count = ((rows.len() as f64 * config.data.validation_fraction).round() as usize).max(1);
     if count >= rows.len() {
         return Err(TrainError::data(
@@ -541,16 +731,21 @@ fn epoch_order(len: usize, seed: u64, epoch: usize) -> Vec<usize> {
     indices
 }
 
-/// Mean cross-entropy of the head's logits on `batch`, and the logits.
-fn classification_loss<B: RoFormerBackend>(
-    model: &RoFormerForSequenceClassification<B>,
+/// Mean cross-entropy of the head's logits over the units of `batch`, and the logits
+/// (`[units, labels]`).
+fn unit_loss<B: RoFormerBackend, M: TaskModel<B>>(
+    model: &M,
     batch: &[&Example],
     pad: u32,
     device: &B::Device,
 ) -> (Tensor<B, 1>, Tensor<B, 2>) {
     let inputs: Vec<&PairInput> = batch.iter().map(|e| &e.input).collect();
-    let labels: Vec<usize> = batch.iter().map(|e| e.label).collect();
-    let logits = model.forward(pair_batch::<B>(&inputs, pad, device));
+    let labels: Vec<usize> = batch.iter().flat_map(|e| e.labels.clone()).collect();
+    let rows = M::LABELS_WORDS.then(|| {
+        let starts: Vec<&[usize]> = batch.iter().map(|e| e.word_starts.as_slice()).collect();
+        word_rows::<B>(&inputs, &starts, device)
+    });
+    let logits = model.unit_logits(pair_batch::<B>(&inputs, pad, device), rows);
     let output = B::cross_entropy(
         logits.clone().into_primitive().tensor(),
         label_tensor::<B>(&labels, device).into_primitive(),
@@ -562,41 +757,53 @@ fn classification_loss<B: RoFormerBackend>(
     )
 }
 
-/// Mean validation loss and the predicted class of each example.
-fn evaluate<B: RoFormerBackend>(
-    model: &RoFormerForSequenceClassification<B>,
+/// Mean validation loss per unit and the predicted label of each unit, example by example.
+fn evaluate<B: RoFormerBackend, M: TaskModel<B>>(
+    model: &M,
     examples: &[Example],
     batch_size: usize,
     pad: u32,
     device: &B::Device,
-) -> (f64, Vec<usize>) {
-    let (mut loss_sum, mut predicted) = (0.0, Vec::with_capacity(examples.len()));
+) -> (f64, Vec<Vec<usize>>) {
+    let (mut loss_sum, mut units) = (0.0, 0usize);
+    let mut predicted = Vec::with_capacity(examples.len());
     for chunk in examples.chunks(batch_size) {
         let batch: Vec<&Example> = chunk.iter().collect();
-        let (loss, logits) = classification_loss(model, &batch, pad, device);
+        let (loss, logits) = unit_loss(model, &batch, pad, device);
         let loss: f64 = loss.into_scalar().elem();
-        loss_sum += loss * chunk.len() as f64;
-        predicted.extend(
-            logits
-                .argmax(1)
-                .into_data()
-                .iter::<i64>()
-                .map(|class| class as usize),
-        );
+        let count: usize = chunk.iter().map(|e| e.labels.len()).sum();
+        loss_sum += loss * count as f64;
+        units += count;
+        let mut classes = logits
+            .argmax(1)
+            .into_data()
+            .iter::<i64>()
+            .collect::<Vec<_>>()
+            .into_iter();
+        for example in chunk {
+            predicted.push(
+                classes
+                    .by_ref()
+                    .take(example.labels.len())
+                    .map(|c| c as usize)
+                    .collect(),
+            );
+        }
     }
-    (loss_sum / examples.len().max(1) as f64, predicted)
+    (loss_sum / units.max(1) as f64, predicted)
 }
 
-/// Accuracy on `valid` of always predicting the most frequent label of `train` (the
-/// lowest index on a tie), as `roformer baseline` scores it.
+/// Accuracy on the units of `valid` of always predicting the most frequent label of
+/// `train`'s units (the lowest index on a tie), as `roformer baseline` scores it.
 fn majority_baseline(train: &[Example], valid: &[Example], classes: usize) -> f64 {
     let mut counts = vec![0usize; classes];
-    for example in train {
-        counts[example.label] += 1;
+    for label in train.iter().flat_map(|e| &e.labels) {
+        counts[*label] += 1;
     }
     let majority = (0..classes)
         .max_by_key(|&c| (counts[c], std::cmp::Reverse(c)))
         .unwrap_or(0);
-    let hits = valid.iter().filter(|e| e.label == majority).count();
-    hits as f64 / valid.len().max(1) as f64
+    let units: Vec<usize> = valid.iter().flat_map(|e| e.labels.clone()).collect();
+    let hits = units.iter().filter(|&&l| l == majority).count();
+    hits as f64 / units.len().max(1) as f64
 }
