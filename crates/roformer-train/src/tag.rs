@@ -107,12 +107,12 @@ pub fn tag<B: RoFormerBackend>(
                 .zip(rows)
                 .map(|(word, row)| {
                     // The first of equal probabilities, as argmax takes it.
-                    let (best, probability) = row
-                        .iter()
-                        .enumerate()
-                        .fold((0, f64::NEG_INFINITY), |(bi, bp), (i, &p)| {
-                            if p > bp { (i, p) } else { (bi, bp) }
-                        });
+                    let (best, probability) =
+                        row.iter()
+                            .enumerate()
+                            .fold((0, f64::NEG_INFINITY), |(bi, bp), (i, &p)| {
+                                if p > bp { (i, p) } else { (bi, bp) }
+                            });
                     TaggedWord {
                         word: word.clone(),
                         label: tagger.labels[best].clone(),

@@ -159,3 +159,56 @@ pub fn word_rows<B: RoFormerBackend>(
     let len = rows.len();
     Tensor::from_data(TensorData::new(rows, [len]), device)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Windows hold whole words in order, every word once, each read at its first piece,
+    /// and a word longer than a window keeps its first pieces.
+    #[test]
+    fn word_windows_hold_whole_words() {
+        let tokenizer = TextTokenizer::train(
+            ["the quick brown fox jumps over the lazy dog"].into_iter(),
+            40,
+            1,
+            true,
+        )
+        .unwrap();
+        let special = tokenizer.special();
+        let words: Vec<String> = "the foxes quicker jumps dog dumpsoveroxenuphow the"
+            .split(' ')
+            .map(str::to_string)
+            .collect();
+        let pieces: Vec<Vec<u32>> = words
+            .iter()
+            .map(|w| tokenizer.encode_plain(w).unwrap())
+            .collect();
+        assert!(
+            pieces[5].len() > 6,
+            "a word longer than a window: {pieces:?}"
+        );
+        let windows = word_windows(&tokenizer, &words, 8).unwrap();
+        let mut next_word = 0;
+        for window in &windows {
+            let ids = &window.input.ids;
+            assert!(ids.len() <= 8, "{windows:?}");
+            assert_eq!((ids[0], ids[ids.len() - 1]), (special.cls, special.sep));
+            assert_eq!(window.input.type_ids, vec![0; ids.len()]);
+            assert_eq!(window.words.start, next_word, "{windows:?}");
+            assert_eq!(window.word_starts.len(), window.words.len());
+            let mut expected = vec![special.cls];
+            for (word, &start) in window.words.clone().zip(&window.word_starts) {
+                assert_eq!(start, expected.len());
+                expected.extend(&pieces[word]);
+            }
+            expected.truncate(7);
+            expected.push(special.sep);
+            assert_eq!(ids, &expected, "{windows:?}");
+            next_word = window.words.end;
+        }
+        assert_eq!(next_word, words.len());
+        let long = windows.iter().find(|w| w.words.contains(&5)).unwrap();
+        assert_eq!(long.words, 5..6, "the long word is alone in its window");
+    }
+}

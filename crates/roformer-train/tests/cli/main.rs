@@ -11,4 +11,5 @@ mod embeddings;
 mod finetune;
 mod kill_resume;
 mod position_encodings_run;
+mod tagging;
 mod token_ids_input;

@@ -105,7 +105,7 @@ pub fn write_model_dir(dir: &Path) {
     write_model_dir_with(dir, PositionEmbeddingType::Rotary, 0.1);
 }
 
-/// The words [`write_model_dir`]'s tokenizer knows whole.
+/// The words of the lines [`write_model_dir`]'s tokenizer is trained on.
 pub const MODEL_DIR_WORDS: &[&str] = &[
     "the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "to", "be", "or", "not",
     "that", "is", "question", "all", "world", "a", "stage", "and", "men", "women", "merely",
