@@ -191,6 +191,29 @@ fn every_command_reports_bad_input_in_one_line_and_keeps_existing_files() {
             ],
             "--pooling",
         ),
+        // classify and tag
+        (
+            "not a classifier",
+            vec!["classify", "--model", &model, "a"],
+            "RoFormerForSequenceClassification",
+        ),
+        (
+            "not a token classifier",
+            vec!["tag", "--model", &model, "a"],
+            "RoFormerForTokenClassification",
+        ),
+        (
+            "text of no words",
+            vec!["tag", "--model", &model, "  "],
+            "no words",
+        ),
+        (
+            "input line without words",
+            vec![
+                "tag", "--model", &model, "--input", &bad_json, "--output", &out,
+            ],
+            "line",
+        ),
         // passages and baseline
         (
             "no words",
