@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use roformer_train::eval_mlm::ScalingRule;
 use roformer_train::infer::Pooling;
 
 /// Train and run RoFormer (rotary position embedding) encoders.
@@ -24,6 +25,7 @@ pub enum Command {
     Baseline(BaselineArgs),
     Passages(PassagesArgs),
     FillMask(FillMaskArgs),
+    EvalMlm(EvalMlmArgs),
     Embed(EmbedArgs),
     Similarity(SimilarityArgs),
     Encode(EncodeArgs),
@@ -135,6 +137,41 @@ pub struct TagArgs {
     /// The text (split into words at whitespace).
     #[arg(required_unless_present = "input")]
     pub text: Option<String>,
+}
+
+/// Masked-LM loss and accuracy on held-out text cut into sequences of each length (how a
+/// model trained on short sequences does on longer ones).
+#[derive(Args, Debug)]
+pub struct EvalMlmArgs {
+    /// A run directory or model directory with a masked-LM head.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Sequence lengths, special tokens included.
+    #[arg(long, value_delimiter = ',', default_values_t = [128, 256, 512, 1024, 2048])]
+    pub seq: Vec<usize>,
+    /// Rotary scaling past the trained length (factor: length / trained length).
+    #[arg(long, value_enum, default_value = "none")]
+    pub scaling: ScalingRule,
+    /// The length the model was trained on (default: a run's data.max_seq_len, else the
+    /// model's max_position_embeddings).
+    #[arg(long)]
+    pub trained_length: Option<usize>,
+    /// A text file to evaluate on (default: a run's held-out works, else those of the
+    /// built-in corpus).
+    #[arg(long)]
+    pub text: Option<PathBuf>,
+    /// Tokens of the text used, at most.
+    #[arg(long, default_value_t = 65536)]
+    pub tokens: usize,
+    /// Seed of the masks.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Sequences per forward pass.
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Print the most likely tokens for each [MASK] in a text.

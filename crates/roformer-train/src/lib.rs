@@ -8,6 +8,7 @@ pub mod classify;
 pub mod config;
 pub mod data;
 mod error;
+pub mod eval_mlm;
 pub mod finetune;
 pub mod fs_atomic;
 pub mod infer;

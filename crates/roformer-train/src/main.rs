@@ -27,8 +27,9 @@ use roformer_train::finetune::{
 };
 
 use crate::cli::{
-    BaselineArgs, BenchArgs, ClassifyArgs, Cli, Command, EmbedArgs, EncodeArgs, ExportHfArgs,
-    FillMaskArgs, FinetuneArgs, ImportArgs, PassagesArgs, SimilarityArgs, TagArgs, TrainArgs,
+    BaselineArgs, BenchArgs, ClassifyArgs, Cli, Command, EmbedArgs, EncodeArgs, EvalMlmArgs,
+    ExportHfArgs, FillMaskArgs, FinetuneArgs, ImportArgs, PassagesArgs, SimilarityArgs, TagArgs,
+    TrainArgs,
 };
 
 fn main() {
@@ -81,6 +82,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Baseline(args) => run_baseline(args),
         Command::Passages(args) => run_passages(args),
         Command::FillMask(args) => run_fill_mask(args),
+        Command::EvalMlm(args) => run_eval_mlm(args),
         Command::Embed(args) => run_embed(args),
         Command::Similarity(args) => run_similarity(args),
         Command::Encode(args) => run_encode(args),
@@ -105,6 +107,94 @@ fn run_fill_mask(args: FillMaskArgs) -> Result<()> {
             for candidate in &prediction.candidates {
                 println!("  {:<16} {:.4}", candidate.token, candidate.probability);
             }
+        }
+    }
+    Ok(())
+}
+
+fn run_eval_mlm(args: EvalMlmArgs) -> Result<()> {
+    use roformer_train::eval_mlm::{EvalMlmOptions, eval_mlm, text_tokens};
+    if let Some(&short) = args.seq.iter().find(|&&n| n < 3) {
+        bail!("--seq: each length must be at least 3 ([CLS], a token, [SEP]), got {short}");
+    }
+    if args.trained_length == Some(0) {
+        bail!("--trained-length must be positive");
+    }
+    let device = backend::device();
+    let loaded = load_model::<backend::Inference>(&args.model, &device)?;
+    let Some(model) = loaded.weights.masked_lm() else {
+        bail!(
+            "{}: the checkpoint has no masked-LM head (no `cls.` tensors)",
+            args.model.display()
+        );
+    };
+    let run_config = args.model.join(roformer_train::train::RUN_CONFIG_FILE);
+    let run = run_config
+        .is_file()
+        .then(|| roformer_train::config::TrainConfig::from_file(&run_config))
+        .transpose()?;
+    let (text, source) = match &args.text {
+        Some(path) => (
+            std::fs::read_to_string(path)
+                .with_context(|| format!("{}: cannot read the text", path.display()))?,
+            path.display().to_string(),
+        ),
+        None => {
+            let data = run.as_ref().map(|r| r.data.clone()).unwrap_or_default();
+            let corpus = roformer_train::data::Corpus::load(
+                data.corpus.as_deref(),
+                data.validation_works.as_deref(),
+            )?;
+            let names: Vec<&str> = corpus.validation.iter().map(|w| w.name.as_str()).collect();
+            let text: Vec<&str> = corpus.validation.iter().map(|w| w.text.as_str()).collect();
+            (
+                text.join("\n"),
+                format!("held-out works {}", names.join(", ")),
+            )
+        }
+    };
+    let tokenizer = loaded.tokenizer()?;
+    let tokens = text_tokens(tokenizer, &text, args.tokens)?;
+    let trained_length = args
+        .trained_length
+        .or(run.as_ref().map(|r| r.data.max_seq_len))
+        .unwrap_or(loaded.config.max_position_embeddings);
+    let options = EvalMlmOptions {
+        lengths: args.seq.clone(),
+        scaling: args.scaling,
+        trained_length,
+        max_tokens: args.tokens,
+        mask_probability: 0.15,
+        seed: args.seed,
+        batch_size: args.batch,
+    };
+    let scores = eval_mlm(&loaded.config, model, tokenizer, &tokens, &options, &device)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&scores)?);
+        return Ok(());
+    }
+    println!(
+        "{} tokens of {source}; trained length {trained_length}; scaling {:?}",
+        tokens.len(),
+        args.scaling
+    );
+    println!(
+        "{:>7} {:>9} {:>8} {:>8} {:>9}",
+        "length", "sequences", "masked", "loss", "accuracy"
+    );
+    for score in &scores {
+        match (score.loss, score.accuracy, &score.skipped) {
+            (Some(loss), Some(accuracy), _) => println!(
+                "{:>7} {:>9} {:>8} {loss:>8.3} {accuracy:>9.3}",
+                score.length, score.sequences, score.masked_tokens
+            ),
+            (_, _, skipped) => println!(
+                "{:>7} {:>9} {:>8}   n/a: {}",
+                score.length,
+                score.sequences,
+                score.masked_tokens,
+                skipped.as_deref().unwrap_or("not evaluated")
+            ),
         }
     }
     Ok(())

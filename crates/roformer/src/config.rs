@@ -6,6 +6,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use roformer_rope::RopeScaling;
+
 use crate::activation::HiddenAct;
 use crate::error::RoFormerError;
 
@@ -52,6 +54,15 @@ pub struct RoFormerConfig {
     /// transformers' RoFormer has, so the key is left out of an exported `config.json`).
     #[serde(skip_serializing_if = "PositionEmbeddingType::is_rotary")]
     pub position_embedding_type: PositionEmbeddingType,
+    /// How rotary positions past the trained context are mapped onto angles (linear
+    /// interpolation, NTK-aware, dynamic NTK, YaRN; `{"type": "linear", "factor": 4.0}`).
+    /// RoFormer checkpoints have none, and HF's RoFormer ignores the key. Default: none.
+    #[serde(skip_serializing_if = "is_unscaled")]
+    pub rope_scaling: RopeScaling,
+}
+
+fn is_unscaled(scaling: &RopeScaling) -> bool {
+    *scaling == RopeScaling::None
 }
 
 /// How a model knows where each token is: the comparison of Su et al. 2021 (Fig. 3).
@@ -106,6 +117,7 @@ impl Default for RoFormerConfig {
             pad_token_id: Some(0),
             rotary_value: false,
             position_embedding_type: PositionEmbeddingType::Rotary,
+            rope_scaling: RopeScaling::None,
         }
     }
 }

@@ -30,6 +30,7 @@ impl<B: RoFormerBackend> RoFormerEncoder<B> {
     pub fn new(config: &RoFormerConfig, device: &B::Device) -> Result<Self, RoFormerError> {
         let rope = RotaryEmbeddingConfig::new(config.head_size())
             .with_max_positions(config.max_position_embeddings)
+            .with_scaling(config.rope_scaling)
             .init(device)?;
         let layer = (0..config.num_hidden_layers)
             .map(|_| RoFormerLayer::new(config, device))

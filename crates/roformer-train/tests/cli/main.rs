@@ -8,6 +8,7 @@ mod common;
 
 mod bad_input;
 mod embeddings;
+mod eval_mlm;
 mod finetune;
 mod kill_resume;
 mod position_encodings_run;
