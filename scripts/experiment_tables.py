@@ -34,6 +34,12 @@ def main() -> int:
             continue
         rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
         curves[match[1]][int(match[2])] = [(r["step"], r["valid_loss"], r["valid_accuracy"]) for r in rows]
+    # Only finished runs: those that reached the last step any run reached.
+    last = max((run[-1][0] for seeds in curves.values() for run in seeds.values() if run), default=0)
+    for kind in list(curves):
+        curves[kind] = {seed: run for seed, run in curves[kind].items() if run and run[-1][0] == last}
+        if not curves[kind]:
+            del curves[kind]
     kinds = [k for k in ("rotary", "absolute", "sinusoidal", "none") if k in curves]
     if not kinds:
         print(f"no runs under {root}", file=sys.stderr)
