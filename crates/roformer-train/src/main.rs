@@ -636,13 +636,7 @@ fn run_classify(args: ClassifyArgs) -> Result<()> {
     let top_k = args.top_k.unwrap_or(model.labels.len());
     let results = classifier::classify(&model, &inputs, top_k, &device)?;
     if let Some(output) = &args.output {
-        let mut text = String::new();
-        for result in &results {
-            text.push_str(&serde_json::to_string(result)?);
-            text.push('\n');
-        }
-        roformer_train::fs_atomic::write_atomic(output, text.as_bytes())?;
-        eprintln!("wrote {} ({} lines)", output.display(), results.len());
+        write_json_lines(output, &results)?;
     } else if args.json {
         println!("{}", serde_json::to_string_pretty(&results[0])?);
     } else {
@@ -669,13 +663,7 @@ fn run_tag(args: TagArgs) -> Result<()> {
     let model = load_tagger::<backend::Inference>(&args.model, &device)?;
     let results = roformer_train::tag::tag(&model, &inputs, &device)?;
     if let Some(output) = &args.output {
-        let mut text = String::new();
-        for result in &results {
-            text.push_str(&serde_json::to_string(result)?);
-            text.push('\n');
-        }
-        roformer_train::fs_atomic::write_atomic(output, text.as_bytes())?;
-        eprintln!("wrote {} ({} lines)", output.display(), results.len());
+        write_json_lines(output, &results)?;
     } else if args.json {
         println!("{}", serde_json::to_string_pretty(&results[0])?);
     } else {
@@ -694,6 +682,18 @@ fn run_tag(args: TagArgs) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// Writes one JSON object per result to `output` (atomically) and says so.
+fn write_json_lines<T: serde::Serialize>(output: &Path, results: &[T]) -> Result<()> {
+    let mut text = String::new();
+    for result in results {
+        text.push_str(&serde_json::to_string(result)?);
+        text.push('\n');
+    }
+    roformer_train::fs_atomic::write_atomic(output, text.as_bytes())?;
+    eprintln!("wrote {} ({} lines)", output.display(), results.len());
     Ok(())
 }
 

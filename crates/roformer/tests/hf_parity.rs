@@ -277,32 +277,43 @@ fn assert_same_tensors(saved: &Path, original: &Path) {
     }
 }
 
+/// Loads the fixture `case` with `load`, saves it with `save`, and checks that the file is
+/// the one transformers wrote (tensor for tensor) and loads back to the same outputs.
+fn assert_saved_as_transformers_wrote<M>(
+    case: &str,
+    load: impl Fn(&std::path::Path) -> M,
+    save: impl Fn(&M, &std::path::Path),
+    outputs: impl Fn(&M, RoFormerInput<B>) -> Vec<f32>,
+) {
+    let original = fixture_dir(case).join("model.safetensors");
+    let model = load(&original);
+    let out = std::env::temp_dir().join(format!(
+        "roformer-{case}-roundtrip-{}.safetensors",
+        std::process::id()
+    ));
+    save(&model, &out);
+    assert_same_tensors(&out, &original);
+    let reloaded = load(&out);
+    std::fs::remove_file(&out).unwrap();
+    let (input, _) = fixture_input(&Expected::read(case));
+    assert_eq!(outputs(&model, input.clone()), outputs(&reloaded, input));
+}
+
 /// A classifier saved here is the file transformers wrote (so `from_pretrained` loads it
 /// with no missing keys and gives the fixture's logits), and loads back to the same logits.
 #[test]
 fn saving_a_sequence_classifier_in_hf_layout_round_trips() {
     let case = "sequence_classification";
-    let device = Default::default();
-    let config = fixture_config(case);
-    let original = fixture_dir(case).join("model.safetensors");
-    let labels = fixture_num_labels(case);
-    let model = load_hf_sequence_classification::<B>(&config, labels, &original, &device).unwrap();
-    let out = std::env::temp_dir().join(format!(
-        "roformer-classifier-roundtrip-{}.safetensors",
-        std::process::id()
-    ));
-    save_hf_sequence_classification(&model, &config, &out).unwrap();
-    assert_same_tensors(&out, &original);
-    let reloaded = load_hf_sequence_classification::<B>(&config, labels, &out, &device).unwrap();
-    std::fs::remove_file(&out).unwrap();
-    let (input, _) = fixture_input(&Expected::read(case));
-    let a = model
-        .forward(input.clone())
-        .into_data()
-        .to_vec::<f32>()
-        .unwrap();
-    let b = reloaded.forward(input).into_data().to_vec::<f32>().unwrap();
-    assert_eq!(a, b);
+    let (config, labels) = (fixture_config(case), fixture_num_labels(case));
+    assert_saved_as_transformers_wrote(
+        case,
+        |path| {
+            load_hf_sequence_classification::<B>(&config, labels, path, &Default::default())
+                .unwrap()
+        },
+        |model, path| save_hf_sequence_classification(model, &config, path).unwrap(),
+        |model, input| model.forward(input).into_data().to_vec::<f32>().unwrap(),
+    );
 }
 
 /// A token classifier saved here is the file transformers wrote, and loads back to the
@@ -310,27 +321,15 @@ fn saving_a_sequence_classifier_in_hf_layout_round_trips() {
 #[test]
 fn saving_a_token_classifier_in_hf_layout_round_trips() {
     let case = "token_classification";
-    let device = Default::default();
-    let config = fixture_config(case);
-    let original = fixture_dir(case).join("model.safetensors");
-    let labels = fixture_num_labels(case);
-    let model = load_hf_token_classification::<B>(&config, labels, &original, &device).unwrap();
-    let out = std::env::temp_dir().join(format!(
-        "roformer-tagger-roundtrip-{}.safetensors",
-        std::process::id()
-    ));
-    save_hf_token_classification(&model, &config, &out).unwrap();
-    assert_same_tensors(&out, &original);
-    let reloaded = load_hf_token_classification::<B>(&config, labels, &out, &device).unwrap();
-    std::fs::remove_file(&out).unwrap();
-    let (input, _) = fixture_input(&Expected::read(case));
-    let a = model
-        .forward(input.clone())
-        .into_data()
-        .to_vec::<f32>()
-        .unwrap();
-    let b = reloaded.forward(input).into_data().to_vec::<f32>().unwrap();
-    assert_eq!(a, b);
+    let (config, labels) = (fixture_config(case), fixture_num_labels(case));
+    assert_saved_as_transformers_wrote(
+        case,
+        |path| {
+            load_hf_token_classification::<B>(&config, labels, path, &Default::default()).unwrap()
+        },
+        |model, path| save_hf_token_classification(model, &config, path).unwrap(),
+        |model, input| model.forward(input).into_data().to_vec::<f32>().unwrap(),
+    );
 }
 
 #[test]

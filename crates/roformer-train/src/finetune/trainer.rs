@@ -542,7 +542,10 @@ fn unit_scores(
     entity_labels: bool,
 ) -> Scores {
     let flat_predicted: Vec<usize> = predicted.iter().flatten().copied().collect();
-    let flat_targets: Vec<usize> = examples.iter().flat_map(|e| e.labels.clone()).collect();
+    let flat_targets: Vec<usize> = examples
+        .iter()
+        .flat_map(|e| e.labels.iter().copied())
+        .collect();
     let mut scored = scores(&flat_predicted, &flat_targets, labels.len());
     if entity_labels {
         let names =
@@ -740,7 +743,10 @@ fn unit_loss<B: RoFormerBackend, M: TaskModel<B>>(
     device: &B::Device,
 ) -> (Tensor<B, 1>, Tensor<B, 2>) {
     let inputs: Vec<&PairInput> = batch.iter().map(|e| &e.input).collect();
-    let labels: Vec<usize> = batch.iter().flat_map(|e| e.labels.clone()).collect();
+    let labels: Vec<usize> = batch
+        .iter()
+        .flat_map(|e| e.labels.iter().copied())
+        .collect();
     let rows = M::LABELS_WORDS.then(|| {
         let starts: Vec<&[usize]> = batch.iter().map(|e| e.word_starts.as_slice()).collect();
         word_rows::<B>(&inputs, &starts, device)
@@ -774,12 +780,8 @@ fn evaluate<B: RoFormerBackend, M: TaskModel<B>>(
         let count: usize = chunk.iter().map(|e| e.labels.len()).sum();
         loss_sum += loss * count as f64;
         units += count;
-        let mut classes = logits
-            .argmax(1)
-            .into_data()
-            .iter::<i64>()
-            .collect::<Vec<_>>()
-            .into_iter();
+        let data = logits.argmax(1).into_data();
+        let mut classes = data.iter::<i64>();
         for example in chunk {
             predicted.push(
                 classes
@@ -803,7 +805,7 @@ fn majority_baseline(train: &[Example], valid: &[Example], classes: usize) -> f6
     let majority = (0..classes)
         .max_by_key(|&c| (counts[c], std::cmp::Reverse(c)))
         .unwrap_or(0);
-    let units: Vec<usize> = valid.iter().flat_map(|e| e.labels.clone()).collect();
-    let hits = units.iter().filter(|&&l| l == majority).count();
-    hits as f64 / units.len().max(1) as f64
+    let units = valid.iter().flat_map(|e| &e.labels);
+    let (hits, total) = units.fold((0, 0), |(h, t), &l| (h + usize::from(l == majority), t + 1));
+    hits as f64 / total.max(1) as f64
 }
