@@ -10,40 +10,21 @@
 # 2. Length extrapolation: `roformer eval-mlm` of each run at LENGTHS on the held-out
 #    works; the rotary runs also with every scaling rule. JSON per run and rule in
 #    runs/experiments/eval-mlm/.
-# Then prints the tables of docs/experiments.md (python3, standard library only).
+# Then prints the tables of docs/experiments.md (python3, standard library only) and,
+# where matplotlib is installed, draws its plots (scripts/experiment_plots.py).
 #
-# Environment: ROFORMER_BIN (default $CARGO_TARGET_DIR/release/roformer, building it
-# when missing), SEEDS (default "1 2 3"), LENGTHS (default 128,256,512,1024,2048),
-# KINDS (default "rotary absolute sinusoidal none").
+# Environment: ROFORMER_BIN and SEEDS (scripts/experiment_common.sh), LENGTHS (default
+# 128,256,512,1024,2048), KINDS (default "rotary absolute sinusoidal none").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-target="${CARGO_TARGET_DIR:-$HOME/.cache/roformer-rs/target}"
-bin="${ROFORMER_BIN:-$target/release/roformer}"
-if [ ! -x "$bin" ]; then
-  cargo build --release
-fi
-seeds="${SEEDS:-1 2 3}"
+source scripts/experiment_common.sh
 lengths="${LENGTHS:-128,256,512,1024,2048}"
 kinds="${KINDS:-rotary absolute sinusoidal none}"
-out=runs/experiments
 mkdir -p "$out/eval-mlm"
 
-for seed in $seeds; do
-  for kind in $kinds; do
-    run="$out/positions-$kind-seed$seed"
-    config="$out/positions-$kind-seed$seed.toml"
-    sed -e "s/^seed = .*/seed = $seed/" \
-        -e "s|^output_dir = .*|output_dir = \"$run\"|" \
-        "configs/experiments/positions-$kind.toml" > "$config"
-    if [ -d "$run" ]; then
-      echo "== $run: resuming (a finished run stays as it is)"
-      "$bin" train --resume "$run"
-    else
-      echo "== $run: training"
-      "$bin" train --config "$config"
-    fi
-  done
+for kind in $kinds; do
+  train_seeds "positions-$kind"
 done
 
 for seed in $seeds; do
@@ -62,3 +43,4 @@ for seed in $seeds; do
 done
 
 python3 scripts/experiment_tables.py "$out"
+draw_plots

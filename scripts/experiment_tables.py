@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Prints the tables of docs/experiments.md from the runs of scripts/experiment_positions.sh.
+"""Prints the tables of docs/experiments.md from the runs of scripts/experiment_*.sh.
 
     python3 scripts/experiment_tables.py runs/experiments
 
@@ -7,7 +7,10 @@ Experiment 1: per position encoding, the final validation MLM loss and accuracy 
 standard deviation over seeds), and the first evaluated step at which the mean curve
 reaches the absolute-position runs' mean final loss. Experiment 2: masked-LM loss by
 evaluation length (mean over seeds), per encoding and, for rotary, per scaling rule.
-Standard library only.
+Experiment 3: final loss and accuracy of softmax and linear attention, with and without
+rotation, and the inference time per token by sequence length. Tables whose runs are
+missing are left out. Standard library only; scripts/experiment_plots.py reads the runs
+through the functions here.
 """
 
 import json
@@ -17,6 +20,70 @@ import statistics
 import sys
 from collections import defaultdict
 
+POSITIONS = ("rotary", "absolute", "sinusoidal", "none")
+SCALING_RULES = ("none", "linear", "ntk", "dynamic-ntk", "yarn")
+# Experiment 3's runs: (attention, positions) -> run name.
+ATTENTION_RUNS = {
+    ("softmax", "rotary"): "positions-rotary",
+    ("linear", "rotary"): "attention-linear-rotary",
+    ("softmax", "none"): "positions-none",
+    ("linear", "none"): "attention-linear-none",
+}
+
+
+def load_curves(root):
+    """Run name -> seed -> [(step, valid loss, valid accuracy)], finished runs only (those
+    that reached the last step of any run of the same experiment prefix)."""
+    curves = defaultdict(dict)
+    for run in sorted(root.glob("*-seed*")):
+        match = re.fullmatch(r"([\w-]+)-seed(\d+)", run.name)
+        metrics = run / "metrics.jsonl"
+        if not match or not metrics.is_file():
+            continue
+        rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+        if rows:
+            curves[match[1]][int(match[2])] = [(r["step"], r["valid_loss"], r["valid_accuracy"]) for r in rows]
+    last = max((run[-1][0] for seeds in curves.values() for run in seeds.values()), default=0)
+    finished = {}
+    for name, seeds in curves.items():
+        kept = {seed: run for seed, run in seeds.items() if run[-1][0] == last}
+        if kept:
+            finished[name] = kept
+    return finished
+
+
+def mean_curve(seeds):
+    """[(step, mean valid loss over seeds)] of one run name."""
+    runs = list(seeds.values())
+    steps = [s for s, _, _ in runs[0]]
+    return [(step, statistics.mean(run[i][1] for run in runs)) for i, step in enumerate(steps)]
+
+
+def load_extrapolation(root):
+    """(positions, scaling rule) -> [eval-mlm rows of one seed]."""
+    results = defaultdict(list)
+    for path in sorted((root / "eval-mlm").glob("*.json")):
+        match = re.fullmatch(r"(\w+)-seed(\d+)-([\w-]+)\.json", path.name)
+        if match:
+            results[(match[1], match[3])].append(json.loads(path.read_text()))
+    return dict(
+        sorted(
+            results.items(),
+            key=lambda kv: (POSITIONS.index(kv[0][0]) if kv[0][0] in POSITIONS else 9, SCALING_RULES.index(kv[0][1])),
+        )
+    )
+
+
+def load_timing(root):
+    """Attention -> [(sequence length, microseconds per token)] from `roformer bench`."""
+    timing = {}
+    for attention in ("softmax", "linear"):
+        path = root / "timing" / f"{attention}.jsonl"
+        if path.is_file():
+            rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            timing[attention] = [(r["seq"], 1000.0 * r["ms_per_step"] / (r["batch"] * r["seq"])) for r in rows]
+    return timing
+
 
 def mean_std(values):
     if len(values) == 1:
@@ -24,63 +91,78 @@ def mean_std(values):
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
-def main() -> int:
-    root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "runs/experiments")
-    curves = defaultdict(dict)  # kind -> seed -> [(step, loss, accuracy)]
-    for run in sorted(root.glob("positions-*-seed*")):
-        match = re.fullmatch(r"positions-(\w+)-seed(\d+)", run.name)
-        metrics = run / "metrics.jsonl"
-        if not match or not metrics.is_file():
-            continue
-        rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-        curves[match[1]][int(match[2])] = [(r["step"], r["valid_loss"], r["valid_accuracy"]) for r in rows]
-    # Only finished runs: those that reached the last step any run reached.
-    last = max((run[-1][0] for seeds in curves.values() for run in seeds.values() if run), default=0)
-    for kind in list(curves):
-        curves[kind] = {seed: run for seed, run in curves[kind].items() if run and run[-1][0] == last}
-        if not curves[kind]:
-            del curves[kind]
-    kinds = [k for k in ("rotary", "absolute", "sinusoidal", "none") if k in curves]
+def final_columns(seeds):
+    runs = list(seeds.values())
+    return mean_std([run[-1][1] for run in runs]), mean_std([run[-1][2] for run in runs])
+
+
+def positions_table(curves):
+    kinds = [k for k in POSITIONS if f"positions-{k}" in curves]
     if not kinds:
-        print(f"no runs under {root}", file=sys.stderr)
-        return 1
-
-    def mean_curve(kind):
-        runs = list(curves[kind].values())
-        steps = [s for s, _, _ in runs[0]]
-        return [(step, statistics.mean(run[i][1] for run in runs)) for i, step in enumerate(steps)]
-
-    target = statistics.mean(run[-1][1] for run in curves["absolute"].values()) if "absolute" in curves else None
+        return
+    absolute = curves.get("positions-absolute")
+    target = statistics.mean(run[-1][1] for run in absolute.values()) if absolute else None
     print("| positions | seeds | final valid loss | final valid accuracy | first step at absolute's final loss |")
     print("| --- | ---: | --- | --- | ---: |")
     for kind in kinds:
-        runs = list(curves[kind].values())
-        losses = [run[-1][1] for run in runs]
-        accuracies = [run[-1][2] for run in runs]
+        seeds = curves[f"positions-{kind}"]
+        loss, accuracy = final_columns(seeds)
         reached = "—"
         if target is not None:
-            hit = next((step for step, loss in mean_curve(kind) if loss <= target), None)
+            hit = next((step for step, value in mean_curve(seeds) if value <= target), None)
             reached = str(hit) if hit is not None else "not reached"
-        print(f"| {kind} | {len(runs)} | {mean_std(losses)} | {mean_std(accuracies)} | {reached} |")
-
-    results = defaultdict(list)  # (kind, rule) -> [rows of one seed]
-    for path in sorted((root / "eval-mlm").glob("*.json")):
-        match = re.fullmatch(r"(\w+)-seed(\d+)-([\w-]+)\.json", path.name)
-        if match:
-            results[(match[1], match[3])].append(json.loads(path.read_text()))
-    if not results:
-        return 0
-    lengths = [row["length"] for row in next(iter(results.values()))[0]]
+        print(f"| {kind} | {len(seeds)} | {loss} | {accuracy} | {reached} |")
     print()
+
+
+def extrapolation_table(results):
+    if not results:
+        return
+    lengths = [row["length"] for row in next(iter(results.values()))[0]]
     print("| positions | scaling | " + " | ".join(f"loss @ {n}" for n in lengths) + " |")
     print("| --- | --- | " + " | ".join("---:" for _ in lengths) + " |")
-    order = ["none", "linear", "ntk", "dynamic-ntk", "yarn"]
-    for (kind, rule), seeds in sorted(results.items(), key=lambda kv: (kinds.index(kv[0][0]) if kv[0][0] in kinds else 9, order.index(kv[0][1]))):
+    for (kind, rule), seeds in results.items():
         cells = []
         for i in range(len(lengths)):
             values = [seed[i]["loss"] for seed in seeds if seed[i]["loss"] is not None]
             cells.append(f"{statistics.mean(values):.3f}" if values else "n/a (table)")
         print(f"| {kind} | {rule} | " + " | ".join(cells) + " |")
+    print()
+
+
+def attention_table(curves):
+    present = [(key, name) for key, name in ATTENTION_RUNS.items() if name in curves]
+    if not any(attention == "linear" for (attention, _), _ in present):
+        return
+    print("| attention | positions | seeds | final valid loss | final valid accuracy |")
+    print("| --- | --- | ---: | --- | --- |")
+    for (attention, positions), name in present:
+        loss, accuracy = final_columns(curves[name])
+        print(f"| {attention} | {positions} | {len(curves[name])} | {loss} | {accuracy} |")
+    print()
+
+
+def timing_table(timing):
+    if not timing:
+        return
+    lengths = [seq for seq, _ in next(iter(timing.values()))]
+    print("| attention | " + " | ".join(f"µs/token @ {n}" for n in lengths) + " |")
+    print("| --- | " + " | ".join("---:" for _ in lengths) + " |")
+    for attention, rows in timing.items():
+        print(f"| {attention} | " + " | ".join(f"{us:.1f}" for _, us in rows) + " |")
+    print()
+
+
+def main() -> int:
+    root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "runs/experiments")
+    curves = load_curves(root)
+    if not curves:
+        print(f"no runs under {root}", file=sys.stderr)
+        return 1
+    positions_table(curves)
+    extrapolation_table(load_extrapolation(root))
+    attention_table(curves)
+    timing_table(load_timing(root))
     return 0
 
 

@@ -288,14 +288,8 @@ pub fn write_model_dir<'m, B: RoFormerBackend>(
     model: &'m LoadedModel<B>,
     out: &Path,
 ) -> Result<Option<&'m TextTokenizer>, TrainError> {
-    if !model.config.position_embedding_type.is_rotary() {
-        return Err(TrainError::model_dir(
-            &model.dir,
-            format!(
-                "position_embedding_type \"{}\" has no HF RoFormer equivalent (transformers' RoFormer only rotates); only rotary models export",
-                model.config.position_embedding_type.name()
-            ),
-        ));
+    if let Some(reason) = model.config.hf_incompatibility() {
+        return Err(TrainError::model_dir(&model.dir, reason));
     }
     if out.join(CONFIG_FILE).exists() || out.join(WEIGHTS_FILE).exists() {
         return Err(TrainError::model_dir(

@@ -6,7 +6,8 @@
 //! additive padding bias; softmax; dropout; weighted sum of values. The part after the
 //! rotation is one operation of the backend, [`RoFormerBackend::self_attention`] (a fused
 //! kernel per head on the CPU, burn's flash attention on a GPU; its reference is in
-//! [`crate::backend::reference`]).
+//! [`crate::backend::reference`]). With `attention = "linear"` the rotated features go to
+//! the kernelised attention of [`crate::linear_attention`] instead.
 
 use crate::backend::RoFormerBackend;
 use burn::module::Module;
@@ -15,10 +16,11 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorPrimitive};
 use roformer_rope::RotaryEmbedding;
 
-use crate::config::RoFormerConfig;
+use crate::config::{AttentionKind, RoFormerConfig};
 use crate::dense::linear;
 use crate::init::normal_linear;
-use crate::layout::reshape;
+use crate::layout::{in_float_type, reshape};
+use crate::linear_attention::linear_attention;
 
 /// The query/key/value projections of one layer (HF `attention.self`).
 #[derive(Module, Debug)]
@@ -37,6 +39,8 @@ pub struct RoFormerSelfAttention<B: Backend> {
     /// positions.
     rotary: bool,
     rotary_value: bool,
+    /// Kernelised attention (Su et al. 2021, eq. 19) instead of softmax.
+    linear: bool,
 }
 
 impl<B: RoFormerBackend> RoFormerSelfAttention<B> {
@@ -52,6 +56,7 @@ impl<B: RoFormerBackend> RoFormerSelfAttention<B> {
             head_size: config.head_size(),
             rotary: config.position_embedding_type.is_rotary(),
             rotary_value: config.rotary_value,
+            linear: config.attention == AttentionKind::Linear,
         }
     }
 
@@ -78,9 +83,27 @@ impl<B: RoFormerBackend> RoFormerSelfAttention<B> {
                 x
             }
         };
+        let value = rotate(
+            heads(linear(&self.value, hidden.clone())),
+            self.rotary_value,
+        );
+        if self.linear {
+            // Eq. (19) rotates φ(q) and φ(k), so the projections go in unrotated.
+            let key_mask = score_bias.map(|bias| {
+                let mask = in_float_type(bias.clone().equal_elem(0.0).float(), bias.dtype());
+                mask.reshape([batch, 1, seq, 1])
+            });
+            let context = linear_attention(
+                heads(linear(&self.query, hidden.clone())),
+                heads(linear(&self.key, hidden)),
+                value,
+                key_mask,
+                |features| rotate(features, self.rotary),
+            );
+            return reshape(context.swap_dims(1, 2), [batch, seq, width]);
+        }
         let query = rotate(heads(linear(&self.query, hidden.clone())), self.rotary);
-        let key = rotate(heads(linear(&self.key, hidden.clone())), self.rotary);
-        let value = rotate(heads(linear(&self.value, hidden)), self.rotary_value);
+        let key = rotate(heads(linear(&self.key, hidden)), self.rotary);
 
         let scale = 1.0 / (self.head_size as f64).sqrt();
         let context = B::self_attention(

@@ -59,6 +59,10 @@ pub struct RoFormerConfig {
     /// RoFormer checkpoints have none, and HF's RoFormer ignores the key. Default: none.
     #[serde(skip_serializing_if = "is_unscaled")]
     pub rope_scaling: RopeScaling,
+    /// How attention weighs the values: `softmax` (default; RoFormer, HF) or `linear`
+    /// (kernelised, Su et al. 2021 §3.3). Left out of an exported `config.json` when softmax.
+    #[serde(skip_serializing_if = "AttentionKind::is_softmax")]
+    pub attention: AttentionKind,
 }
 
 fn is_unscaled(scaling: &RopeScaling) -> bool {
@@ -75,7 +79,8 @@ pub enum PositionEmbeddingType {
     /// A learned table of `max_position_embeddings` rows added to the token embeddings
     /// (BERT's `position_embeddings`).
     Absolute,
-    /// The fixed sine/cosine table of Vaswani et al. 2017 added to the token embeddings.
+    /// The fixed sine/cosine table of Vaswani et al. 2017, with amplitude
+    /// `initializer_range`, added to the token embeddings.
     Sinusoidal,
     /// No position information at all (attention is then order-blind).
     None,
@@ -94,6 +99,33 @@ impl PositionEmbeddingType {
             Self::Absolute => "absolute",
             Self::Sinusoidal => "sinusoidal",
             Self::None => "none",
+        }
+    }
+}
+
+/// The attention of every layer: the comparison of Su et al. 2021 §3.3.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttentionKind {
+    /// Softmax of scaled dot products (RoFormer, BERT; the only kind HF has).
+    #[default]
+    Softmax,
+    /// Linear attention with φ(x) = elu(x) + 1 and the rotation in the numerator only
+    /// (Su et al. 2021, eq. 19): time and memory linear in the sequence length.
+    Linear,
+}
+
+impl AttentionKind {
+    /// Whether this is softmax attention.
+    pub fn is_softmax(&self) -> bool {
+        *self == Self::Softmax
+    }
+
+    /// The name a config file uses.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Softmax => "softmax",
+            Self::Linear => "linear",
         }
     }
 }
@@ -118,6 +150,7 @@ impl Default for RoFormerConfig {
             rotary_value: false,
             position_embedding_type: PositionEmbeddingType::Rotary,
             rope_scaling: RopeScaling::None,
+            attention: AttentionKind::Softmax,
         }
     }
 }
@@ -211,6 +244,30 @@ impl RoFormerConfig {
         object.insert("architectures".into(), serde_json::json!([architecture]));
         object.insert("tie_word_embeddings".into(), true.into());
         serde_json::to_string_pretty(&value).expect("JSON always serializes")
+    }
+
+    /// Why HF transformers' RoFormer cannot run this model, if it cannot: it only rotates,
+    /// only has softmax attention, and ignores `rope_scaling` (so a scaled model would run
+    /// there with other angles than here).
+    pub fn hf_incompatibility(&self) -> Option<String> {
+        if !self.position_embedding_type.is_rotary() {
+            return Some(format!(
+                "position_embedding_type \"{}\" has no HF RoFormer equivalent (transformers' RoFormer only rotates); only rotary models export",
+                self.position_embedding_type.name()
+            ));
+        }
+        if !self.attention.is_softmax() {
+            return Some(format!(
+                "attention \"{}\" has no HF RoFormer equivalent (transformers' RoFormer has softmax attention only); only softmax models export",
+                self.attention.name()
+            ));
+        }
+        if self.rope_scaling != RopeScaling::None {
+            return Some(
+                "rope_scaling is set, and transformers' RoFormer ignores it (it would rotate by other angles); remove it from config.json to export the unscaled model".into(),
+            );
+        }
+        None
     }
 
     /// Checks every value a model cannot be built from; the error names the field.

@@ -3,6 +3,12 @@
 //! here: position enters only through the rotation in attention. The other kinds add
 //! BERT's learned table (`absolute`) or the fixed sinusoidal one (`sinusoidal`) to the
 //! word embeddings first, as BERT and the Transformer do.
+//!
+//! The sinusoidal table is added with amplitude `initializer_range`. The Transformer
+//! multiplies embeddings of standard deviation d^-1/2 by √d before adding a table of
+//! amplitude 1, so tokens and positions start in proportion 1 : 1 (in amplitude); here
+//! the word embeddings start with standard deviation `initializer_range` (0.02), and a
+//! table of amplitude 1 would drown them before the LayerNorm.
 
 use crate::backend::RoFormerBackend;
 use burn::module::Module;
@@ -28,6 +34,8 @@ pub struct RoFormerEmbeddings<B: Backend> {
     pub position_embeddings: Option<Embedding<B>>,
     /// Add the fixed sinusoidal table (`position_embedding_type = "sinusoidal"`).
     sinusoidal: bool,
+    /// Amplitude of the sinusoidal table: `initializer_range`.
+    sinusoidal_amplitude: f64,
     /// Normalisation over `embedding_size`.
     pub layer_norm: LayerNorm<B>,
     /// Dropout with `hidden_dropout_prob` (active only when training).
@@ -67,6 +75,7 @@ impl<B: RoFormerBackend> RoFormerEmbeddings<B> {
                     )
                 }),
             sinusoidal: config.position_embedding_type == PositionEmbeddingType::Sinusoidal,
+            sinusoidal_amplitude: config.initializer_range,
             layer_norm: LayerNormConfig::new(size)
                 .with_epsilon(config.layer_norm_eps)
                 .init(device),
@@ -100,7 +109,8 @@ impl<B: RoFormerBackend> RoFormerEmbeddings<B> {
             words + positions.expand([batch, seq, width])
         } else if self.sinusoidal {
             let [_, _, width] = words.dims();
-            let positions = sinusoidal_rows(position_offset, seq, width, &words);
+            let positions = sinusoidal_rows(position_offset, seq, width, &words)
+                .mul_scalar(self.sinusoidal_amplitude);
             words + positions.expand([batch, seq, width])
         } else {
             words

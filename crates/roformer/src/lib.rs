@@ -60,13 +60,14 @@ pub mod hf_weights;
 mod init;
 mod layer;
 pub mod layout;
+pub mod linear_attention;
 mod model;
 pub mod positions;
 
 pub use activation::{HiddenAct, gelu_exact};
 pub use attention::RoFormerSelfAttention;
 pub use backend::{RoFormerBackend, RoFormerTrainingBackend};
-pub use config::{PositionEmbeddingType, RoFormerConfig};
+pub use config::{AttentionKind, PositionEmbeddingType, RoFormerConfig};
 pub use embeddings::RoFormerEmbeddings;
 pub use encoder::{MASKED_SCORE, RoFormerEncoder};
 pub use error::RoFormerError;

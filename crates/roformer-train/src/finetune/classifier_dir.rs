@@ -119,6 +119,9 @@ pub fn write_classifier_dir<B: RoFormerBackend, M: TaskModel<B>>(
     classifier: &LoadedTask<B, M>,
     out: &Path,
 ) -> Result<(), TrainError> {
+    if let Some(reason) = classifier.config.hf_incompatibility() {
+        return Err(TrainError::model_dir(&classifier.dir, reason));
+    }
     if out.join(CONFIG_FILE).exists() || out.join(WEIGHTS_FILE).exists() {
         return Err(TrainError::model_dir(
             out,

@@ -1,6 +1,6 @@
-//! Every `[model] position_embedding_type` trains, checkpoints, resumes (after a kill
-//! mid-checkpoint, to the same evaluations as an uninterrupted run) and serves
-//! `fill-mask` and `encode` through the binary.
+//! Every `[model] position_embedding_type`, and linear attention, trains, checkpoints,
+//! resumes (after a kill mid-checkpoint, to the same evaluations as an uninterrupted run)
+//! and serves `fill-mask` and `encode` through the binary; `export-hf` refuses them.
 
 use std::time::{Duration, Instant};
 
@@ -15,12 +15,15 @@ fn each_position_encoding_trains_resumes_and_serves() {
     let root = tempfile::tempdir().unwrap();
     let corpus = root.path().join("corpus");
     write_small_corpus(&corpus);
-    for kind in ["absolute", "sinusoidal", "none"] {
+    for (kind, key) in [
+        ("absolute", "position_embedding_type"),
+        ("sinusoidal", "position_embedding_type"),
+        ("none", "position_embedding_type"),
+        ("linear", "attention"),
+    ] {
         let config = root.path().join(format!("{kind}.toml"));
-        let toml = small_config_toml(&corpus, 30, 10).replace(
-            "[model]\n",
-            &format!("[model]\nposition_embedding_type = \"{kind}\"\n"),
-        );
+        let toml = small_config_toml(&corpus, 30, 10)
+            .replace("[model]\n", &format!("[model]\n{key} = \"{kind}\"\n"));
         std::fs::write(&config, toml).unwrap();
         let config = config.to_str().unwrap();
 
@@ -38,7 +41,7 @@ fn each_position_encoding_trains_resumes_and_serves() {
         assert!(reference.iter().all(|r| r.valid_loss.is_finite()), "{kind}");
         let saved = std::fs::read_to_string(whole.join("config.json")).unwrap();
         assert!(
-            saved.contains(&format!("\"position_embedding_type\": \"{kind}\"")),
+            saved.contains(&format!("\"{key}\": \"{kind}\"")),
             "{kind}: {saved}"
         );
 
@@ -105,5 +108,19 @@ fn each_position_encoding_trains_resumes_and_serves() {
             output.to_str().unwrap(),
         ]);
         assert!(ok && output.is_file(), "{kind}: {stderr}");
+
+        let exported = root.path().join(format!("{kind}-hf"));
+        let (ok, _, stderr) = roformer(&[
+            "export-hf",
+            "--model",
+            model,
+            "--output",
+            exported.to_str().unwrap(),
+        ]);
+        assert!(!ok && !exported.exists(), "{kind}: export-hf accepted it");
+        assert!(
+            stderr.contains(&format!("{key} \"{kind}\"")),
+            "{kind}: {stderr}"
+        );
     }
 }

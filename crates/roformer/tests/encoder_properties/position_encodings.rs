@@ -119,12 +119,13 @@ fn sinusoidal_table_is_the_transformer_formula() {
     )
     .unwrap();
     assert!(model.embeddings.position_embeddings.is_none());
-    // Sines of p / 10000^(2i/d) in the first half of a row, cosines in the second.
+    // Sines of p / 10000^(2i/d) in the first half of a row, cosines in the second, with
+    // amplitude initializer_range (0.5 here).
     let formula = |p: usize, j: usize| {
         let (half, d) = (8, 16.0);
         let i = if j < half { j } else { j - half };
         let angle = p as f64 / 10000f64.powf(2.0 * i as f64 / d);
-        if j < half { angle.sin() } else { angle.cos() }
+        0.5 * if j < half { angle.sin() } else { angle.cos() }
     };
     // Past max_position_embeddings too: the table is computed, not stored.
     for offset in [0, 3, 40] {
