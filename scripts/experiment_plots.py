@@ -111,7 +111,7 @@ def main() -> int:
         "MLM convergence by position encoding",
         out / "positions-convergence.png",
     )
-    extrapolation(load_extrapolation(root), out / "extrapolation.png")
+    extrapolation({k: v for k, v in load_extrapolation(root).items() if k[0] in POSITIONS}, out / "extrapolation.png")
     convergence(
         curves,
         [(f"{attention}, {positions}", name) for (attention, positions), name in ATTENTION_RUNS.items()],

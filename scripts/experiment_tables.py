@@ -60,18 +60,26 @@ def mean_curve(seeds):
 
 
 def load_extrapolation(root):
-    """(positions, scaling rule) -> [eval-mlm rows of one seed]."""
+    """(evaluated name, scaling rule) -> [eval-mlm rows of one seed]. The name is a position
+    encoding for experiment 1's runs (`rotary-seed1-ntk.json`) and the run name otherwise
+    (`attention-linear-rotary-seed1-none.json`)."""
     results = defaultdict(list)
     for path in sorted((root / "eval-mlm").glob("*.json")):
-        match = re.fullmatch(r"(\w+)-seed(\d+)-([\w-]+)\.json", path.name)
-        if match:
+        match = re.fullmatch(r"([\w-]+?)-seed(\d+)-([\w-]+)\.json", path.name)
+        if match and match[3] in SCALING_RULES:
             results[(match[1], match[3])].append(json.loads(path.read_text()))
     return dict(
         sorted(
             results.items(),
-            key=lambda kv: (POSITIONS.index(kv[0][0]) if kv[0][0] in POSITIONS else 9, SCALING_RULES.index(kv[0][1])),
+            key=lambda kv: (POSITIONS.index(kv[0][0]) if kv[0][0] in POSITIONS else 9, kv[0][0], SCALING_RULES.index(kv[0][1])),
         )
     )
+
+
+def mean_loss_at(seeds, length):
+    """Mean eval-mlm loss over seeds at `length`, or None where not evaluated."""
+    values = [row["loss"] for seed in seeds for row in seed if row["length"] == length and row["loss"] is not None]
+    return statistics.mean(values) if values else None
 
 
 def load_timing(root):
@@ -116,6 +124,7 @@ def positions_table(curves):
 
 
 def extrapolation_table(results):
+    results = {key: seeds for key, seeds in results.items() if key[0] in POSITIONS}
     if not results:
         return
     lengths = [row["length"] for row in next(iter(results.values()))[0]]
@@ -130,15 +139,26 @@ def extrapolation_table(results):
     print()
 
 
-def attention_table(curves):
+def attention_table(curves, results):
+    """Final training-validation loss and accuracy, and the [MASK]-only loss of eval-mlm
+    at the trained length and at the longest evaluated one."""
     present = [(key, name) for key, name in ATTENTION_RUNS.items() if name in curves]
     if not any(attention == "linear" for (attention, _), _ in present):
         return
-    print("| attention | positions | seeds | final valid loss | final valid accuracy |")
-    print("| --- | --- | ---: | --- | --- |")
+    lengths = sorted({row["length"] for seeds in results.values() for seed in seeds for row in seed})
+    shown = sorted({lengths[0], lengths[-1]}) if lengths else []
+    header = "| attention | positions | seeds | final valid loss | final valid accuracy |"
+    header += "".join(f" [MASK]-only loss @ {n} |" for n in shown)
+    print(header)
+    print("| --- | --- | ---: | --- | --- |" + " ---: |" * len(shown))
     for (attention, positions), name in present:
         loss, accuracy = final_columns(curves[name])
-        print(f"| {attention} | {positions} | {len(curves[name])} | {loss} | {accuracy} |")
+        evaluated = results.get((positions if attention == "softmax" else name, "none"), [])
+        cells = ""
+        for n in shown:
+            value = mean_loss_at(evaluated, n)
+            cells += f" {value:.3f} |" if value is not None else " — |"
+        print(f"| {attention} | {positions} | {len(curves[name])} | {loss} | {accuracy} |{cells}")
     print()
 
 
@@ -159,9 +179,10 @@ def main() -> int:
     if not curves:
         print(f"no runs under {root}", file=sys.stderr)
         return 1
+    results = load_extrapolation(root)
     positions_table(curves)
-    extrapolation_table(load_extrapolation(root))
-    attention_table(curves)
+    extrapolation_table(results)
+    attention_table(curves, results)
     timing_table(load_timing(root))
     return 0
 

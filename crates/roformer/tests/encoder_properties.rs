@@ -287,3 +287,21 @@ fn bad_config_values_are_errors_naming_the_field() {
         assert!(!error.contains('\n'), "one-line error expected: {error}");
     }
 }
+
+#[test]
+fn only_rotary_softmax_unscaled_models_are_hf_compatible() {
+    let parse = |json: &str| RoFormerConfig::from_json_str(json, "config.json").unwrap();
+    assert_eq!(parse("{}").hf_incompatibility(), None);
+    let cases = [
+        (r#"{"position_embedding_type": "absolute"}"#, "\"absolute\""),
+        (r#"{"attention": "linear"}"#, "\"linear\""),
+        (
+            r#"{"rope_scaling": {"type": "linear", "factor": 4.0}}"#,
+            "rope_scaling",
+        ),
+    ];
+    for (json, named) in cases {
+        let reason = parse(json).hf_incompatibility().expect(json);
+        assert!(reason.contains(named), "{json}: {reason}");
+    }
+}
