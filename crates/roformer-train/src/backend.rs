@@ -7,6 +7,9 @@ mod chosen {
     pub type Inference = burn::backend::Wgpu;
     /// Human-readable name.
     pub const NAME: &str = "wgpu";
+    /// Whether data-parallel replicas can share the backend's one device (a CPU's
+    /// cores); on a GPU each replica needs a device of its own.
+    pub const REPLICAS_SHARE_THE_DEVICE: bool = false;
 }
 
 #[cfg(all(feature = "flex", not(feature = "wgpu")))]
@@ -15,6 +18,8 @@ mod chosen {
     pub type Inference = burn::backend::Flex;
     /// Human-readable name.
     pub const NAME: &str = "flex (CPU)";
+    /// Whether data-parallel replicas can share the backend's one device.
+    pub const REPLICAS_SHARE_THE_DEVICE: bool = true;
 }
 
 #[cfg(all(feature = "ndarray", not(any(feature = "wgpu", feature = "flex"))))]
@@ -23,12 +28,14 @@ mod chosen {
     pub type Inference = burn::backend::NdArray;
     /// Human-readable name.
     pub const NAME: &str = "ndarray (CPU)";
+    /// Whether data-parallel replicas can share the backend's one device.
+    pub const REPLICAS_SHARE_THE_DEVICE: bool = true;
 }
 
 #[cfg(not(any(feature = "ndarray", feature = "wgpu", feature = "flex")))]
 compile_error!("enable a backend feature: `ndarray` (default), `flex` or `wgpu`");
 
-pub use chosen::{Inference, NAME};
+pub use chosen::{Inference, NAME, REPLICAS_SHARE_THE_DEVICE};
 
 /// Training backend: the inference backend with automatic differentiation.
 pub type Training = burn::backend::Autodiff<Inference>;

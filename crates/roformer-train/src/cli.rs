@@ -46,6 +46,9 @@ pub struct TrainArgs {
     /// Continue the run in this directory from its last checkpoint.
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+    /// Model replicas trained data-parallel (overrides the config's training.devices).
+    #[arg(long, value_name = "N", conflicts_with = "resume")]
+    pub devices: Option<usize>,
 }
 
 /// Fine-tune a pretrained model for sequence classification or sentence pairs from a

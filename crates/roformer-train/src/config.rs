@@ -124,6 +124,11 @@ pub struct TrainingConfig {
     pub seed: u64,
     /// Run directory, unless `--output` is given. Default: `runs/roformer`.
     pub output_dir: PathBuf,
+    /// Model replicas trained data-parallel, each on `batch_size / devices` of every batch,
+    /// their gradients summed across replicas (burn-collective) before each step; the
+    /// result is that of one device at the same `batch_size`. On a CPU backend the
+    /// replicas share the cores. Default: 1.
+    pub devices: usize,
 }
 
 impl Default for TrainingConfig {
@@ -142,6 +147,7 @@ impl Default for TrainingConfig {
             checkpoint_every: 100,
             seed: 42,
             output_dir: PathBuf::from("runs/roformer"),
+            devices: 1,
         }
     }
 }
@@ -326,6 +332,15 @@ impl TrainingConfig {
                 );
             }
             _ => {}
+        }
+        if training.devices == 0 || training.devices > training.batch_size {
+            return fail(
+                "training.devices",
+                format!(
+                    "expected 1 to batch_size ({}) replicas, got {}",
+                    training.batch_size, training.devices
+                ),
+            );
         }
         for (key, value) in [
             ("training.eval_every", training.eval_every),

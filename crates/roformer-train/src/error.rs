@@ -53,6 +53,10 @@ pub enum TrainError {
         /// What is missing or wrong.
         message: String,
     },
+    /// Data-parallel training could not go on: a replica stopped or did not answer, or
+    /// the collective refused an operation.
+    #[error("data-parallel training: {0}")]
+    Distributed(String),
 }
 
 impl TrainError {

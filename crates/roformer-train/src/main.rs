@@ -391,20 +391,43 @@ fn run_train(args: TrainArgs) -> Result<()> {
         config,
         output,
         resume,
+        devices,
     } = args;
-    let (start, run_dir) = match (config, resume) {
-        (_, Some(dir)) => (RunStart::Resume, dir),
+    let (start, run_dir, replicas) = match (config, resume) {
+        (_, Some(dir)) => {
+            let saved = TrainConfig::from_file(&dir.join(roformer_train::train::RUN_CONFIG_FILE));
+            let replicas = saved.map(|c| c.training.devices).unwrap_or(1);
+            (RunStart::Resume, dir, replicas)
+        }
         (Some(path), None) => {
-            let config = TrainConfig::from_file(&path)?;
+            let mut config = TrainConfig::from_file(&path)?;
+            if let Some(devices) = devices {
+                let batch = config.training.batch_size;
+                if devices == 0 || devices > batch {
+                    bail!("--devices: expected 1 to batch_size ({batch}) replicas, got {devices}");
+                }
+                config.training.devices = devices;
+            }
             let run_dir = output.unwrap_or_else(|| config.training.output_dir.clone());
-            (RunStart::Fresh(Box::new(config)), run_dir)
+            let replicas = config.training.devices;
+            (RunStart::Fresh(Box::new(config)), run_dir, replicas)
         }
         (None, None) => bail!("give --config FILE or --resume DIR"),
     };
+    if replicas > 1 && !backend::REPLICAS_SHARE_THE_DEVICE {
+        bail!(
+            "training.devices = {replicas}: data-parallel replicas run on CPU backends in this build; {} trains on one device",
+            backend::NAME
+        );
+    }
     let device = backend::device();
     let started = Instant::now();
+    let replicas = match replicas {
+        1 => String::new(),
+        n => format!(", {n} data-parallel replicas"),
+    };
     let mut progress = Progress::new(format!(
-        "backend: {} (device {device:?}), run directory: {}",
+        "backend: {} (device {device:?}{replicas}), run directory: {}",
         backend::NAME,
         run_dir.display()
     ));

@@ -95,6 +95,14 @@ fn config_errors_name_the_file_and_key() {
             "training.batch_size",
         ),
         (
+            base.replace("batch_size = 16", "batch_size = 16\ndevices = 0"),
+            "training.devices",
+        ),
+        (
+            base.replace("batch_size = 16", "batch_size = 16\ndevices = 17"),
+            "training.devices",
+        ),
+        (
             base.replace("num_attention_heads = 2", "num_attention_heads = 3"),
             "model.hidden_size",
         ),
@@ -549,4 +557,111 @@ fn inference_matches_direct_model_computation() {
         file.tensor("mlm_logits").unwrap().shape(),
         &[2, longest, vocab]
     );
+}
+
+/// Every tensor of a run's `model.safetensors`, by name, as f32.
+fn run_weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
+    let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut named: Vec<(String, Vec<f32>)> = tensors
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let values = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            (name, values)
+        })
+        .collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named
+}
+
+/// Data-parallel training (`devices`) takes the steps one device takes on the same batch:
+/// with dropout off, from the same checkpoint (step 3 of a one-device run), 2 and 3 replicas
+/// (shares of 8 and 6/5/5 sequences) give the same losses and, after 3 more steps, the
+/// same parameters as 1 replica, to 1e-5. A 2-replica run stopped at a checkpoint and
+/// resumed equals one never stopped.
+#[test]
+fn replicas_train_as_one_device_does() {
+    let config = |devices: usize| {
+        let toml = common::small_config_toml(small_corpus(), 6, 3)
+            .replace("dropout_prob = 0.1", "dropout_prob = 0.0")
+            .replace("seed = 7", &format!("seed = 7\ndevices = {devices}"));
+        TrainConfig::from_toml_str(&toml, "test.toml").unwrap()
+    };
+    let root = tempfile::tempdir().unwrap();
+    let started = root.path().join("started");
+    run(RunStart::Fresh(Box::new(config(1))), &started, Some(3));
+    let continue_on = |devices: usize| {
+        let dir = root.path().join(format!("on-{devices}"));
+        copy_dir(&started, &dir);
+        let saved = dir.join(RUN_CONFIG_FILE);
+        let text = std::fs::read_to_string(&saved).unwrap();
+        assert!(text.contains("devices = 1"), "{text}");
+        std::fs::write(
+            &saved,
+            text.replace("devices = 1", &format!("devices = {devices}")),
+        )
+        .unwrap();
+        run(RunStart::Resume, &dir, None);
+        dir
+    };
+    let one = continue_on(1);
+    let reference = run_weights(&one);
+    let reference_losses = read_records(&one.join(METRICS_FILE)).unwrap();
+    assert_eq!(reference_losses.len(), 2);
+    let assert_same = |dir: &Path, reference: &[(String, Vec<f32>)], losses: &[EvalRecord]| {
+        let weights = run_weights(dir);
+        assert_eq!(weights.len(), reference.len());
+        for ((name, got), (_, expected)) in weights.iter().zip(reference) {
+            let gap = max_abs_diff(got, expected);
+            assert!(gap < 1e-5, "{}: {name} differs by {gap:e}", dir.display());
+        }
+        let got = read_records(&dir.join(METRICS_FILE)).unwrap();
+        assert_eq!(got.len(), losses.len());
+        for (got, expected) in got.iter().zip(losses) {
+            let gap = (got.train_loss - expected.train_loss)
+                .abs()
+                .max((got.valid_loss - expected.valid_loss).abs());
+            assert!(
+                gap < 1e-5,
+                "{}: step {} differs by {gap:e}",
+                dir.display(),
+                got.step
+            );
+        }
+    };
+    for devices in [2, 3] {
+        assert_same(&continue_on(devices), &reference, &reference_losses);
+    }
+    // Not trivially so: the three steps moved the weights.
+    let moved = max_abs_diff(&run_weights(&started)[1].1, &reference[1].1);
+    assert!(
+        moved > 1e-3,
+        "three steps moved the weights only by {moved:e}"
+    );
+
+    let whole = root.path().join("two-whole");
+    run(RunStart::Fresh(Box::new(config(2))), &whole, None);
+    let stopped = root.path().join("two-stopped");
+    run(RunStart::Fresh(Box::new(config(2))), &stopped, Some(3));
+    run(RunStart::Resume, &stopped, None);
+    let whole_losses = read_records(&whole.join(METRICS_FILE)).unwrap();
+    assert_same(&stopped, &run_weights(&whole), &whole_losses);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }

@@ -154,6 +154,15 @@ impl FinetuneConfig {
 
     fn validate(&self) -> Result<(), (String, String)> {
         let fail = |key: &str, message: String| Err((key.to_string(), message));
+        if self.training.devices != 1 {
+            return fail(
+                "training.devices",
+                format!(
+                    "expected 1: fine-tuning runs on one device (data-parallel training is for pretraining), got {}",
+                    self.training.devices
+                ),
+            );
+        }
         if self.task.max_seq_len < 3 {
             return fail(
                 "task.max_seq_len",

@@ -2,6 +2,7 @@
 //! splits and the loop.
 
 pub mod checkpoint;
+mod data_parallel;
 pub mod metrics;
 pub mod optimizer;
 pub mod run_dir;

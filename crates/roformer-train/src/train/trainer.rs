@@ -11,6 +11,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use burn::collective::PeerId;
 use burn::module::{AutodiffModule, Module};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{GradientsParams, Optimizer};
@@ -23,6 +24,7 @@ use crate::data::{Corpus, MaskedExample, MlmBatch, TextTokenizer, mask_seed, mlm
 use crate::error::TrainError;
 use crate::model_dir::save_model;
 use crate::train::checkpoint::{TrainingState, load_checkpoint, save_checkpoint};
+use crate::train::data_parallel::{Share, Workers, masked_tokens, replica_step, split_batch};
 use crate::train::metrics::{
     EvalRecord, append_record, plot_losses, read_records, truncate_records,
 };
@@ -139,7 +141,7 @@ pub fn train<B: RoFormerTrainingBackend>(
     let majority_baseline_accuracy = trainer.majority_baseline();
     let mut last = read_records(&metrics_path)?.pop();
     for step in trainer.start_step..trainer.total_steps {
-        let report = trainer.step(step);
+        let report = trainer.step(step)?;
         let done = step + 1;
         let _ = observe(TrainEvent::Step {
             step: done,
@@ -224,6 +226,9 @@ struct Trainer<'a, B: RoFormerTrainingBackend> {
     /// The current epoch and its example order.
     order: Option<(usize, Vec<usize>)>,
     since_evaluation: SinceEvaluation,
+    /// Replicas 1.. of data-parallel training (`training.devices > 1`); this struct's
+    /// model and optimizer are replica 0.
+    workers: Option<Workers<B>>,
 }
 
 impl<'a, B: RoFormerTrainingBackend> Trainer<'a, B> {
@@ -252,6 +257,26 @@ impl<'a, B: RoFormerTrainingBackend> Trainer<'a, B> {
             }
             None => (0, model, optimizer),
         };
+        let (model, workers) = if training.devices > 1 {
+            // burn draws a parameter's initial values when it is first used; the replicas
+            // start from replica 0's values, so those are drawn here, in field order.
+            let model = model.clone().load_record(model.into_record());
+            // Copies of replica 0, parameter ids included: the all-reduce pairs gradients
+            // by id, in id order.
+            let replicas = (1..training.devices)
+                .map(|_| {
+                    (
+                        model.clone().fork(device),
+                        optimizer.clone(),
+                        device.clone(),
+                    )
+                })
+                .collect();
+            let workers = Workers::start(replicas, device, tokenizer.special().pad)?;
+            (model, Some(workers))
+        } else {
+            (model, None)
+        };
         Ok(Self {
             config,
             device,
@@ -269,6 +294,7 @@ impl<'a, B: RoFormerTrainingBackend> Trainer<'a, B> {
             steps_per_epoch,
             order: None,
             since_evaluation: SinceEvaluation::default(),
+            workers,
         })
     }
 
@@ -299,30 +325,61 @@ impl<'a, B: RoFormerTrainingBackend> Trainer<'a, B> {
     }
 
     /// Runs optimisation step `step` (0-based).
-    fn step(&mut self, step: usize) -> StepReport {
+    fn step(&mut self, step: usize) -> Result<StepReport, TrainError> {
         let started = Instant::now();
         let examples = self.examples(step);
-        let batch = mlm_batch::<B>(&examples, self.masking.special.pad, self.device);
-        self.since_evaluation.tokens += batch.real_tokens;
-        B::seed(self.device, dropout_seed(self.config.training.seed, step));
+        let dropout = dropout_seed(self.config.training.seed, step);
         let model = self
             .model
             .take()
             .expect("the optimizer hands the model back");
-        let (loss, _) = masked_lm_step(&model, batch);
-        let loss_value: f64 = loss.clone().into_scalar().elem();
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
         let learning_rate = self.schedule.at(step);
-        self.model = Some(self.optimizer.step(learning_rate, model, grads));
+        let (model, loss_value) = match &self.workers {
+            None => {
+                let batch = mlm_batch::<B>(&examples, self.masking.special.pad, self.device);
+                self.since_evaluation.tokens += batch.real_tokens;
+                B::seed(self.device, dropout);
+                let (loss, _) = masked_lm_step(&model, batch);
+                let loss_value: f64 = loss.clone().into_scalar().elem();
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                (self.optimizer.step(learning_rate, model, grads), loss_value)
+            }
+            Some(workers) => {
+                self.since_evaluation.tokens +=
+                    examples.iter().map(|e| e.input_ids.len()).sum::<usize>();
+                let batch_masked = masked_tokens(&examples);
+                let mut shares = split_batch(examples, workers.replicas())
+                    .into_iter()
+                    .enumerate()
+                    .map(|(replica, examples)| Share {
+                        examples,
+                        batch_masked,
+                        learning_rate,
+                        dropout_seed: mask_seed(dropout, replica as u64, u64::MAX),
+                    });
+                let own = shares.next().expect("at least two replicas");
+                workers.send(shares.collect())?;
+                let (model, own_loss) = replica_step(
+                    PeerId::from(0usize),
+                    model,
+                    &mut self.optimizer,
+                    own,
+                    self.masking.special.pad,
+                    self.device,
+                )?;
+                (model, own_loss + workers.collect()?)
+            }
+        };
+        self.model = Some(model);
         let totals = &mut self.since_evaluation;
         totals.seconds += started.elapsed().as_secs_f64();
         totals.loss_sum += loss_value;
         totals.steps += 1;
-        StepReport {
+        Ok(StepReport {
             loss: loss_value,
             learning_rate,
             tokens_per_second: totals.tokens_per_second(),
-        }
+        })
     }
 
     /// Whether the run evaluates once `done` steps are done.

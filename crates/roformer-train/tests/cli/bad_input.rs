@@ -318,6 +318,11 @@ fn every_command_reports_bad_input_in_one_line_and_keeps_existing_files() {
             "/nonexistent.toml",
         ),
         (
+            "train devices past the batch",
+            vec!["train", "--config", &config, "--devices", "999"],
+            "--devices",
+        ),
+        (
             "bench batch 0",
             vec!["bench", "--config", &config, "--batch", "0"],
             "--batch",
