@@ -29,6 +29,19 @@ from experiment_tables import (  # noqa: E402
 )
 
 
+def finish(figure, axes, x_label, y_label, title, path, legend_size=None):
+    """Labels, grid and legend, then writes the PNG."""
+    axes.set_xlabel(x_label)
+    axes.set_ylabel(y_label)
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=legend_size)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    print(f"wrote {path}")
+
+
 def convergence(curves, series, title, path):
     """`series`: [(label, run name)]; draws those present."""
     series = [(label, name) for label, name in series if name in curves]
@@ -43,15 +56,7 @@ def convergence(curves, series, title, path):
         high = [max(run[i][1] for run in seeds.values()) for i in range(len(steps))]
         (line,) = axes.plot(steps, mean, label=f"{label} ({len(seeds)} seeds)")
         axes.fill_between(steps, low, high, color=line.get_color(), alpha=0.2)
-    axes.set_xlabel("training step")
-    axes.set_ylabel("validation MLM loss")
-    axes.set_title(title)
-    axes.grid(alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    print(f"wrote {path}")
+    finish(figure, axes, "training step", "validation MLM loss", title, path)
 
 
 def extrapolation(results, path):
@@ -70,15 +75,15 @@ def extrapolation(results, path):
         style = {"dynamic-ntk": ":"}.get(rule, "-") if kind == "rotary" else "--"
         axes.plot(*zip(*points), style, marker="o", label=label)
     axes.set_xscale("log", base=2)
-    axes.set_xlabel("evaluation length (tokens; trained at 128)")
-    axes.set_ylabel("masked-LM loss ([MASK] only)")
-    axes.set_title("Length extrapolation (mean of 3 seeds)")
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    print(f"wrote {path}")
+    finish(
+        figure,
+        axes,
+        "evaluation length (tokens; trained at 128)",
+        "masked-LM loss ([MASK] only)",
+        "Length extrapolation (mean of 3 seeds)",
+        path,
+        legend_size=8,
+    )
 
 
 def timing(rows, path):
@@ -88,16 +93,15 @@ def timing(rows, path):
     for attention, points in rows.items():
         axes.plot(*zip(*points), marker="o", label=f"{attention} attention")
     axes.set_xscale("log", base=2)
-    axes.set_xlabel("sequence length (tokens, batch 1)")
-    axes.set_ylabel("inference time per token (µs)")
-    axes.set_title("Inference time per token, tiny model, 2-core CPU")
     axes.set_ylim(bottom=0)
-    axes.grid(alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    print(f"wrote {path}")
+    finish(
+        figure,
+        axes,
+        "sequence length (tokens, batch 1)",
+        "inference time per token (µs)",
+        "Inference time per token, tiny model, 2-core CPU",
+        path,
+    )
 
 
 def main() -> int:
