@@ -19,6 +19,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     Train(TrainArgs),
+    Coordinator(CoordinatorArgs),
     Finetune(FinetuneArgs),
     Classify(ClassifyArgs),
     Tag(TagArgs),
@@ -49,6 +50,28 @@ pub struct TrainArgs {
     /// Model replicas trained data-parallel (overrides the config's training.devices).
     #[arg(long, value_name = "N", conflicts_with = "resume")]
     pub devices: Option<usize>,
+    /// Machines training together (overrides distributed.nodes).
+    #[arg(long, value_name = "N", conflicts_with = "resume")]
+    pub nodes: Option<usize>,
+    /// This machine's rank, 0 to nodes - 1 (overrides distributed.rank).
+    #[arg(long, value_name = "R", conflicts_with = "resume")]
+    pub rank: Option<usize>,
+    /// host:port of the `roformer coordinator` (overrides distributed.coordinator).
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "resume")]
+    pub coordinator: Option<String>,
+    /// host:port at which the other machines reach this one (overrides
+    /// distributed.address).
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "resume")]
+    pub address: Option<String>,
+}
+
+/// Run the coordinator of a multi-machine training run (every `roformer train` with
+/// distributed.nodes > 1 registers with it) until interrupted.
+#[derive(Args, Debug)]
+pub struct CoordinatorArgs {
+    /// The port to listen on, on every interface.
+    #[arg(long)]
+    pub port: u16,
 }
 
 /// Fine-tune a pretrained model for sequence classification or sentence pairs from a

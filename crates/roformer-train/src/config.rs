@@ -1,4 +1,5 @@
-//! The training configuration file (TOML): `[model]`, `[data]`, `[tokenizer]`, `[training]`.
+//! The training configuration file (TOML): `[model]`, `[data]`, `[tokenizer]`, `[training]`,
+//! `[distributed]`.
 //!
 //! Every section is a typed serde struct. Optional fields take the documented defaults; an
 //! unknown key (a typo), a wrong type or an invalid value is an error naming the file, the
@@ -27,6 +28,115 @@ pub struct TrainConfig {
     /// Optimisation and bookkeeping.
     #[serde(default)]
     pub training: TrainingConfig,
+    /// Training on several machines.
+    #[serde(default)]
+    pub distributed: DistributedConfig,
+}
+
+/// `[distributed]`: data-parallel training over several machines (nodes). Every node runs
+/// `roformer train` with the same config except `rank` and `address`, and registers with
+/// one `roformer coordinator`. The batch is shared out over `nodes × training.devices`
+/// replicas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DistributedConfig {
+    /// Machines (processes) taking part. Default: 1 (no network).
+    pub nodes: usize,
+    /// This node's place, 0 to `nodes - 1`: it decides the node's rows of every batch.
+    /// Node 0 evaluates and writes `metrics.jsonl`. Default: 0.
+    pub rank: usize,
+    /// `host:port` of the `roformer coordinator` every node registers with. Required when
+    /// `nodes > 1`.
+    pub coordinator: String,
+    /// `host:port` at which the other nodes reach this one for gradient data; the node
+    /// listens on that port on every interface. Required when `nodes > 1`.
+    pub address: String,
+    /// Seconds a node waits for the others (to register, and at every step) before the run
+    /// fails. Evaluations on node 0 must fit in it. Default: 600.
+    pub timeout_secs: u64,
+}
+
+impl Default for DistributedConfig {
+    fn default() -> Self {
+        Self {
+            nodes: 1,
+            rank: 0,
+            coordinator: String::new(),
+            address: String::new(),
+            timeout_secs: 600,
+        }
+    }
+}
+
+impl DistributedConfig {
+    /// Replicas over all nodes.
+    pub fn replicas(&self, devices_per_node: usize) -> usize {
+        self.nodes * devices_per_node
+    }
+
+    /// How long to wait for the other replicas and nodes.
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.timeout_secs)
+    }
+
+    /// Checks the section against `devices` replicas per node and `batch_size`:
+    /// `(key, what was expected)`.
+    fn validate(&self, devices: usize, batch_size: usize) -> Result<(), (String, String)> {
+        let fail = |key: &str, message: String| Err((key.to_string(), message));
+        if self.nodes == 0 {
+            return fail(
+                "distributed.nodes",
+                "expected a positive integer, got 0".into(),
+            );
+        }
+        if self.rank >= self.nodes {
+            return fail(
+                "distributed.rank",
+                format!(
+                    "expected 0 to nodes - 1 ({}), got {}",
+                    self.nodes - 1,
+                    self.rank
+                ),
+            );
+        }
+        if self.timeout_secs == 0 {
+            return fail(
+                "distributed.timeout_secs",
+                "expected a positive integer, got 0".into(),
+            );
+        }
+        if self.nodes > 1 {
+            for (key, value) in [
+                ("distributed.coordinator", &self.coordinator),
+                ("distributed.address", &self.address),
+            ] {
+                if let Err(message) = parse_host_port(value) {
+                    return fail(key, message);
+                }
+            }
+            if self.replicas(devices) > batch_size {
+                return fail(
+                    "distributed.nodes",
+                    format!(
+                        "expected nodes × training.devices ({} × {devices}) to be at most batch_size ({batch_size})",
+                        self.nodes
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Splits `host:port`; the message says what was wrong.
+pub fn parse_host_port(value: &str) -> Result<(&str, u16), String> {
+    let expected = || format!("expected host:port (e.g. 10.0.0.1:4100), got \"{value}\"");
+    let (host, port) = value.rsplit_once(':').ok_or_else(expected)?;
+    let port: u16 = port.parse().map_err(|_| expected())?;
+    if host.is_empty() || port == 0 || host.contains("://") {
+        return Err(expected());
+    }
+    Ok((host, port))
 }
 
 /// `[data]`.
@@ -267,7 +377,20 @@ impl TrainConfig {
                 format!("expected a number in (0, 1), got {}", data.mask_probability),
             );
         }
-        training.validate()
+        training.validate()?;
+        self.distributed
+            .validate(training.devices, training.batch_size)
+    }
+
+    /// Checks a config changed after it was read (command-line overrides) as a file's
+    /// values are checked; `source` names what changed it in errors.
+    pub fn revalidate(&self, source: &str) -> Result<(), TrainError> {
+        self.validate()
+            .map_err(|(key, message)| TrainError::Config {
+                file: source.to_string(),
+                key,
+                message,
+            })
     }
 
     /// The config as TOML, as it is saved in a run directory.

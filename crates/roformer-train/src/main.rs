@@ -27,12 +27,17 @@ use roformer_train::finetune::{
 };
 
 use crate::cli::{
-    BaselineArgs, BenchArgs, ClassifyArgs, Cli, Command, EmbedArgs, EncodeArgs, EvalMlmArgs,
-    ExportHfArgs, FillMaskArgs, FinetuneArgs, ImportArgs, PassagesArgs, SimilarityArgs, TagArgs,
-    TrainArgs,
+    BaselineArgs, BenchArgs, ClassifyArgs, Cli, Command, CoordinatorArgs, EmbedArgs, EncodeArgs,
+    EvalMlmArgs, ExportHfArgs, FillMaskArgs, FinetuneArgs, ImportArgs, PassagesArgs,
+    SimilarityArgs, TagArgs, TrainArgs,
 };
 
 fn main() {
+    // Set first, so that burn's network layer (multi-node training) keeps its INFO lines.
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
+        .with_writer(std::io::stderr)
+        .try_init();
     let cli = Cli::try_parse().unwrap_or_else(|error| exit_on_usage_error(error));
     if let Err(error) = run(cli) {
         // One line: the chain of causes joined, no backtrace.
@@ -76,6 +81,7 @@ fn exit_on_usage_error(error: clap::Error) -> ! {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(args) => run_train(args),
+        Command::Coordinator(args) => run_coordinator(args),
         Command::Finetune(args) => run_finetune(args),
         Command::Classify(args) => run_classify(args),
         Command::Tag(args) => run_tag(args),
@@ -392,39 +398,63 @@ fn run_train(args: TrainArgs) -> Result<()> {
         output,
         resume,
         devices,
+        nodes,
+        rank,
+        coordinator,
+        address,
     } = args;
-    let (start, run_dir, replicas) = match (config, resume) {
+    let (start, run_dir, saved) = match (config, resume) {
         (_, Some(dir)) => {
             let saved = TrainConfig::from_file(&dir.join(roformer_train::train::RUN_CONFIG_FILE));
-            let replicas = saved.map(|c| c.training.devices).unwrap_or(1);
-            (RunStart::Resume, dir, replicas)
+            (RunStart::Resume, dir, saved.ok())
         }
         (Some(path), None) => {
             let mut config = TrainConfig::from_file(&path)?;
-            if let Some(devices) = devices {
-                let batch = config.training.batch_size;
-                if devices == 0 || devices > batch {
-                    bail!("--devices: expected 1 to batch_size ({batch}) replicas, got {devices}");
-                }
-                config.training.devices = devices;
+            let overridden = devices.is_some()
+                || nodes.is_some()
+                || rank.is_some()
+                || coordinator.is_some()
+                || address.is_some();
+            let distributed = &mut config.distributed;
+            config.training.devices = devices.unwrap_or(config.training.devices);
+            distributed.nodes = nodes.unwrap_or(distributed.nodes);
+            distributed.rank = rank.unwrap_or(distributed.rank);
+            distributed.coordinator = coordinator.unwrap_or(distributed.coordinator.clone());
+            distributed.address = address.unwrap_or(distributed.address.clone());
+            if overridden {
+                config.revalidate(&format!(
+                    "{} with the command line's overrides",
+                    path.display()
+                ))?;
             }
             let run_dir = output.unwrap_or_else(|| config.training.output_dir.clone());
-            let replicas = config.training.devices;
-            (RunStart::Fresh(Box::new(config)), run_dir, replicas)
+            (
+                RunStart::Fresh(Box::new(config.clone())),
+                run_dir,
+                Some(config),
+            )
         }
         (None, None) => bail!("give --config FILE or --resume DIR"),
     };
+    let (replicas, distributed) = saved
+        .map(|c| (c.training.devices, c.distributed))
+        .unwrap_or_default();
+    let replicas = replicas.max(1);
     if replicas > 1 && !backend::REPLICAS_SHARE_THE_DEVICE {
         bail!(
-            "training.devices = {replicas}: data-parallel replicas run on CPU backends in this build; {} trains on one device",
+            "training.devices = {replicas}: data-parallel replicas run on CPU backends in this build; {} trains on one device per machine",
             backend::NAME
         );
     }
     let device = backend::device();
     let started = Instant::now();
-    let replicas = match replicas {
-        1 => String::new(),
-        n => format!(", {n} data-parallel replicas"),
+    let replicas = match (replicas, distributed.nodes) {
+        (1, 1) => String::new(),
+        (n, 1) => format!(", {n} data-parallel replicas"),
+        (n, nodes) => format!(
+            ", {n} data-parallel replica(s) on node {} of {nodes}, coordinator {}",
+            distributed.rank, distributed.coordinator
+        ),
     };
     let mut progress = Progress::new(format!(
         "backend: {} (device {device:?}{replicas}), run directory: {}",
@@ -447,6 +477,16 @@ fn run_train(args: TrainArgs) -> Result<()> {
         "model, tokenizer, metrics.jsonl and loss.png are in {}",
         summary.run_dir.display()
     );
+    Ok(())
+}
+
+fn run_coordinator(args: CoordinatorArgs) -> Result<()> {
+    let coordinator = roformer_train::train::Coordinator::bind(args.port)?;
+    eprintln!(
+        "coordinator listening on port {} (every interface); stop it with Ctrl-C once the run is over",
+        args.port
+    );
+    coordinator.run();
     Ok(())
 }
 

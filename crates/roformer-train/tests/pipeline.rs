@@ -559,26 +559,6 @@ fn inference_matches_direct_model_computation() {
     );
 }
 
-/// Every tensor of a run's `model.safetensors`, by name, as f32.
-fn run_weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
-    let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
-    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut named: Vec<(String, Vec<f32>)> = tensors
-        .tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            let values = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            (name, values)
-        })
-        .collect();
-    named.sort_by(|a, b| a.0.cmp(&b.0));
-    named
-}
-
 /// Data-parallel training (`devices`) takes the steps one device takes on the same batch:
 /// with dropout off, from the same checkpoint (step 3 of a one-device run), 2 and 3 replicas
 /// (shares of 8 and 6/5/5 sequences) give the same losses and, after 3 more steps, the
@@ -610,11 +590,11 @@ fn replicas_train_as_one_device_does() {
         dir
     };
     let one = continue_on(1);
-    let reference = run_weights(&one);
+    let reference = common::run_weights(&one);
     let reference_losses = read_records(&one.join(METRICS_FILE)).unwrap();
     assert_eq!(reference_losses.len(), 2);
     let assert_same = |dir: &Path, reference: &[(String, Vec<f32>)], losses: &[EvalRecord]| {
-        let weights = run_weights(dir);
+        let weights = common::run_weights(dir);
         assert_eq!(weights.len(), reference.len());
         for ((name, got), (_, expected)) in weights.iter().zip(reference) {
             let gap = max_abs_diff(got, expected);
@@ -638,7 +618,7 @@ fn replicas_train_as_one_device_does() {
         assert_same(&continue_on(devices), &reference, &reference_losses);
     }
     // Not trivially so: the three steps moved the weights.
-    let moved = max_abs_diff(&run_weights(&started)[1].1, &reference[1].1);
+    let moved = max_abs_diff(&common::run_weights(&started)[1].1, &reference[1].1);
     assert!(
         moved > 1e-3,
         "three steps moved the weights only by {moved:e}"
@@ -650,7 +630,7 @@ fn replicas_train_as_one_device_does() {
     run(RunStart::Fresh(Box::new(config(2))), &stopped, Some(3));
     run(RunStart::Resume, &stopped, None);
     let whole_losses = read_records(&whole.join(METRICS_FILE)).unwrap();
-    assert_same(&stopped, &run_weights(&whole), &whole_losses);
+    assert_same(&stopped, &common::run_weights(&whole), &whole_losses);
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -4,6 +4,7 @@
 pub mod checkpoint;
 mod data_parallel;
 pub mod metrics;
+pub mod nodes;
 pub mod optimizer;
 pub mod run_dir;
 pub mod schedule;
@@ -11,6 +12,7 @@ mod split;
 pub mod trainer;
 
 pub use metrics::EvalRecord;
+pub use nodes::Coordinator;
 pub use optimizer::{FusedAdamW, FusedAdamWConfig};
 pub use run_dir::{METRICS_FILE, PLOT_FILE, RUN_CONFIG_FILE};
 pub use trainer::{RunStart, TrainEvent, TrainSummary, train};

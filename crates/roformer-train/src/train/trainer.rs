@@ -11,7 +11,6 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::collective::PeerId;
 use burn::module::{AutodiffModule, Module};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{GradientsParams, Optimizer};
@@ -24,10 +23,11 @@ use crate::data::{Corpus, MaskedExample, MlmBatch, TextTokenizer, mask_seed, mlm
 use crate::error::TrainError;
 use crate::model_dir::save_model;
 use crate::train::checkpoint::{TrainingState, load_checkpoint, save_checkpoint};
-use crate::train::data_parallel::{Share, Workers, masked_tokens, replica_step, split_batch};
+use crate::train::data_parallel::{Setup, Share, Workers, masked_tokens, split_batch};
 use crate::train::metrics::{
     EvalRecord, append_record, plot_losses, read_records, truncate_records,
 };
+use crate::train::nodes::{Placement, collective_config, positional_ids, run_digest};
 use crate::train::optimizer::FusedAdamW;
 use crate::train::run_dir::{METRICS_FILE, PLOT_FILE, open_run_dir, run_tokenizer, start_run_dir};
 use crate::train::schedule::LrSchedule;
@@ -150,7 +150,7 @@ pub fn train<B: RoFormerTrainingBackend>(
             learning_rate: report.learning_rate,
             tokens_per_second: report.tokens_per_second,
         });
-        if trainer.evaluates_after(done) {
+        if trainer.evaluates_after(done) && config.distributed.rank == 0 {
             let record = trainer.evaluation(done, &report);
             append_record(&metrics_path, &record)?;
             let _ = observe(TrainEvent::Evaluated(record.clone()));
@@ -165,6 +165,9 @@ pub fn train<B: RoFormerTrainingBackend>(
     }
 
     trainer.save_model(run_dir)?;
+    if let Some(workers) = trainer.workers.take() {
+        workers.finish(device)?;
+    }
     plot_losses(
         &read_records(&metrics_path)?,
         "masked-LM loss",
@@ -216,7 +219,9 @@ struct Trainer<'a, B: RoFormerTrainingBackend> {
     /// `None` only inside [`Trainer::step`], while the optimizer owns the model: it takes
     /// it by value, so that it can update parameters in place.
     model: Option<RoFormerForMaskedLM<B>>,
-    optimizer: OptimizerAdaptor<FusedAdamW, RoFormerForMaskedLM<B>, B>,
+    /// `None` only inside [`Trainer::step`] with several replicas, while replica 0's
+    /// thread owns it.
+    optimizer: Option<OptimizerAdaptor<FusedAdamW, RoFormerForMaskedLM<B>, B>>,
     schedule: LrSchedule,
     /// Steps already done when this process started (non-zero when resuming).
     start_step: usize,
@@ -226,8 +231,8 @@ struct Trainer<'a, B: RoFormerTrainingBackend> {
     /// The current epoch and its example order.
     order: Option<(usize, Vec<usize>)>,
     since_evaluation: SinceEvaluation,
-    /// Replicas 1.. of data-parallel training (`training.devices > 1`); this struct's
-    /// model and optimizer are replica 0.
+    /// The replicas of data-parallel training (several devices or nodes); this struct's
+    /// model and optimizer are this process's replica 0.
     workers: Option<Workers<B>>,
 }
 
@@ -257,10 +262,25 @@ impl<'a, B: RoFormerTrainingBackend> Trainer<'a, B> {
             }
             None => (0, model, optimizer),
         };
-        let (model, workers) = if training.devices > 1 {
+        let distributed = &config.distributed;
+        let (model, workers) = if distributed.replicas(training.devices) > 1 {
             // burn draws a parameter's initial values when it is first used; the replicas
             // start from replica 0's values, so those are drawn here, in field order.
-            let model = model.clone().load_record(model.into_record());
+            let mut model = model.clone().load_record(model.into_record());
+            if distributed.nodes > 1 && resume_from.is_none() {
+                model = positional_ids(model);
+            }
+            let sizes = [
+                splits.train.len(),
+                splits.valid.len(),
+                tokenizer.vocab_size(),
+            ];
+            let setup = Setup {
+                collective: collective_config(distributed, training.devices)?,
+                placement: Placement::new(distributed, training.devices),
+                digest: run_digest(config, &sizes, start_step, &model),
+                timeout: distributed.timeout(),
+            };
             // Copies of replica 0, parameter ids included: the all-reduce pairs gradients
             // by id, in id order.
             let replicas = (1..training.devices)
@@ -272,7 +292,7 @@ impl<'a, B: RoFormerTrainingBackend> Trainer<'a, B> {
                     )
                 })
                 .collect();
-            let workers = Workers::start(replicas, device, tokenizer.special().pad)?;
+            let workers = Workers::start(replicas, device, tokenizer.special().pad, setup)?;
             (model, Some(workers))
         } else {
             (model, None)
@@ -287,7 +307,7 @@ impl<'a, B: RoFormerTrainingBackend> Trainer<'a, B> {
                 probability: config.data.mask_probability,
             },
             model: Some(model),
-            optimizer,
+            optimizer: Some(optimizer),
             schedule,
             start_step,
             total_steps,
@@ -302,6 +322,12 @@ impl<'a, B: RoFormerTrainingBackend> Trainer<'a, B> {
         self.model
             .as_ref()
             .expect("the optimizer hands the model back")
+    }
+
+    fn optimizer(&self) -> &OptimizerAdaptor<FusedAdamW, RoFormerForMaskedLM<B>, B> {
+        self.optimizer
+            .as_ref()
+            .expect("replica 0's thread hands the optimizer back")
     }
 
     /// The training examples of `step` (0-based): a slice of its epoch's order.
@@ -334,7 +360,7 @@ impl<'a, B: RoFormerTrainingBackend> Trainer<'a, B> {
             .take()
             .expect("the optimizer hands the model back");
         let learning_rate = self.schedule.at(step);
-        let (model, loss_value) = match &self.workers {
+        let (model, loss_value) = match &mut self.workers {
             None => {
                 let batch = mlm_batch::<B>(&examples, self.masking.special.pad, self.device);
                 self.since_evaluation.tokens += batch.real_tokens;
@@ -342,32 +368,33 @@ impl<'a, B: RoFormerTrainingBackend> Trainer<'a, B> {
                 let (loss, _) = masked_lm_step(&model, batch);
                 let loss_value: f64 = loss.clone().into_scalar().elem();
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
-                (self.optimizer.step(learning_rate, model, grads), loss_value)
+                let optimizer = self.optimizer.as_mut().expect("kept between steps");
+                (optimizer.step(learning_rate, model, grads), loss_value)
             }
             Some(workers) => {
                 self.since_evaluation.tokens +=
                     examples.iter().map(|e| e.input_ids.len()).sum::<usize>();
                 let batch_masked = masked_tokens(&examples);
-                let mut shares = split_batch(examples, workers.replicas())
+                let placement = workers.placement().clone();
+                let mut shares = split_batch(examples, placement.total)
                     .into_iter()
                     .enumerate()
+                    .skip(placement.first)
+                    .take(workers.local_replicas())
                     .map(|(replica, examples)| Share {
                         examples,
                         batch_masked,
                         learning_rate,
                         dropout_seed: mask_seed(dropout, replica as u64, u64::MAX),
+                        replica,
+                        replicas: placement.total,
                     });
-                let own = shares.next().expect("at least two replicas");
-                workers.send(shares.collect())?;
-                let (model, own_loss) = replica_step(
-                    PeerId::from(0usize),
-                    model,
-                    &mut self.optimizer,
-                    own,
-                    self.masking.special.pad,
-                    self.device,
-                )?;
-                (model, own_loss + workers.collect()?)
+                let own = shares.next().expect("a replica per node at least");
+                let optimizer = self.optimizer.take().expect("kept between steps");
+                let (model, optimizer, loss) =
+                    workers.step(model, optimizer, own, shares.collect(), self.device)?;
+                self.optimizer = Some(optimizer);
+                (model, loss)
             }
         };
         self.model = Some(model);
@@ -467,7 +494,7 @@ impl<'a, B: RoFormerTrainingBackend> Trainer<'a, B> {
     /// a stopped run can be used as it is.
     fn checkpoint(&self, run_dir: &Path, done: usize) -> Result<PathBuf, TrainError> {
         let state = TrainingState { step: done };
-        let path = save_checkpoint(run_dir, state, self.model(), &self.optimizer)?;
+        let path = save_checkpoint(run_dir, state, self.model(), self.optimizer())?;
         self.save_model(run_dir)?;
         Ok(path)
     }

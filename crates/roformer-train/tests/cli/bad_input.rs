@@ -50,6 +50,9 @@ fn every_command_reports_bad_input_in_one_line_and_keeps_existing_files() {
     let corpus_dir = corpus.display().to_string();
     let good_config = small_config_toml(&corpus, 4, 2);
     let config = write("good.toml", &good_config);
+    // A port something listens on, which a coordinator cannot take.
+    let taken = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port().to_string();
     let typo = write("typo.toml", &good_config.replace("batch_size", "batchsize"));
     let too_long = write(
         "too_long.toml",
@@ -320,7 +323,34 @@ fn every_command_reports_bad_input_in_one_line_and_keeps_existing_files() {
         (
             "train devices past the batch",
             vec!["train", "--config", &config, "--devices", "999"],
-            "--devices",
+            "training.devices",
+        ),
+        (
+            "train rank past the nodes",
+            vec![
+                "train",
+                "--config",
+                &config,
+                "--nodes",
+                "2",
+                "--rank",
+                "2",
+                "--coordinator",
+                "127.0.0.1:4100",
+                "--address",
+                "127.0.0.1:4101",
+            ],
+            "distributed.rank",
+        ),
+        (
+            "train nodes without a coordinator",
+            vec!["train", "--config", &config, "--nodes", "2"],
+            "distributed.coordinator",
+        ),
+        (
+            "coordinator port taken",
+            vec!["coordinator", "--port", &taken_port],
+            "coordinator port",
         ),
         (
             "bench batch 0",

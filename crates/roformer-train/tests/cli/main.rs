@@ -1,7 +1,7 @@
 //! Tests that run the `roformer` binary, in one test target (one build and link for all):
 //! bad input to every command, `kill -9` and resume, token ids without a tokenizer, and
 //! the position encodings end to end, embeddings and similarity, fine-tuning and
-//! classification.
+//! classification, and training on two nodes.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -11,6 +11,7 @@ mod embeddings;
 mod eval_mlm;
 mod finetune;
 mod kill_resume;
+mod multi_node;
 mod position_encodings_run;
 mod tagging;
 mod token_ids_input;
