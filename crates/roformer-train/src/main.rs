@@ -33,7 +33,16 @@ use crate::cli::{
 };
 
 fn main() {
-    // Set first, so that burn's network layer (multi-node training) keeps its INFO lines.
+    // burn's network layer (multi-node training) runs on tokio worker threads, whose tasks
+    // panic when a peer goes away; the run reports that as its own error line.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        if !thread.name().is_some_and(|name| name.starts_with("tokio-")) {
+            default_hook(info);
+        }
+    }));
+    // Set first, so that burn's network layer keeps its INFO lines.
     let _ = tracing_subscriber::fmt()
         .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
         .with_writer(std::io::stderr)

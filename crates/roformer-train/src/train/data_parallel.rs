@@ -374,10 +374,12 @@ impl<B: RoFormerTrainingBackend> Drop for Workers<B> {
         for worker in &mut self.workers {
             worker.shares = None;
         }
-        reset_collective::<B::InnerBackend>();
         if self.failed {
+            // The collective's server may be gone with the failure (a lost node ends its
+            // task), and a reset would then panic; the next run's start resets it.
             return;
         }
+        reset_collective::<B::InnerBackend>();
         for worker in &mut self.workers {
             if let Some(thread) = worker.thread.take() {
                 let _ = thread.join();

@@ -174,7 +174,8 @@ fn two_processes_train_as_one_device_does() {
 }
 
 /// Bad setups end, within the timeout (5 s here) and a margin, with one error line naming
-/// the fault: no coordinator, nodes whose configs differ, and one rank used by two nodes.
+/// the fault: no coordinator, nodes whose configs differ, one rank used by two nodes, and a
+/// node killed in the middle of the run (the other keeps its last checkpoint).
 #[test]
 fn bad_multi_node_setups_fail_within_the_timeout() {
     let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -209,6 +210,7 @@ fn bad_multi_node_setups_fail_within_the_timeout() {
     assert!(!ok);
     let line = error_line(&stderr);
     assert!(line.contains("could not register within 5 s"), "{line}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(started.elapsed() >= Duration::from_secs(5));
 
     // Configs that differ, then one rank twice.
@@ -234,4 +236,28 @@ fn bad_multi_node_setups_fail_within_the_timeout() {
             assert!(!dir.join("checkpoint").exists());
         }
     }
+
+    // Node 1 killed once the run has written a checkpoint.
+    let long_path = root.path().join("long.toml");
+    std::fs::write(&long_path, text.replace("steps = 6", "steps = 100000")).unwrap();
+    let ports = free_ports(3);
+    let _coordinator = Coordinator::start(ports[0]);
+    let dirs = [0, 1].map(|n| root.path().join(format!("long-node-{n}")));
+    let survivor = node(&long_path, &dirs[0], 0, ports[0], ports[1]);
+    let mut victim = node(&long_path, &dirs[1], 1, ports[0], ports[2]);
+    let checkpoint = dirs[0].join("checkpoint");
+    let deadline = Instant::now() + limit;
+    while !checkpoint.join("state.json").exists() {
+        assert!(Instant::now() < deadline, "no checkpoint was written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    let (ok, stderr) = finish_within(survivor, limit);
+    assert!(!ok);
+    let line = error_line(&stderr);
+    assert!(line.contains("data-parallel training"), "{line}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let state = std::fs::read_to_string(checkpoint.join("state.json")).unwrap();
+    assert!(state.contains("\"step\""), "{state}");
 }
