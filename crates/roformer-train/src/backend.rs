@@ -1,7 +1,19 @@
-//! The one place the backend is chosen, by cargo feature: `wgpu` (GPU through WGPU) when
-//! enabled, else `flex` (burn's gemm-based CPU backend) when enabled, else `ndarray` (CPU).
+//! The one place the backend is chosen, by cargo feature: `cuda` (NVIDIA GPU) when enabled,
+//! else `wgpu` (GPU through WGPU), else `flex` (burn's gemm-based CPU backend), else
+//! `ndarray` (CPU).
 
-#[cfg(feature = "wgpu")]
+#[cfg(feature = "cuda")]
+mod chosen {
+    /// Inference backend.
+    pub type Inference = burn::backend::Cuda;
+    /// Human-readable name.
+    pub const NAME: &str = "cuda";
+    /// Whether data-parallel replicas can share the backend's one device (a CPU's
+    /// cores); on a GPU each replica needs a device of its own.
+    pub const REPLICAS_SHARE_THE_DEVICE: bool = false;
+}
+
+#[cfg(all(feature = "wgpu", not(feature = "cuda")))]
 mod chosen {
     /// Inference backend.
     pub type Inference = burn::backend::Wgpu;
@@ -12,7 +24,7 @@ mod chosen {
     pub const REPLICAS_SHARE_THE_DEVICE: bool = false;
 }
 
-#[cfg(all(feature = "flex", not(feature = "wgpu")))]
+#[cfg(all(feature = "flex", not(any(feature = "cuda", feature = "wgpu"))))]
 mod chosen {
     /// Inference backend.
     pub type Inference = burn::backend::Flex;
@@ -22,7 +34,10 @@ mod chosen {
     pub const REPLICAS_SHARE_THE_DEVICE: bool = true;
 }
 
-#[cfg(all(feature = "ndarray", not(any(feature = "wgpu", feature = "flex"))))]
+#[cfg(all(
+    feature = "ndarray",
+    not(any(feature = "cuda", feature = "wgpu", feature = "flex"))
+))]
 mod chosen {
     /// Inference backend.
     pub type Inference = burn::backend::NdArray;
@@ -32,8 +47,13 @@ mod chosen {
     pub const REPLICAS_SHARE_THE_DEVICE: bool = true;
 }
 
-#[cfg(not(any(feature = "ndarray", feature = "wgpu", feature = "flex")))]
-compile_error!("enable a backend feature: `ndarray` (default), `flex` or `wgpu`");
+#[cfg(not(any(
+    feature = "ndarray",
+    feature = "cuda",
+    feature = "wgpu",
+    feature = "flex"
+)))]
+compile_error!("enable a backend feature: `ndarray` (default), `flex`, `wgpu` or `cuda`");
 
 pub use chosen::{Inference, NAME, REPLICAS_SHARE_THE_DEVICE};
 
