@@ -419,23 +419,16 @@ fn run_train(args: TrainArgs) -> Result<()> {
         }
         (Some(path), None) => {
             let mut config = TrainConfig::from_file(&path)?;
-            let overridden = devices.is_some()
-                || nodes.is_some()
-                || rank.is_some()
-                || coordinator.is_some()
-                || address.is_some();
             let distributed = &mut config.distributed;
             config.training.devices = devices.unwrap_or(config.training.devices);
             distributed.nodes = nodes.unwrap_or(distributed.nodes);
             distributed.rank = rank.unwrap_or(distributed.rank);
             distributed.coordinator = coordinator.unwrap_or(distributed.coordinator.clone());
             distributed.address = address.unwrap_or(distributed.address.clone());
-            if overridden {
-                config.revalidate(&format!(
-                    "{} with the command line's overrides",
-                    path.display()
-                ))?;
-            }
+            config.revalidate(&format!(
+                "{} with the command line's overrides",
+                path.display()
+            ))?;
             let run_dir = output.unwrap_or_else(|| config.training.output_dir.clone());
             (
                 RunStart::Fresh(Box::new(config.clone())),

@@ -172,8 +172,9 @@ enum Job {
 
 struct Worker {
     /// `None` once the run is over: the thread then leaves its loop.
-    shares: Option<Sender<Job>>,
-    losses: Receiver<Result<f64, TrainError>>,
+    jobs: Option<Sender<Job>>,
+    /// One answer per job: done, or why not.
+    done: Receiver<Result<(), TrainError>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -199,8 +200,8 @@ impl<B: RoFormerTrainingBackend> Workers<B> {
         let mut workers = Vec::with_capacity(replicas.len());
         for (index, (model, optimizer, device)) in replicas.into_iter().enumerate() {
             let peer = PeerId::from(index + 1);
-            let (share_sender, share_receiver) = channel::<Job>();
-            let (loss_sender, loss_receiver) = channel();
+            let (job_sender, job_receiver) = channel::<Job>();
+            let (done_sender, done_receiver) = channel();
             let setup = setup.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("replica-{}", index + 1))
@@ -212,14 +213,14 @@ impl<B: RoFormerTrainingBackend> Workers<B> {
                         device,
                         setup,
                         pad,
-                        share_receiver,
-                        loss_sender,
+                        job_receiver,
+                        done_sender,
                     )
                 })
                 .map_err(|e| TrainError::Distributed(format!("cannot start a replica: {e}")))?;
             workers.push(Worker {
-                shares: Some(share_sender),
-                losses: loss_receiver,
+                jobs: Some(job_sender),
+                done: done_receiver,
                 thread: Some(thread),
             });
         }
@@ -234,7 +235,7 @@ impl<B: RoFormerTrainingBackend> Workers<B> {
         let joined = workers.on_own_thread("register", move || {
             join::<B>(PeerId::from(0usize), &device, &setup)
         });
-        // Every worker reports its registration as a first loss of 0.
+        // Every worker answers its registration first.
         let registered = joined.and_then(|r| r).and_then(|()| workers.collect());
         workers.checked(registered)?;
         Ok(workers)
@@ -265,7 +266,7 @@ impl<B: RoFormerTrainingBackend> Workers<B> {
         Model<B>: Send,
         AdamW<B>: Send,
     {
-        let sent = self.send(others);
+        let sent = self.send(others.into_iter().map(Job::Step).collect());
         self.checked(sent)?;
         let (pad, device) = (self.pad, device.clone());
         let stepped = self.on_own_thread("step", move || -> Stepped<B> {
@@ -289,12 +290,7 @@ impl<B: RoFormerTrainingBackend> Workers<B> {
     /// (so that no node leaves while another still needs it, e.g. node 0 evaluating), then
     /// leave the collective, closing their connections.
     pub fn finish(mut self, device: &B::Device) -> Result<(), TrainError> {
-        let mut sent = Ok(());
-        for worker in &self.workers {
-            if let Some(Err(_)) = worker.shares.as_ref().map(|s| s.send(Job::Finish)) {
-                sent = Err(TrainError::Distributed("a replica has stopped".into()));
-            }
-        }
+        let sent = self.send(self.workers.iter().map(|_| Job::Finish).collect());
         self.checked(sent)?;
         let (device, setup) = (device.clone(), self.setup.clone());
         let finished = self.on_own_thread("finish", move || {
@@ -341,13 +337,10 @@ impl<B: RoFormerTrainingBackend> Workers<B> {
         result
     }
 
-    /// Hands replicas 1.. their shares of a step.
-    fn send(&self, shares: Vec<Share>) -> Result<(), TrainError> {
-        for (worker, share) in self.workers.iter().zip(shares) {
-            let sent = worker
-                .shares
-                .as_ref()
-                .map(|shares| shares.send(Job::Step(share)));
+    /// Hands replicas 1.. a job each, in order.
+    fn send(&self, jobs: Vec<Job>) -> Result<(), TrainError> {
+        for (worker, job) in self.workers.iter().zip(jobs) {
+            let sent = worker.jobs.as_ref().map(|jobs| jobs.send(job));
             if !matches!(sent, Some(Ok(()))) {
                 return Err(TrainError::Distributed("a replica has stopped".into()));
             }
@@ -355,11 +348,11 @@ impl<B: RoFormerTrainingBackend> Workers<B> {
         Ok(())
     }
 
-    /// Waits for replicas 1.. to finish the step sent last.
+    /// Waits for replicas 1.. to finish the job sent last.
     fn collect(&self) -> Result<(), TrainError> {
         for (index, worker) in self.workers.iter().enumerate() {
             worker
-                .losses
+                .done
                 .recv_timeout(self.setup.timeout)
                 .map_err(|_| self.no_answer(index + 1, "finish its step"))??;
         }
@@ -372,7 +365,7 @@ impl<B: RoFormerTrainingBackend> Drop for Workers<B> {
         // Idle threads leave their loop when their channel closes; a reset fails any local
         // operation a thread is still blocked in (after an error on another replica).
         for worker in &mut self.workers {
-            worker.shares = None;
+            worker.jobs = None;
         }
         if self.failed {
             // The collective's server may be gone with the failure (a lost node ends its
@@ -397,33 +390,33 @@ fn run_worker<B: RoFormerTrainingBackend>(
     device: B::Device,
     setup: Setup,
     pad: u32,
-    shares: Receiver<Job>,
-    losses: Sender<Result<f64, TrainError>>,
+    jobs: Receiver<Job>,
+    done: Sender<Result<(), TrainError>>,
 ) {
-    let registered = join::<B>(peer, &device, &setup).map(|()| 0.0);
+    let registered = join::<B>(peer, &device, &setup);
     let failed = registered.is_err();
-    if losses.send(registered).is_err() || failed {
+    if done.send(registered).is_err() || failed {
         return;
     }
     // Leaving the loop (the run is over, or it failed) needs no `finish_collective`: the
     // owner resets the collective once every thread has stopped.
-    while let Ok(job) = shares.recv() {
+    while let Ok(job) = jobs.recv() {
         let share = match job {
             Job::Step(share) => share,
             Job::Finish => {
-                let _ = losses.send(leave::<B>(peer, &device, &setup).map(|()| 0.0));
+                let _ = done.send(leave::<B>(peer, &device, &setup));
                 return;
             }
         };
         match replica_step::<B>(peer, model, &mut optimizer, share, pad, &device) {
-            Ok((updated, loss)) => {
+            Ok((updated, _)) => {
                 model = updated;
-                if losses.send(Ok(loss)).is_err() {
+                if done.send(Ok(())).is_err() {
                     return;
                 }
             }
             Err(error) => {
-                let _ = losses.send(Err(error));
+                let _ = done.send(Err(error));
                 return;
             }
         }
