@@ -7,12 +7,13 @@
 //!
 //! [`hf_fixture`] reads the HF transformers fixtures that `scripts/make_hf_fixtures.py`
 //! writes, with the tolerances every parity test uses; [`tensors`] makes test data and
-//! reads tensors back.
+//! reads tensors back; [`weights`] puts one model's weights on another backend.
 
 use std::fmt;
 
 pub mod hf_fixture;
 pub mod tensors;
+pub mod weights;
 
 pub use tensors::{random_values, tensor_values};
 

@@ -15,13 +15,13 @@ use roformer_testing::tensor_values;
 use std::sync::{Mutex, MutexGuard};
 
 use burn::backend::{Autodiff, NdArray};
-use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param};
-use burn::record::{BinBytesRecorder, DoublePrecisionSettings, Recorder};
+use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{DType, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 use roformer::backend::dispatch::{self, Kernel};
 use roformer::{HiddenAct, RoFormerConfig, RoFormerForMaskedLM, RoFormerInput, masked_lm_loss};
 use roformer_testing::max_relative_diff;
+use roformer_testing::weights::copy_weights;
 
 type Fused = Autodiff<NdArray>;
 type Reference = Autodiff<NdArray<f64>>;
@@ -102,31 +102,17 @@ fn fresh_model(config: &RoFormerConfig, seed: u64) -> RoFormerForMaskedLM<Fused>
     model
 }
 
-/// The same weights on another backend, through a double-precision record, each
-/// parameter cast to the backend's float type.
+/// The same weights on another backend, each parameter in its float type.
 fn copy_to<B: RoFormerTrainingBackend>(
     model: &RoFormerForMaskedLM<Fused>,
     config: &RoFormerConfig,
 ) -> RoFormerForMaskedLM<B> {
-    let recorder = BinBytesRecorder::<DoublePrecisionSettings>::default();
-    let bytes = recorder.record(model.clone().into_record(), ()).unwrap();
-    let record = recorder.load(bytes, &Default::default()).unwrap();
-    RoFormerForMaskedLM::<B>::new(config, &Default::default())
-        .unwrap()
-        .load_record(record)
-        .map(&mut CastTo(<B::FloatElem as burn::tensor::Element>::dtype()))
-}
-
-/// Casts every parameter to a float type (a record loads in the file's precision, whatever
-/// the backend's element type), keeping each a gradient leaf.
-struct CastTo(DType);
-
-impl<B: RoFormerBackend> ModuleMapper<B> for CastTo {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-        let (id, tensor, mapper) = param.consume();
-        let tensor = tensor.cast(self.0).detach().require_grad();
-        Param::from_mapped_value(id, tensor, mapper)
-    }
+    let device = Default::default();
+    copy_weights(
+        model,
+        RoFormerForMaskedLM::<B>::new(config, &device).unwrap(),
+        &device,
+    )
 }
 
 /// Runs `run`, then checks that each of `expected` ran on this thread during it, or, with

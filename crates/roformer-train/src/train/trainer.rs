@@ -33,6 +33,9 @@ use crate::train::run_dir::{METRICS_FILE, PLOT_FILE, open_run_dir, run_tokenizer
 use crate::train::schedule::LrSchedule;
 use crate::train::split::{Masking, Splits};
 
+#[cfg(test)]
+mod backend_equivalence;
+
 /// Salt of the per-step seeds of the backend's random stream (dropout masks).
 const DROPOUT_SALT: u64 = 0xD20F_0A75_7EED;
 
