@@ -2,17 +2,20 @@
 """PyTorch half of the side-by-side benchmark (`scripts/bench_vs_pytorch.sh` runs both).
 
     python scripts/bench_pytorch.py --config configs/small.toml --batch 8 --seq 128 [--train]
-        [--steps N] [--warmup N] [--threads T]
+        [--steps N] [--warmup N] [--threads T] [--device cpu|cuda] [--precision fp32|bf16]
 
-Builds `transformers.RoFormerForMaskedLM` (eager attention, fp32, CPU) from the TOML
-`[model]` table, which uses Hugging Face `RoFormerConfig` field names, and times the same
-work as `roformer bench`:
+Builds `transformers.RoFormerForMaskedLM` (eager attention, fp32 weights) from the TOML
+`[model]` table, which uses Hugging Face `RoFormerConfig` field names, on the CPU or a CUDA
+GPU, and times the same work as `roformer bench`:
 
 - inference: forward under `torch.inference_mode()`, vocabulary logits at every position;
 - train: forward + masked-LM cross-entropy on 15% of the positions + backward + AdamW step.
 
-Timing excludes the warmup steps. Prints one JSON line on stdout, in the schema of
-`roformer bench --json`:
+`--precision bf16` runs the forward (and the loss) under `torch.autocast` in bfloat16, the
+usual mixed-precision setup (fp32 weights and optimizer, bf16 matrix products); on a GPU,
+timing waits for the device (`torch.cuda.synchronize`) and the line also has
+`peak_device_mb`, `torch.cuda.max_memory_allocated`. Timing excludes the warmup steps.
+Prints one JSON line on stdout, in the schema of `roformer bench --json`:
 
     {"implementation":"pytorch","backend":"torch 2.x","mode":"inference","batch":8,"seq":128,
      "threads":2,"steps":16,"tokens_per_second":...,"ms_per_step":...,"peak_rss_mb":...,
@@ -106,6 +109,9 @@ def main():
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="torch intra-op threads (default: number of cores)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="bf16: forward and loss under torch.autocast(bfloat16)")
     parser.add_argument("--json", action="store_true",
                         help="accepted for symmetry with `roformer bench`; output is always JSON")
     args = parser.parse_args()
@@ -120,6 +126,10 @@ def main():
     if steps < 1:
         parser.error("--steps must be >= 1")
 
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA device")
+    device = torch.device(args.device)
+
     with open(args.config, "rb") as f:
         model_table = tomllib.load(f).get("model", {})
 
@@ -127,11 +137,14 @@ def main():
     torch.manual_seed(SEED)
     config = build_config(model_table, args.seq, args.train)
     model = RoFormerForMaskedLM._from_config(config, attn_implementation="eager").float()
+    model = model.to(device)
     params = sum(p.numel() for p in model.parameters())  # the tied decoder counts once
 
     generator = torch.Generator().manual_seed(SEED)
     input_ids = torch.randint(0, config.vocab_size, (args.batch, args.seq), generator=generator)
     attention_mask = torch.ones_like(input_ids)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16,
+                              enabled=args.precision == "bf16")
 
     if args.train:
         model.train()
@@ -139,13 +152,14 @@ def main():
         masked = torch.randperm(tokens_per_step, generator=generator)[:n_masked]
         labels = torch.full((tokens_per_step,), -100, dtype=torch.long)
         labels[masked] = input_ids.reshape(-1)[masked]
-        labels = labels.reshape(args.batch, args.seq)
+        labels = labels.reshape(args.batch, args.seq).to(device)
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY
         )
 
         def step():
-            out = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+            with autocast:
+                out = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
             out.loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -153,20 +167,30 @@ def main():
         model.eval()
 
         def step():
-            with torch.inference_mode():
+            with torch.inference_mode(), autocast:
                 logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
             assert logits.shape == (args.batch, args.seq, config.vocab_size)
 
+    # The steps read these at call time: on the device from here on.
+    input_ids = input_ids.to(device)
+    attention_mask = attention_mask.to(device)
+
+    def wait():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
     for _ in range(args.warmup):
         step()
+    wait()
     start = time.perf_counter()
     for _ in range(steps):
         step()
+    wait()
     elapsed = time.perf_counter() - start
 
     result = {
         "implementation": "pytorch",
-        "backend": f"torch {torch.__version__}",
+        "backend": f"torch {torch.__version__} {args.device} {args.precision}",
         "mode": "train" if args.train else "inference",
         "batch": args.batch,
         "seq": args.seq,
@@ -186,6 +210,8 @@ def main():
             args.train,
         ),
     }
+    if device.type == "cuda":
+        result["peak_device_mb"] = torch.cuda.max_memory_allocated() / 2**20
     print(json.dumps(result, separators=(",", ":")))
     sys.stdout.flush()
 

@@ -1,16 +1,29 @@
 #!/usr/bin/env bash
-# Side-by-side CPU benchmark: `roformer bench` (roformer-rs) against Hugging Face
-# transformers' RoFormerForMaskedLM in PyTorch (scripts/bench_pytorch.py), same model
-# shape, same batch and sequence length, same work per step.
+# Side-by-side benchmark: `roformer bench` (roformer-rs) against Hugging Face transformers'
+# RoFormerForMaskedLM in PyTorch (scripts/bench_pytorch.py), same model shape, same batch
+# and sequence length, same work per step; on the CPU, or on an NVIDIA GPU (DEVICE=cuda).
 #
 #   scripts/bench_vs_pytorch.sh [--config configs/small.toml]
+#   DEVICE=cuda ROFORMER_BINS="wgpu=./roformer-wgpu cuda=./roformer-cuda" scripts/bench_vs_pytorch.sh
 #
-# Rows: inference 8x128, inference 1x512, train 8x128, train 1x512. Each row runs ours,
-# then PyTorch, each in a fresh process, REPEATS times; the table keeps the best tokens/s
-# and the largest peak RSS of each side, and also gives the ratio of the two sides' median
-# tokens/s (less swayed by one lucky run on a noisy machine).
+# CPU rows (--config's model): inference 8x128, inference 1x512, train 8x128, train 1x512.
+# GPU rows: small 8x128 inference and train step, base 32x512 inference, base 16x512 train
+# step, with PyTorch on CUDA in fp32 eager and in bf16 autocast. For each row, every build
+# of ours and every PyTorch precision run in turn, each in a fresh process, REPEATS times;
+# the table keeps the best tokens/s and the largest peak memory (RSS on the CPU; on a GPU
+# the device memory nvidia-smi sees in use during the run, above what was in use before)
+# of each, and on the CPU also the ratio of the medians (less swayed by one lucky run on a
+# noisy machine). The last line is `ratio ours/pytorch: min X median Y` over the rows (on a
+# GPU: our fastest build against PyTorch fp32; a line per PyTorch precision comes first).
 #
 # Environment:
+#   DEVICE          cpu (default) or cuda: the GPU rows and PyTorch on CUDA
+#   ROFORMER_BINS   space-separated LABEL=PATH builds of ours to compare, e.g.
+#                   "wgpu=/tmp/roformer-wgpu cuda=/tmp/roformer-cuda"; nothing is built
+#   PRECISIONS      PyTorch precisions, fp32 and/or bf16 (default: fp32 on the CPU,
+#                   "fp32 bf16" with DEVICE=cuda)
+#   ROWS            the rows to run instead, ';'-separated "MODE BATCH SEQ [CONFIG]"
+#                   (MODE inference or train; CONFIG defaults to --config)
 #   PYTHON          an interpreter that has torch and transformers; otherwise a virtualenv
 #                   is made at .venv-bench and they are pip-installed there (once)
 #   TORCH_INDEX_URL pip index for torch when installing it, e.g.
@@ -42,51 +55,92 @@ summarise() {
 "$python" - "$log" "$config" "${cpu:-$(uname -m)}" "$(nproc)" "$threads" "$versions" \
   "$rustc_version" "$commit" <<'EOF'
 import json
+import os
 import statistics
 import sys
 
 log, config, cpu, nproc, threads, versions, rustc, commit = sys.argv[1:]
 runs = [json.loads(line) for line in open(log) if line.strip()]
 
-best = {}  # (implementation, mode, batch, seq) -> [best tok/s, max peak MB]
-speeds = {}  # (implementation, mode, batch, seq) -> tok/s of every run
-order = []
+ours, theirs = "roformer-rs", "pytorch"
+best = {}  # (variant, row) -> [best tok/s, max peak MB]
+speeds = {}  # (variant, row) -> tok/s of every run
+order = []  # rows: (config, mode, batch, seq)
+variants = {ours: [], theirs: []}  # by implementation, in order of first appearance
 backends = {}
 for run in runs:
     impl = run["implementation"]
-    backends.setdefault(impl, set()).add(run["backend"])
-    key = (run["mode"], run["batch"], run["seq"])
+    variant = run.get("variant", impl)
+    if variant not in variants[impl]:
+        variants[impl].append(variant)
+    backends.setdefault(variant, set()).add(run["backend"])
+    key = (run.get("config", config), run["mode"], run["batch"], run["seq"])
     if key not in order:
         order.append(key)
-    cell = best.setdefault((impl,) + key, [0.0, 0.0])
+    cell = best.setdefault((variant, key), [0.0, 0.0])
     cell[0] = max(cell[0], run["tokens_per_second"])
-    cell[1] = max(cell[1], run["peak_rss_mb"] or 0.0)
-    speeds.setdefault((impl,) + key, []).append(run["tokens_per_second"])
+    cell[1] = max(cell[1], run.get("peak_gpu_mb", run["peak_rss_mb"]) or 0.0)
+    speeds.setdefault((variant, key), []).append(run["tokens_per_second"])
 
-ours, theirs = "roformer-rs", "pytorch"
+
+def ratios_against(other):
+    """Per row: our fastest build's best tok/s over `other`'s."""
+    ratios = []
+    for key in order:
+        mine = [best[(v, key)][0] for v in variants[ours] if (v, key) in best]
+        if mine and (other, key) in best:
+            ratios.append(max(mine) / best[(other, key)][0])
+    return ratios
+
+
 print()
 print(f"machine: {cpu}, nproc {nproc}, threads {threads}")
-print(f"versions: {versions}; roformer-rs {commit}, "
-      f"backend {', '.join(sorted(backends.get(ours, {'?'})))}, {rustc}")
-print(f"config: {config}")
+print(f"versions: {versions}; roformer-rs {commit}, {rustc}")
+for variant in variants[ours] + variants[theirs]:
+    print(f"  {variant}: {', '.join(sorted(backends[variant]))}")
 print()
-print("| mode | batch x seq | roformer-rs tok/s | PyTorch tok/s | ours/PyTorch "
-      "| median ratio | roformer-rs peak MB | PyTorch peak MB |")
-print("|---|---|---:|---:|---:|---:|---:|---:|")
-ratios = []
-for mode, batch, seq in order:
-    a = best.get((ours, mode, batch, seq))
-    b = best.get((theirs, mode, batch, seq))
-    if a is None or b is None:
-        continue
-    ratio = a[0] / b[0]
-    ratios.append(ratio)
-    median_ratio = statistics.median(speeds[(ours, mode, batch, seq)]) / statistics.median(
-        speeds[(theirs, mode, batch, seq)])
-    print(f"| {mode} | {batch} x {seq} | {a[0]:.0f} | {b[0]:.0f} | {ratio:.2f} "
-          f"| {median_ratio:.2f} | {a[1]:.0f} | {b[1]:.0f} |")
+if len(variants[ours]) == 1 and len(variants[theirs]) == 1:
+    mine, other = variants[ours][0], variants[theirs][0]
+    print(f"config: {config}")
+    print()
+    print("| mode | batch x seq | roformer-rs tok/s | PyTorch tok/s | ours/PyTorch "
+          "| median ratio | roformer-rs peak MB | PyTorch peak MB |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for key in order:
+        _, mode, batch, seq = key
+        a, b = best.get((mine, key)), best.get((other, key))
+        if a is None or b is None:
+            continue
+        median_ratio = statistics.median(speeds[(mine, key)]) / statistics.median(
+            speeds[(other, key)])
+        print(f"| {mode} | {batch} x {seq} | {a[0]:.0f} | {b[0]:.0f} | {a[0] / b[0]:.2f} "
+              f"| {median_ratio:.2f} | {a[1]:.0f} | {b[1]:.0f} |")
+else:
+    names = variants[ours] + variants[theirs]
+    pairs = [(m, t) for m in variants[ours] for t in variants[theirs]]
+    print("| config | mode | batch x seq | "
+          + " | ".join(f"{v} tok/s" for v in names) + " | "
+          + " | ".join(f"{m} / {t}" for m, t in pairs) + " | "
+          + " | ".join(f"{v} peak MB" for v in names) + " |")
+    print("|---|---|---|" + "---:|" * (2 * len(names) + len(pairs)))
+    cell = lambda v, key, i: f"{best[(v, key)][i]:.0f}" if (v, key) in best else "-"
+    for key in order:
+        row_config, mode, batch, seq = key
+        ratios = [f"{best[(m, key)][0] / best[(t, key)][0]:.2f}"
+                  if (m, key) in best and (t, key) in best else "-" for m, t in pairs]
+        print(f"| {os.path.basename(row_config)} | {mode} | {batch} x {seq} | "
+              + " | ".join(cell(v, key, 0) for v in names) + " | " + " | ".join(ratios)
+              + " | " + " | ".join(cell(v, key, 1) for v in names) + " |")
 print()
 print(f"runs: {log}")
+if not variants[ours] or not variants[theirs]:
+    sys.exit("no row has runs of both implementations")
+if len(variants[theirs]) > 1:
+    for other in variants[theirs]:
+        r = ratios_against(other)
+        if r:
+            print(f"ratio ours/{other}: min {min(r):.2f} median {statistics.median(r):.2f}")
+ratios = ratios_against(variants[theirs][0])
 if not ratios:
     sys.exit("no row has runs of both implementations")
 print(f"ratio ours/pytorch: min {min(ratios):.2f} median {statistics.median(ratios):.2f}")
@@ -160,7 +214,7 @@ else
 fi
 
 # --- (b) the roformer binary --------------------------------------------------------
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
+if [ "${SKIP_BUILD:-0}" != 1 ] && [ -z "${ROFORMER_BINS:-}" ]; then
   build=(cargo build --release -p roformer-train)
   if [ -n "${CARGO_FEATURES:-}" ]; then
     build+=(--features "$CARGO_FEATURES")
@@ -168,11 +222,19 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   echo "== ${build[*]} (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)" >&2
   "${build[@]}"
 fi
-bin="${ROFORMER_BIN:-$CARGO_TARGET_DIR/release/roformer}"
-if [ ! -x "$bin" ]; then
-  echo "roformer binary not found or not executable: $bin" >&2
-  exit 1
+# Our builds: LABEL=PATH pairs, or the one binary (labelled by nothing).
+builds=()
+if [ -n "${ROFORMER_BINS:-}" ]; then
+  read -ra builds <<<"$ROFORMER_BINS"
+else
+  builds=("=${ROFORMER_BIN:-$CARGO_TARGET_DIR/release/roformer}")
 fi
+for build in "${builds[@]}"; do
+  if [ ! -x "${build#*=}" ]; then
+    echo "roformer binary not found or not executable: ${build#*=} (in ROFORMER_BINS as LABEL=PATH?)" >&2
+    exit 1
+  fi
+done
 
 # --- (c) the runs -------------------------------------------------------------------
 mkdir -p "$CARGO_TARGET_DIR"
@@ -186,16 +248,47 @@ extra=()
 if [ -n "${STEPS:-}" ]; then extra+=(--steps "$STEPS"); fi
 if [ -n "${WARMUP:-}" ]; then extra+=(--warmup "$WARMUP"); fi
 
-# Runs one benchmark process; appends its JSON line to the log and prints progress.
-# Usage: run_one LABEL COMMAND...
+device="${DEVICE:-cpu}"
+case "$device" in
+  cpu)
+    default_rows="inference 8 128;inference 1 512;train 8 128;train 1 512"
+    precisions="${PRECISIONS:-fp32}" ;;
+  cuda)
+    default_rows="inference 8 128 configs/small.toml;train 8 128 configs/small.toml"
+    default_rows+=";inference 32 512 configs/base.toml;train 16 512 configs/base.toml"
+    precisions="${PRECISIONS:-fp32 bf16}" ;;
+  *) echo "DEVICE must be cpu or cuda, not $device" >&2; exit 2 ;;
+esac
+IFS=';' read -ra rows <<<"${ROWS:-$default_rows}"
+read -ra precisions <<<"$precisions"
+
+# GPU memory in use now (MiB), when nvidia-smi is there.
+gpu_used() { nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits 2>/dev/null | head -n 1 | tr -dc 0-9; }
+have_smi=0
+if [ -n "$(gpu_used || true)" ]; then have_smi=1; fi
+
+# Runs one benchmark process; appends its JSON line, with the variant, the config and (with
+# nvidia-smi) the peak GPU memory added, to the log and prints progress.
+# Usage: run_one VARIANT CONFIG COMMAND...
 run_one() {
-  local label="$1" out line
-  shift
-  if ! out="$("$@" 2>"$errfile")"; then
+  local variant="$1" run_config="$2" out line pid base=0 peak=0 used
+  shift 2
+  if [ "$have_smi" = 1 ]; then base="$(gpu_used)"; peak="$base"; fi
+  "$@" >"$outfile" 2>"$errfile" &
+  pid=$!
+  if [ "$have_smi" = 1 ]; then
+    while kill -0 "$pid" 2>/dev/null; do
+      used="$(gpu_used)"
+      if [ "${used:-0}" -gt "$peak" ]; then peak="$used"; fi
+      sleep 0.2
+    done
+  fi
+  if ! wait "$pid"; then
     echo "FAILED: $*" >&2
-    cat "$errfile" >&2
+    cat "$outfile" "$errfile" >&2
     exit 1
   fi
+  out="$(cat "$outfile")"
   line="$(printf '%s\n' "$out" | grep '^{' | tail -n 1 || true)"
   if [ -z "$line" ]; then
     echo "no JSON line on stdout from: $*" >&2
@@ -203,21 +296,39 @@ run_one() {
     cat "$errfile" >&2
     exit 1
   fi
+  line="{\"variant\":\"$variant\",\"config\":\"$run_config\",${line#\{}"
+  if [ "$have_smi" = 1 ]; then line="${line%\}},\"peak_gpu_mb\":$((peak - base))}"; fi
   printf '%s\n' "$line" >>"$log"
-  printf '  %-12s %.0f tok/s\n' "$label" \
+  printf '  %-22s %.0f tok/s\n' "$variant" \
     "$(printf '%s\n' "$line" | sed -n 's/.*"tokens_per_second":\([-0-9.eE+]*\).*/\1/p')" >&2
 }
+outfile="$(mktemp)"
+trap 'rm -f "$errfile" "$outfile"' EXIT
 
-rows=("inference 8 128" "inference 1 512" "train 8 128" "train 1 512")
 for row in "${rows[@]}"; do
-  read -r mode batch seq <<<"$row"
-  args=(--config "$config" --batch "$batch" --seq "$seq")
-  if [ "$mode" = train ]; then args+=(--train); fi
+  read -r mode batch seq row_config <<<"$row"
+  row_config="${row_config:-$config}"
+  if [ ! -f "$row_config" ]; then echo "config file not found: $row_config" >&2; exit 2; fi
+  args=(--config "$row_config" --batch "$batch" --seq "$seq")
+  case "$mode" in
+    train) args+=(--train) ;;
+    inference) ;;
+    *) echo "a row's mode is inference or train, not $mode (row: $row)" >&2; exit 2 ;;
+  esac
   args+=("${extra[@]}")
   for ((r = 1; r <= repeats; r++)); do
-    echo "== $mode ${batch}x$seq, run $r/$repeats" >&2
-    run_one roformer-rs env RAYON_NUM_THREADS="$threads" "$bin" bench "${args[@]}" --json
-    run_one pytorch "$py" scripts/bench_pytorch.py "${args[@]}" --threads "$threads"
+    echo "== $mode ${batch}x$seq $(basename "$row_config"), run $r/$repeats" >&2
+    for build in "${builds[@]}"; do
+      label="${build%%=*}"
+      run_one "roformer-rs${label:+ $label}" "$row_config" \
+        env RAYON_NUM_THREADS="$threads" "${build#*=}" bench "${args[@]}" --json
+    done
+    for precision in "${precisions[@]}"; do
+      variant=pytorch
+      if [ "$device" != cpu ] || [ "${#precisions[@]}" -gt 1 ]; then variant="pytorch $precision"; fi
+      run_one "$variant" "$row_config" "$py" scripts/bench_pytorch.py "${args[@]}" \
+        --threads "$threads" --device "$device" --precision "$precision"
+    done
   done
 done
 
