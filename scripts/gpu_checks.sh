@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The GPU checks of docs/performance.md in one run that logs everything, for a machine with
+# an NVIDIA GPU, python3 with torch and transformers, and perhaps no Rust toolchain: build
+# the binaries elsewhere (`cargo build --release --features wgpu`, `--features cuda`), carry
+# them with a checkout (configs/, scripts/), and run from its root:
+#
+#   ROFORMER_BINS="wgpu=/tmp/roformer-wgpu cuda=/tmp/roformer-cuda" scripts/gpu_checks.sh [LOG_DIR]
+#
+# 1. the GPU (nvidia-smi) and, per build, the backend it runs on (`roformer bench`);
+# 2. the side-by-side benchmark, DEVICE=cuda scripts/bench_vs_pytorch.sh (REPEATS runs per
+#    row and variant, default 1);
+# 3. configs/tiny.toml trained by each build for each of TRAIN_SEEDS (default "42"), with
+#    dropout on and with dropout off, to set against the CPU's final valid losses
+#    (docs/performance.md, "the valid-loss gap"); TRAIN_SEEDS="" skips this.
+#
+# PYTHON names the interpreter (default python3). The wgpu build needs a Vulkan loader
+# (libvulkan1) and the NVIDIA Vulkan driver. Writes
+# LOG_DIR/gpu_checks.log (default: a new folder under /tmp) and the runs' files beside it.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+: "${ROFORMER_BINS:?set ROFORMER_BINS to LABEL=PATH builds, e.g. \"wgpu=/tmp/roformer-wgpu\"}"
+logs="${1:-$(mktemp -d /tmp/gpu_checks.XXXXXX)}"
+mkdir -p "$logs"
+log="$logs/gpu_checks.log"
+exec > >(tee -a "$log") 2>&1
+started=$(date +%s)
+section() { echo; echo "=== $* ($(( $(date +%s) - started ))s)"; }
+
+section "machine"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || echo "nvidia-smi failed"
+python="${PYTHON:-python3}"
+"$python" -c 'import torch, transformers; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "transformers", transformers.__version__)' ||
+  echo "$python cannot import torch and transformers"
+read -ra builds <<<"$ROFORMER_BINS"
+for build in "${builds[@]}"; do
+  label="${build%%=*}" bin="${build#*=}"
+  echo "$label: $("$bin" bench --config configs/tiny.toml --batch 1 --seq 8 --steps 1 --warmup 0 --json | grep '^{' || echo 'bench failed')"
+done
+
+section "benchmark against PyTorch CUDA"
+DEVICE=cuda PYTHON="$python" REPEATS="${REPEATS:-1}" \
+  BENCH_LOG="$logs/bench.jsonl" scripts/bench_vs_pytorch.sh || echo "benchmark failed: $?"
+
+read -ra seeds <<<"${TRAIN_SEEDS-42}"
+for build in "${builds[@]}"; do
+  label="${build%%=*}" bin="${build#*=}"
+  for seed in "${seeds[@]}"; do
+    for dropout in 0.1 0.0; do
+      name="tiny-$label-seed$seed-dropout$dropout"
+      section "train $name"
+      sed -e "s/^seed = .*/seed = $seed/" \
+        -e "s/^hidden_dropout_prob = .*/hidden_dropout_prob = $dropout/" \
+        -e "s/^attention_probs_dropout_prob = .*/attention_probs_dropout_prob = $dropout/" \
+        configs/tiny.toml >"$logs/$name.toml"
+      "$bin" train --config "$logs/$name.toml" --output "$logs/$name" 2>&1 |
+        grep -v '^step ' || echo "training failed: $?"
+    done
+  done
+done
+
+section "done; log: $log"
