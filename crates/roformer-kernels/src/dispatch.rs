@@ -69,3 +69,18 @@ pub fn calls(kernel: Kernel) -> u64 {
 pub fn snapshot() -> [u64; Kernel::ALL.len()] {
     Kernel::ALL.map(calls)
 }
+
+/// Runs `run` and returns its output with the kernels called on this thread while it ran,
+/// in [`Kernel::ALL`] order.
+pub fn ran_during<T>(run: impl FnOnce() -> T) -> (T, Vec<Kernel>) {
+    let before = snapshot();
+    let output = run();
+    let after = snapshot();
+    let ran = Kernel::ALL
+        .into_iter()
+        .zip(before.iter().zip(&after))
+        .filter(|(_, (before, after))| after > before)
+        .map(|(kernel, _)| kernel)
+        .collect();
+    (output, ran)
+}

@@ -118,15 +118,7 @@ fn copy_to<B: RoFormerTrainingBackend>(
 /// Runs `run`, then checks that each of `expected` ran on this thread during it, or, with
 /// `expected` empty, that no kernel did.
 fn assert_kernels<T>(what: &str, expected: &[Kernel], run: impl FnOnce() -> T) -> T {
-    let before = dispatch::snapshot();
-    let output = run();
-    let after = dispatch::snapshot();
-    let ran: Vec<Kernel> = Kernel::ALL
-        .into_iter()
-        .zip(before.iter().zip(&after))
-        .filter(|(_, (before, after))| after > before)
-        .map(|(kernel, _)| kernel)
-        .collect();
+    let (output, ran) = dispatch::ran_during(run);
     if expected.is_empty() {
         assert!(
             ran.is_empty(),

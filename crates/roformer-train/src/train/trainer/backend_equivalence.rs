@@ -110,20 +110,6 @@ fn train_from<B: RoFormerTrainingBackend>(
     }
 }
 
-/// Kernels whose counters moved while `run` ran on this thread.
-fn kernels_run<T>(run: impl FnOnce() -> T) -> (T, Vec<Kernel>) {
-    let before = dispatch::snapshot();
-    let output = run();
-    let after = dispatch::snapshot();
-    let ran = Kernel::ALL
-        .into_iter()
-        .zip(before.iter().zip(&after))
-        .filter(|(_, (before, after))| after > before)
-        .map(|(kernel, _)| kernel)
-        .collect();
-    (output, ran)
-}
-
 /// Largest |difference| between two runs' losses, steps and validation alike.
 fn loss_gap(a: &Losses, b: &Losses) -> f64 {
     assert_eq!(a.steps.len(), b.steps.len());
@@ -162,7 +148,7 @@ fn kernels_references_and_wgpu_train_alike() {
     let fresh = RoFormerForMaskedLM::<Kernels>::new(&config.model, &Default::default()).unwrap();
     let start = fresh.clone().load_record(fresh.into_record());
 
-    let (kernels, ran) = kernels_run(|| {
+    let (kernels, ran) = dispatch::ran_during(|| {
         train_from::<Kernels>(&config, &corpus, &tokenizer, &start, &Default::default())
     });
     for kernel in [
@@ -177,7 +163,7 @@ fn kernels_references_and_wgpu_train_alike() {
     ] {
         assert!(ran.contains(&kernel), "{kernel:?} did not run: {ran:?}");
     }
-    let (reference, ran) = kernels_run(|| {
+    let (reference, ran) = dispatch::ran_during(|| {
         train_from::<Reference>(&config, &corpus, &tokenizer, &start, &Default::default())
     });
     assert!(ran.is_empty(), "kernels ran on the f64 references: {ran:?}");
