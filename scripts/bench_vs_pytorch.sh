@@ -8,13 +8,15 @@
 #
 # CPU rows (--config's model): inference 8x128, inference 1x512, train 8x128, train 1x512.
 # GPU rows: small 8x128 inference and train step, base 32x512 inference, base 16x512 train
-# step, with PyTorch on CUDA in fp32 eager and in bf16 autocast. For each row, every build
-# of ours and every PyTorch precision run in turn, each in a fresh process, REPEATS times;
+# step, with PyTorch on CUDA in fp32 eager and in bf16 autocast, and each build of ours in
+# f32 and in bf16 (`--precision`). For each row, every build and precision of ours and
+# every PyTorch precision run in turn, each in a fresh process, REPEATS times;
 # the table keeps the best tokens/s and the largest peak memory (RSS on the CPU; on a GPU
 # the device memory nvidia-smi sees in use during the run, above what was in use before)
 # of each, and on the CPU also the ratio of the medians (less swayed by one lucky run on a
 # noisy machine). The last line is `ratio ours/pytorch: min X median Y` over the rows (on a
-# GPU: our fastest build against PyTorch fp32; a line per PyTorch precision comes first).
+# GPU: our fastest f32 build against PyTorch fp32; first a line per PyTorch precision, each
+# against our fastest build in the same precision: f32 against fp32, bf16 against bf16).
 #
 # Environment:
 #   DEVICE          cpu (default) or cuda: the GPU rows and PyTorch on CUDA
@@ -22,6 +24,8 @@
 #                   "wgpu=/tmp/roformer-wgpu cuda=/tmp/roformer-cuda"; nothing is built
 #   PRECISIONS      PyTorch precisions, fp32 and/or bf16 (default: fp32 on the CPU,
 #                   "fp32 bf16" with DEVICE=cuda)
+#   OUR_PRECISIONS  precisions our builds run in, f32, bf16 and/or f16 (default: f32 on
+#                   the CPU, "f32 bf16" with DEVICE=cuda)
 #   ROWS            the rows to run instead, ';'-separated "MODE BATCH SEQ [CONFIG]"
 #                   (MODE inference or train; CONFIG defaults to --config)
 #   PYTHON          an interpreter that has torch and transformers; otherwise a virtualenv
@@ -83,11 +87,18 @@ for run in runs:
     speeds.setdefault((variant, key), []).append(run["tokens_per_second"])
 
 
+def precision_of(variant):
+    """A variant's precision, from the end of its label (f32 when it names none)."""
+    last = variant.split()[-1]
+    return {"fp32": "f32", "f32": "f32", "bf16": "bf16", "f16": "f16"}.get(last, "f32")
+
+
 def ratios_against(other):
-    """Per row: our fastest build's best tok/s over `other`'s."""
+    """Per row: our fastest build in `other`'s precision, best tok/s over `other`'s."""
     ratios = []
     for key in order:
-        mine = [best[(v, key)][0] for v in variants[ours] if (v, key) in best]
+        mine = [best[(v, key)][0] for v in variants[ours]
+                if (v, key) in best and precision_of(v) == precision_of(other)]
         if mine and (other, key) in best:
             ratios.append(max(mine) / best[(other, key)][0])
     return ratios
@@ -117,7 +128,8 @@ if len(variants[ours]) == 1 and len(variants[theirs]) == 1:
               f"| {median_ratio:.2f} | {a[1]:.0f} | {b[1]:.0f} |")
 else:
     names = variants[ours] + variants[theirs]
-    pairs = [(m, t) for m in variants[ours] for t in variants[theirs]]
+    pairs = [(m, t) for m in variants[ours] for t in variants[theirs]
+             if precision_of(m) == precision_of(t)]
     print("| config | mode | batch x seq | "
           + " | ".join(f"{v} tok/s" for v in names) + " | "
           + " | ".join(f"{m} / {t}" for m, t in pairs) + " | "
@@ -252,15 +264,18 @@ device="${DEVICE:-cpu}"
 case "$device" in
   cpu)
     default_rows="inference 8 128;inference 1 512;train 8 128;train 1 512"
-    precisions="${PRECISIONS:-fp32}" ;;
+    precisions="${PRECISIONS:-fp32}"
+    our_precisions="${OUR_PRECISIONS:-f32}" ;;
   cuda)
     default_rows="inference 8 128 configs/small.toml;train 8 128 configs/small.toml"
     default_rows+=";inference 32 512 configs/base.toml;train 16 512 configs/base.toml"
-    precisions="${PRECISIONS:-fp32 bf16}" ;;
+    precisions="${PRECISIONS:-fp32 bf16}"
+    our_precisions="${OUR_PRECISIONS:-f32 bf16}" ;;
   *) echo "DEVICE must be cpu or cuda, not $device" >&2; exit 2 ;;
 esac
 IFS=';' read -ra rows <<<"${ROWS:-$default_rows}"
 read -ra precisions <<<"$precisions"
+read -ra our_precisions <<<"$our_precisions"
 
 # GPU memory in use now (MiB), when nvidia-smi is there.
 gpu_used() { nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits 2>/dev/null | head -n 1 | tr -dc 0-9; }
@@ -320,8 +335,12 @@ for row in "${rows[@]}"; do
     echo "== $mode ${batch}x$seq $(basename "$row_config"), run $r/$repeats" >&2
     for build in "${builds[@]}"; do
       label="${build%%=*}"
-      run_one "roformer-rs${label:+ $label}" "$row_config" \
-        env RAYON_NUM_THREADS="$threads" "${build#*=}" bench "${args[@]}" --json
+      for precision in "${our_precisions[@]}"; do
+        variant="roformer-rs${label:+ $label}"
+        if [ "$device" != cpu ] || [ "${#our_precisions[@]}" -gt 1 ]; then variant="$variant $precision"; fi
+        run_one "$variant" "$row_config" env RAYON_NUM_THREADS="$threads" \
+          "${build#*=}" bench "${args[@]}" --precision "$precision" --json
+      done
     done
     for precision in "${precisions[@]}"; do
       variant=pytorch

@@ -9,9 +9,11 @@
 # 1. the GPU (nvidia-smi) and, per build, the backend it runs on (`roformer bench`);
 # 2. the side-by-side benchmark, DEVICE=cuda scripts/bench_vs_pytorch.sh (REPEATS runs per
 #    row and variant, default 1);
-# 3. configs/tiny.toml trained by each build for each of TRAIN_SEEDS (default "42"), with
-#    dropout on and with dropout off, to set against the CPU's final valid losses
-#    (docs/performance.md, "the valid-loss gap"); TRAIN_SEEDS="" skips this.
+# 3. configs/tiny.toml trained by each build for each of TRAIN_SEEDS (default "42"), each
+#    of TRAIN_DROPOUTS (default "0.1 0.0": dropout on and off) and each of
+#    TRAIN_PRECISIONS (default "f32 bf16"; a build whose device lacks one says so), to set
+#    against the CPU's final valid losses (docs/performance.md, "the valid-loss gap") and
+#    mixed precision against f32; TRAIN_SEEDS="" skips this.
 #
 # PYTHON names the interpreter (default python3). The wgpu build needs a Vulkan loader
 # (libvulkan1) and the NVIDIA Vulkan driver. Writes
@@ -43,18 +45,22 @@ DEVICE=cuda PYTHON="$python" REPEATS="${REPEATS:-1}" \
   BENCH_LOG="$logs/bench.jsonl" scripts/bench_vs_pytorch.sh || echo "benchmark failed: $?"
 
 read -ra seeds <<<"${TRAIN_SEEDS-42}"
+read -ra dropouts <<<"${TRAIN_DROPOUTS-0.1 0.0}"
+read -ra train_precisions <<<"${TRAIN_PRECISIONS-f32 bf16}"
 for build in "${builds[@]}"; do
   label="${build%%=*}" bin="${build#*=}"
   for seed in "${seeds[@]}"; do
-    for dropout in 0.1 0.0; do
-      name="tiny-$label-seed$seed-dropout$dropout"
-      section "train $name"
-      sed -e "s/^seed = .*/seed = $seed/" \
-        -e "s/^hidden_dropout_prob = .*/hidden_dropout_prob = $dropout/" \
-        -e "s/^attention_probs_dropout_prob = .*/attention_probs_dropout_prob = $dropout/" \
-        configs/tiny.toml >"$logs/$name.toml"
-      "$bin" train --config "$logs/$name.toml" --output "$logs/$name" 2>&1 |
-        grep -v '^step ' || echo "training failed: $?"
+    for dropout in "${dropouts[@]}"; do
+      for precision in "${train_precisions[@]}"; do
+        name="tiny-$label-seed$seed-dropout$dropout-$precision"
+        section "train $name"
+        sed -e "s/^seed = .*/seed = $seed/" \
+          -e "s/^hidden_dropout_prob = .*/hidden_dropout_prob = $dropout/" \
+          -e "s/^attention_probs_dropout_prob = .*/attention_probs_dropout_prob = $dropout/" \
+          configs/tiny.toml >"$logs/$name.toml"
+        "$bin" train --config "$logs/$name.toml" --precision "$precision" \
+          --output "$logs/$name" 2>&1 | grep -v '^step ' || echo "training failed: $?"
+      done
     done
   done
 done

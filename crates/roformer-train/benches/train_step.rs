@@ -27,6 +27,7 @@ fn train_step(c: &mut Criterion) {
             train: true,
             steps: Some(1),
             warmup: 0,
+            precision: roformer::Precision::F32,
         };
         group.bench_function(format!("{batch}x{seq}"), |bench| {
             bench.iter_custom(|iterations| {

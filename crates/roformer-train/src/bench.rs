@@ -8,16 +8,16 @@ use roformer::{RoFormerBackend, RoFormerTrainingBackend};
 use std::time::Instant;
 
 use burn::module::{AutodiffModule, Module};
-use burn::optim::{GradientsParams, Optimizer};
 
 use burn::tensor::{Int, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use roformer::{RoFormerConfig, RoFormerForMaskedLM, RoFormerInput};
+use roformer::{Precision, RoFormerConfig, RoFormerForMaskedLM, RoFormerInput, cast_parameters};
 use serde::Serialize;
 
 use crate::data::MlmBatch;
 use crate::error::TrainError;
+use crate::train::loss_scale::{LossScale, optimise};
 use crate::train::{FusedAdamWConfig, masked_lm_step};
 
 /// Fraction of positions masked in a training step (as in pretraining).
@@ -42,6 +42,9 @@ pub struct BenchOptions {
     pub steps: Option<usize>,
     /// Untimed steps first (allocations, kernel compilation).
     pub warmup: usize,
+    /// Compute precision: inference stores the weights in it; training keeps f32 master
+    /// weights (mixed precision, with loss scaling for f16).
+    pub precision: Precision,
 }
 
 /// One measurement, in the JSON schema `scripts/bench_vs_pytorch.sh` reads.
@@ -51,6 +54,8 @@ pub struct BenchReport {
     pub implementation: &'static str,
     /// The burn backend.
     pub backend: String,
+    /// `f32`, `bf16` or `f16`.
+    pub precision: &'static str,
     /// "inference" or "train".
     pub mode: &'static str,
     /// Sequences per step.
@@ -158,6 +163,7 @@ fn report(
     BenchReport {
         implementation: "roformer-rs",
         backend: backend.to_string(),
+        precision: options.precision.name(),
         mode: if options.train { "train" } else { "inference" },
         batch: options.batch,
         seq: options.seq,
@@ -210,8 +216,12 @@ pub fn bench_inference<B: RoFormerBackend>(
     device: &B::Device,
 ) -> Result<BenchReport, TrainError> {
     let steps = check(options)?;
+    options.precision.check_supported::<B>(device)?;
     let config = bench_config(config, options.seq);
-    let model = RoFormerForMaskedLM::<B>::new(&config, device)?;
+    let model = cast_parameters(
+        RoFormerForMaskedLM::<B>::new(&config, device)?.with_precision(options.precision),
+        options.precision,
+    );
     let mut rng = StdRng::seed_from_u64(0);
     let (_, ids) = random_ids::<B>(&mut rng, &config, options.batch, options.seq, device);
     let ((), seconds) = timed((), options.warmup, steps, |()| {
@@ -238,9 +248,11 @@ pub fn bench_train<B: RoFormerTrainingBackend>(
     device: &B::Device,
 ) -> Result<BenchReport, TrainError> {
     let steps = check(options)?;
+    options.precision.check_supported::<B>(device)?;
     let config = bench_config(config, options.seq);
-    let model = RoFormerForMaskedLM::<B>::new(&config, device)?;
+    let model = RoFormerForMaskedLM::<B>::new(&config, device)?.with_precision(options.precision);
     let params = model.num_params();
+    let mut loss_scale = LossScale::for_precision(options.precision);
     let mut optimizer = FusedAdamWConfig::new().with_weight_decay(0.01).init();
     let mut rng = StdRng::seed_from_u64(0);
     let (ids, input_ids) = random_ids::<B>(&mut rng, &config, options.batch, options.seq, device);
@@ -265,8 +277,7 @@ pub fn bench_train<B: RoFormerTrainingBackend>(
     let mut step = |model: RoFormerForMaskedLM<B>| {
         // `masked_lm_step` reads the accuracy back, which waits for the device.
         let (loss, _) = masked_lm_step(&model, batch.clone());
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        optimizer.step(1e-4, model, grads)
+        optimise(model, loss, &mut optimizer, 1e-4, loss_scale.as_mut()).model
     };
     let (model, seconds) = timed(model, options.warmup, steps, &mut step);
     let _ = model.valid();

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use roformer::Precision;
 use roformer_train::eval_mlm::ScalingRule;
 use roformer_train::infer::Pooling;
 
@@ -50,6 +51,9 @@ pub struct TrainArgs {
     /// Model replicas trained data-parallel (overrides the config's training.devices).
     #[arg(long, value_name = "N", conflicts_with = "resume")]
     pub devices: Option<usize>,
+    /// Compute precision (overrides the config's training.precision).
+    #[arg(long, value_name = "f32|bf16|f16", conflicts_with = "resume")]
+    pub precision: Option<Precision>,
     /// Machines training together (overrides distributed.nodes).
     #[arg(long, value_name = "N", conflicts_with = "resume")]
     pub nodes: Option<usize>,
@@ -124,6 +128,10 @@ pub struct ClassifyArgs {
     /// A fine-tuned model directory (config.json with id2label).
     #[arg(long)]
     pub model: PathBuf,
+    /// Compute precision: f32, or bf16 / f16 (weights and activations in that type) on a
+    /// GPU build whose device has it.
+    #[arg(long, default_value = "f32", value_name = "f32|bf16|f16")]
+    pub precision: Precision,
     /// Labels shown per input, most likely first (default: all).
     #[arg(long)]
     pub top_k: Option<usize>,
@@ -151,6 +159,10 @@ pub struct TagArgs {
     /// A fine-tuned token classifier (config.json naming RoFormerForTokenClassification).
     #[arg(long)]
     pub model: PathBuf,
+    /// Compute precision: f32, or bf16 / f16 (weights and activations in that type) on a
+    /// GPU build whose device has it.
+    #[arg(long, default_value = "f32", value_name = "f32|bf16|f16")]
+    pub precision: Precision,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -172,6 +184,10 @@ pub struct EvalMlmArgs {
     /// A run directory or model directory with a masked-LM head.
     #[arg(long)]
     pub model: PathBuf,
+    /// Compute precision: f32, or bf16 / f16 (weights and activations in that type) on a
+    /// GPU build whose device has it.
+    #[arg(long, default_value = "f32", value_name = "f32|bf16|f16")]
+    pub precision: Precision,
     /// Sequence lengths, special tokens included.
     #[arg(long, value_delimiter = ',', default_values_t = [128, 256, 512, 1024, 2048])]
     pub seq: Vec<usize>,
@@ -206,6 +222,10 @@ pub struct FillMaskArgs {
     /// A run directory or model directory.
     #[arg(long)]
     pub model: PathBuf,
+    /// Compute precision: f32, or bf16 / f16 (weights and activations in that type) on a
+    /// GPU build whose device has it.
+    #[arg(long, default_value = "f32", value_name = "f32|bf16|f16")]
+    pub precision: Precision,
     /// Candidates per mask.
     #[arg(long, default_value_t = 5)]
     pub top_k: usize,
@@ -222,6 +242,10 @@ pub struct EmbedArgs {
     /// A run directory or model directory.
     #[arg(long)]
     pub model: PathBuf,
+    /// Compute precision: f32, or bf16 / f16 (weights and activations in that type) on a
+    /// GPU build whose device has it.
+    #[arg(long, default_value = "f32", value_name = "f32|bf16|f16")]
+    pub precision: Precision,
     /// Read lines from this file instead of stdin. A line is text, or a JSON object of
     /// token ids as `encode` reads them (ids need no tokenizer).
     #[arg(long)]
@@ -240,6 +264,10 @@ pub struct SimilarityArgs {
     /// A run directory or model directory.
     #[arg(long)]
     pub model: PathBuf,
+    /// Compute precision: f32, or bf16 / f16 (weights and activations in that type) on a
+    /// GPU build whose device has it.
+    #[arg(long, default_value = "f32", value_name = "f32|bf16|f16")]
+    pub precision: Precision,
     /// Sentence embedding: mean of the real tokens' hidden states, or the `[CLS]` one.
     #[arg(long, value_enum, default_value_t = Pooling::Mean)]
     pub pooling: Pooling,
@@ -255,6 +283,10 @@ pub struct EncodeArgs {
     /// A run directory or model directory.
     #[arg(long)]
     pub model: PathBuf,
+    /// Compute precision: f32, or bf16 / f16 (weights and activations in that type) on a
+    /// GPU build whose device has it.
+    #[arg(long, default_value = "f32", value_name = "f32|bf16|f16")]
+    pub precision: Precision,
     /// JSON lines: {"text": ...} or {"input_ids": [...], "attention_mask": [...], "token_type_ids": [...]}.
     #[arg(long)]
     pub input: PathBuf,
@@ -282,6 +314,10 @@ pub struct BenchArgs {
     /// Time a training step (forward, backward, AdamW) instead of inference.
     #[arg(long)]
     pub train: bool,
+    /// Compute precision: f32, or bf16 / f16 on a GPU build whose device has it
+    /// (inference stores the weights in it; a training step keeps f32 master weights).
+    #[arg(long, default_value = "f32", value_name = "f32|bf16|f16")]
+    pub precision: Precision,
     /// Timed steps (default: about 16k tokens of inference or 8k of training).
     #[arg(long)]
     pub steps: Option<usize>,

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use roformer::RoFormerConfig;
+use roformer::{Precision, RoFormerConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
@@ -239,6 +239,12 @@ pub struct TrainingConfig {
     /// result is that of one device at the same `batch_size`. On a CPU backend the
     /// replicas share the cores. Default: 1.
     pub devices: usize,
+    /// The float type of activations and matrix products: `f32`, or mixed precision with
+    /// `bf16` or `f16` (parameters, gradients, optimizer state, LayerNorm statistics,
+    /// softmax and loss stay f32; `f16` also scales the loss dynamically). bf16 and f16
+    /// need a GPU build on a device that has the type; `f16` trains on one device.
+    /// Default: `f32`.
+    pub precision: Precision,
 }
 
 impl Default for TrainingConfig {
@@ -258,6 +264,7 @@ impl Default for TrainingConfig {
             seed: 42,
             output_dir: PathBuf::from("runs/roformer"),
             devices: 1,
+            precision: Precision::F32,
         }
     }
 }
@@ -378,6 +385,12 @@ impl TrainConfig {
             );
         }
         training.validate()?;
+        if training.precision == Precision::F16 && self.distributed.replicas(training.devices) > 1 {
+            return fail(
+                "training.precision",
+                "expected bf16 or f32 when training on several replicas (f16's loss scale is kept per replica), got f16".into(),
+            );
+        }
         self.distributed
             .validate(training.devices, training.batch_size)
     }

@@ -218,6 +218,7 @@ pub fn eval_mlm<B: RoFormerBackend>(
             model.clone()
         } else {
             RoFormerForMaskedLM::<B>::new(&at_length, device)?
+                .with_precision(model.roformer.precision())
                 .load_record(model.clone().into_record())
         };
         let pad = tokenizer.special().pad;

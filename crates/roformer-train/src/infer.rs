@@ -11,6 +11,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use roformer::RoFormerInput;
+use roformer::precision::widened;
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
@@ -132,12 +133,13 @@ fn longest(rows: &[Row]) -> usize {
     rows.iter().map(Row::len).max().unwrap_or(0)
 }
 
-/// A model output's values, row-major.
+/// A model output's values, row-major, as f32 (whatever the compute precision).
 fn values<B: RoFormerBackend, const D: usize>(
     tensor: Tensor<B, D>,
 ) -> Result<Vec<f32>, TrainError> {
     tensor
         .into_data()
+        .convert::<f32>()
         .to_vec()
         .map_err(|e| TrainError::data("model output", format!("{e:?}")))
 }
@@ -263,10 +265,13 @@ pub fn embed<B: RoFormerBackend>(
     for chunk in rows.chunks(BATCH) {
         let padded = pad_rows::<B>(chunk, longest(chunk), pad, device);
         let mask = padded.attention_mask;
-        let hidden = loaded.encoder().forward(
-            RoFormerInput::new(padded.input_ids)
-                .with_attention_mask(mask.clone())
-                .with_token_type_ids(padded.token_type_ids),
+        // Pooled in f32 whatever the compute precision.
+        let hidden = widened(
+            loaded.encoder().forward(
+                RoFormerInput::new(padded.input_ids)
+                    .with_attention_mask(mask.clone())
+                    .with_token_type_ids(padded.token_type_ids),
+            ),
         );
         let [rows, _, width] = hidden.dims();
         let pooled = match pooling {

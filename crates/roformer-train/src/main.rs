@@ -112,7 +112,8 @@ fn run_fill_mask(args: FillMaskArgs) -> Result<()> {
         bail!("--top-k must be at least 1");
     }
     let device = backend::device();
-    let loaded = load_model::<backend::Inference>(&args.model, &device)?;
+    let loaded = load_model::<backend::Inference>(&args.model, &device)?
+        .in_precision(args.precision, &device)?;
     let predictions = report(infer::fill_mask(&loaded, &args.text, args.top_k, &device)?);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&predictions)?);
@@ -136,7 +137,8 @@ fn run_eval_mlm(args: EvalMlmArgs) -> Result<()> {
         bail!("--trained-length must be positive");
     }
     let device = backend::device();
-    let loaded = load_model::<backend::Inference>(&args.model, &device)?;
+    let loaded = load_model::<backend::Inference>(&args.model, &device)?
+        .in_precision(args.precision, &device)?;
     let Some(model) = loaded.weights.masked_lm() else {
         bail!(
             "{}: the checkpoint has no masked-LM head (no `cls.` tensors)",
@@ -221,7 +223,8 @@ fn run_embed(args: EmbedArgs) -> Result<()> {
         .map(|line| infer::embed_line(line))
         .collect();
     let device = backend::device();
-    let loaded = load_model::<backend::Inference>(&args.model, &device)?;
+    let loaded = load_model::<backend::Inference>(&args.model, &device)?
+        .in_precision(args.precision, &device)?;
     for embedding in report(infer::embed(&loaded, &lines, args.pooling, &device)?) {
         if args.json {
             println!("{}", serde_json::to_string(&embedding)?);
@@ -235,7 +238,8 @@ fn run_embed(args: EmbedArgs) -> Result<()> {
 
 fn run_similarity(args: SimilarityArgs) -> Result<()> {
     let device = backend::device();
-    let loaded = load_model::<backend::Inference>(&args.model, &device)?;
+    let loaded = load_model::<backend::Inference>(&args.model, &device)?
+        .in_precision(args.precision, &device)?;
     let similarity = report(infer::similarity(
         &loaded,
         &args.a,
@@ -250,7 +254,8 @@ fn run_similarity(args: SimilarityArgs) -> Result<()> {
 fn run_encode(args: EncodeArgs) -> Result<()> {
     let lines = infer::read_encode_lines(&args.input)?;
     let device = backend::device();
-    let loaded = load_model::<backend::Inference>(&args.model, &device)?;
+    let loaded = load_model::<backend::Inference>(&args.model, &device)?
+        .in_precision(args.precision, &device)?;
     let encoded = report(infer::encode(&loaded, &lines, args.mlm_logits, &device)?);
     infer::write_encoded(&encoded, &args.output)?;
     eprintln!(
@@ -272,6 +277,7 @@ fn run_bench(args: BenchArgs) -> Result<()> {
             train: args.train,
             steps: args.steps,
             warmup: args.warmup,
+            precision: args.precision,
         };
         let report = if args.train {
             bench_train::<backend::Training>(&model_config, &options, backend::NAME, &device)?
@@ -407,6 +413,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         output,
         resume,
         devices,
+        precision,
         nodes,
         rank,
         coordinator,
@@ -421,6 +428,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
             let mut config = TrainConfig::from_file(&path)?;
             let distributed = &mut config.distributed;
             config.training.devices = devices.unwrap_or(config.training.devices);
+            config.training.precision = precision.unwrap_or(config.training.precision);
             distributed.nodes = nodes.unwrap_or(distributed.nodes);
             distributed.rank = rank.unwrap_or(distributed.rank);
             distributed.coordinator = coordinator.unwrap_or(distributed.coordinator.clone());
@@ -438,8 +446,8 @@ fn run_train(args: TrainArgs) -> Result<()> {
         }
         (None, None) => bail!("give --config FILE or --resume DIR"),
     };
-    let (replicas, distributed) = saved
-        .map(|c| (c.training.devices, c.distributed))
+    let (replicas, precision, distributed) = saved
+        .map(|c| (c.training.devices, c.training.precision, c.distributed))
         .unwrap_or_default();
     let replicas = replicas.max(1);
     if replicas > 1 && !backend::REPLICAS_SHARE_THE_DEVICE {
@@ -459,7 +467,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         ),
     };
     let mut progress = Progress::new(format!(
-        "backend: {} (device {device:?}{replicas}), run directory: {}",
+        "backend: {} (device {device:?}{replicas}), precision {precision}, run directory: {}",
         backend::NAME,
         run_dir.display()
     ));
@@ -697,7 +705,8 @@ fn run_classify(args: ClassifyArgs) -> Result<()> {
         (None, None) => bail!("give a text or --input FILE"),
     };
     let device = backend::device();
-    let model = load_classifier::<backend::Inference>(&args.model, &device)?;
+    let model = load_classifier::<backend::Inference>(&args.model, &device)?
+        .in_precision(args.precision, &device)?;
     let top_k = args.top_k.unwrap_or(model.labels.len());
     let results = classifier::classify(&model, &inputs, top_k, &device)?;
     if let Some(output) = &args.output {
@@ -725,7 +734,8 @@ fn run_tag(args: TagArgs) -> Result<()> {
         (None, None) => bail!("give a text or --input FILE"),
     };
     let device = backend::device();
-    let model = load_tagger::<backend::Inference>(&args.model, &device)?;
+    let model = load_tagger::<backend::Inference>(&args.model, &device)?
+        .in_precision(args.precision, &device)?;
     let results = roformer_train::tag::tag(&model, &inputs, &device)?;
     if let Some(output) = &args.output {
         write_json_lines(output, &results)?;

@@ -21,7 +21,7 @@ use roformer::hf_weights::{
     RoFormerWeights, load_hf_sequence_classification, load_hf_token_classification,
     load_hf_weights, save_hf_weights,
 };
-use roformer::{RoFormerConfig, RoFormerForMaskedLM, RoFormerModel};
+use roformer::{Precision, RoFormerConfig, RoFormerForMaskedLM, RoFormerModel};
 use serde::Deserialize;
 
 use crate::data::{SPECIAL_TOKENS, TextTokenizer, TokenizerOptions};
@@ -108,6 +108,18 @@ impl<B: RoFormerBackend> LoadedModel<B> {
             Some(tokenizer) => tokenizer.special().pad,
             None => self.config.pad_token_id.unwrap_or(0) as u32,
         }
+    }
+
+    /// The model for inference in `precision` (weights stored in it); an error when the
+    /// device does not compute in it.
+    pub fn in_precision(
+        mut self,
+        precision: Precision,
+        device: &B::Device,
+    ) -> Result<Self, TrainError> {
+        precision.check_supported::<B>(device)?;
+        self.weights = self.weights.in_precision(precision);
+        Ok(self)
     }
 
     /// The encoder.

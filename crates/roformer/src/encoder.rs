@@ -74,7 +74,8 @@ impl<B: RoFormerBackend> RoFormerEncoder<B> {
 /// by all layers.
 fn score_bias<B: RoFormerBackend>(mask: Tensor<B, 2, Int>, dtype: DType) -> Tensor<B, 4> {
     let [batch, seq] = mask.dims();
-    in_float_type(mask.equal_elem(0).float(), dtype)
-        .mul_scalar(MASKED_SCORE)
-        .reshape([batch, 1, 1, seq])
+    // Scaled in f32, then cast: in f16 (and bf16) MASKED_SCORE rounds to −∞, and 0·−∞
+    // would put NaN on every real key.
+    let bias = in_float_type(mask.equal_elem(0).float(), DType::F32).mul_scalar(MASKED_SCORE);
+    in_float_type(bias, dtype).reshape([batch, 1, 1, seq])
 }

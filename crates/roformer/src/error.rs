@@ -44,6 +44,16 @@ pub enum RoFormerError {
         /// One line per missing, unexpected or mis-shaped tensor.
         problems: String,
     },
+    /// A compute precision the device does not run.
+    #[error(
+        "precision {precision} is not supported on this device ({device}); f32 runs everywhere, bf16 and f16 need a GPU build (--features cuda, or wgpu for f16) on a device that has the type"
+    )]
+    UnsupportedPrecision {
+        /// The precision asked for.
+        precision: &'static str,
+        /// The device, as the backend describes it.
+        device: String,
+    },
     /// A weights file that cannot be read at all.
     #[error("{path}: cannot read weights: {message}")]
     WeightsFormat {

@@ -32,6 +32,7 @@ use crate::heads::{
     RoFormerForMaskedLM, RoFormerForSequenceClassification, RoFormerForTokenClassification,
 };
 use crate::model::RoFormerModel;
+use crate::precision::{Precision, cast_parameters};
 
 /// HF parameter-name patterns and their replacements, applied in order. Everything not
 /// listed is named identically on both sides.
@@ -97,6 +98,19 @@ impl<B: RoFormerBackend> RoFormerWeights<B> {
         match self {
             Self::MaskedLm(model) => Some(model),
             Self::Encoder(_) => None,
+        }
+    }
+
+    /// For inference in `precision`: the weights stored in it and the model computing in
+    /// it ([`crate::precision`]).
+    pub fn in_precision(self, precision: Precision) -> Self {
+        match self {
+            Self::MaskedLm(model) => {
+                Self::MaskedLm(cast_parameters(model.with_precision(precision), precision))
+            }
+            Self::Encoder(model) => {
+                Self::Encoder(cast_parameters(model.with_precision(precision), precision))
+            }
         }
     }
 }

@@ -63,6 +63,7 @@ pub mod layout;
 pub mod linear_attention;
 mod model;
 pub mod positions;
+pub mod precision;
 
 pub use activation::{HiddenAct, gelu_exact};
 pub use attention::RoFormerSelfAttention;
@@ -77,4 +78,5 @@ pub use heads::{
 };
 pub use layer::{ResidualOutput, RoFormerAttention, RoFormerIntermediate, RoFormerLayer};
 pub use model::{RoFormerInput, RoFormerModel};
+pub use precision::{Precision, cast_parameters};
 pub use roformer_rope;

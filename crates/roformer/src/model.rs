@@ -8,10 +8,13 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
 use crate::config::RoFormerConfig;
+use crate::dense::linear;
 use crate::embeddings::RoFormerEmbeddings;
 use crate::encoder::RoFormerEncoder;
 use crate::error::RoFormerError;
 use crate::init::normal_linear;
+use crate::layout::in_float_type;
+use crate::precision::Precision;
 
 /// A batch of token sequences for the encoder.
 #[derive(Debug, Clone)]
@@ -65,6 +68,8 @@ pub struct RoFormerModel<B: Backend> {
     pub embeddings_project: Option<Linear<B>>,
     /// HF `encoder`.
     pub encoder: RoFormerEncoder<B>,
+    /// The float type activations and products run in (not saved with the weights).
+    precision: Precision,
 }
 
 impl<B: RoFormerBackend> RoFormerModel<B> {
@@ -83,7 +88,22 @@ impl<B: RoFormerBackend> RoFormerModel<B> {
             embeddings: RoFormerEmbeddings::new(config, device),
             embeddings_project,
             encoder: RoFormerEncoder::new(config, device)?,
+            precision: Precision::F32,
         })
+    }
+
+    /// The model computing in `precision`: activations and matrix products in that type,
+    /// LayerNorm and softmax widened to f32 ([`crate::precision`]). The parameters are
+    /// left as they are (f32 master weights in training, cast where they are used); for
+    /// inference [`crate::cast_parameters`] stores them in the compute type too.
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
+    }
+
+    /// The precision set by [`Self::with_precision`] (f32 by default).
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// The input to the first layer, `[batch, seq, hidden]`.
@@ -97,13 +117,19 @@ impl<B: RoFormerBackend> RoFormerModel<B> {
         let embedded = self
             .embeddings
             .forward(input_ids, token_type_ids, position_offset);
+        // f32 leaves the backend's own float type (f64 stays f64).
+        let embedded = if self.precision.is_reduced() {
+            in_float_type(embedded, self.precision.dtype())
+        } else {
+            embedded
+        };
         match &self.embeddings_project {
-            Some(project) => project.forward(embedded),
+            Some(project) => linear(project, embedded),
             None => embedded,
         }
     }
 
-    /// The last hidden state `[batch, seq, hidden_size]`.
+    /// The last hidden state `[batch, seq, hidden_size]`, in the compute precision.
     pub fn forward(&self, input: RoFormerInput<B>) -> Tensor<B, 3> {
         let hidden = self.embed(input.input_ids, input.token_type_ids, input.position_offset);
         self.encoder
@@ -111,7 +137,8 @@ impl<B: RoFormerBackend> RoFormerModel<B> {
     }
 
     /// Every hidden state: the embedding output followed by each layer's output
-    /// (HF's `output_hidden_states`), `num_hidden_layers + 1` tensors.
+    /// (HF's `output_hidden_states`), `num_hidden_layers + 1` tensors, in the compute
+    /// precision.
     pub fn forward_hidden_states(&self, input: RoFormerInput<B>) -> Vec<Tensor<B, 3>> {
         let hidden = self.embed(input.input_ids, input.token_type_ids, input.position_offset);
         self.encoder

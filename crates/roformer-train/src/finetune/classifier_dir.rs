@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use roformer::{
-    RoFormerBackend, RoFormerConfig, RoFormerForSequenceClassification,
-    RoFormerForTokenClassification,
+    Precision, RoFormerBackend, RoFormerConfig, RoFormerForSequenceClassification,
+    RoFormerForTokenClassification, cast_parameters,
 };
 use serde_json::{Map, Value};
 
@@ -41,6 +41,20 @@ pub struct LoadedTask<B: RoFormerBackend, M> {
     pub tokenizer: TextTokenizer,
     /// The backend.
     pub backend: std::marker::PhantomData<B>,
+}
+
+impl<B: RoFormerBackend, M: TaskModel<B>> LoadedTask<B, M> {
+    /// The model for inference in `precision` (weights stored in it); an error when the
+    /// device does not compute in it.
+    pub fn in_precision(
+        mut self,
+        precision: Precision,
+        device: &B::Device,
+    ) -> Result<Self, TrainError> {
+        precision.check_supported::<B>(device)?;
+        self.model = cast_parameters(self.model.with_precision(precision), precision);
+        Ok(self)
+    }
 }
 
 /// `config.json` of a fine-tuned model: the encoder config with its architecture and labels.

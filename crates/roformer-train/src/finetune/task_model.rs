@@ -15,7 +15,7 @@ use roformer::hf_weights::{
     save_hf_token_classification,
 };
 use roformer::{
-    RoFormerBackend, RoFormerConfig, RoFormerError, RoFormerForSequenceClassification,
+    Precision, RoFormerBackend, RoFormerConfig, RoFormerError, RoFormerForSequenceClassification,
     RoFormerForTokenClassification, RoFormerInput, RoFormerModel,
 };
 
@@ -35,6 +35,9 @@ pub trait TaskModel<B: RoFormerBackend>: Module<B> {
 
     /// The encoder.
     fn encoder(&self) -> &RoFormerModel<B>;
+
+    /// The model computing in `precision` (`RoFormerModel::with_precision`).
+    fn with_precision(self, precision: Precision) -> Self;
 
     /// The model with `encoder`'s weights in its encoder. Through the record, so the
     /// parameters keep this model's autodiff setting (tensors loaded from a file do not
@@ -78,6 +81,10 @@ impl<B: RoFormerBackend> TaskModel<B> for RoFormerForSequenceClassification<B> {
         &self.roformer
     }
 
+    fn with_precision(self, precision: Precision) -> Self {
+        Self::with_precision(self, precision)
+    }
+
     fn with_encoder_weights(mut self, encoder: RoFormerModel<B>) -> Self {
         self.roformer = self.roformer.load_record(encoder.into_record());
         self
@@ -115,6 +122,10 @@ impl<B: RoFormerBackend> TaskModel<B> for RoFormerForTokenClassification<B> {
 
     fn encoder(&self) -> &RoFormerModel<B> {
         &self.roformer
+    }
+
+    fn with_precision(self, precision: Precision) -> Self {
+        Self::with_precision(self, precision)
     }
 
     fn with_encoder_weights(mut self, encoder: RoFormerModel<B>) -> Self {

@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 
 use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::{ElementConversion, Tensor, TensorPrimitive};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -48,6 +47,7 @@ use crate::train::checkpoint::{
     TrainingState, latest_checkpoint, load_checkpoint, save_checkpoint,
 };
 use crate::train::dropout_seed;
+use crate::train::loss_scale::{LossScale, optimise};
 use crate::train::metrics::{
     LossRecord, StepRecord, append_record, plot_losses, read_step_records, truncate_step_records,
 };
@@ -214,6 +214,8 @@ pub fn finetune<B: RoFormerTrainingBackend>(
         }
         FinetuneStart::Resume => FinetuneConfig::from_file(&run_dir.join(FINETUNE_CONFIG_FILE))?,
     };
+    // Before anything is written, so a refused run leaves no run directory behind.
+    config.training.precision.check_supported::<B>(device)?;
     let tagging = config.task.kind == TaskType::TokenClassification;
     // Labels first: a bad labelled file is refused before the model is read.
     let rows = if tagging {
@@ -384,17 +386,20 @@ where
     let total_steps = training.total_steps(train_examples.len());
     let schedule = training.schedule(total_steps);
     B::seed(device, training.seed);
-    let mut model = M::fresh(&encoder_config, labels.len(), device)?;
+    let mut model =
+        M::fresh(&encoder_config, labels.len(), device)?.with_precision(training.precision);
     if let Some(encoder) = pretrained.encoder {
         model = model.with_encoder_weights(encoder);
     }
     let mut optimizer: OptimizerAdaptor<FusedAdamW, M, B> = training.optimizer().init();
     let metrics_path = run_dir.join(METRICS_FILE);
     let mut start_step = 0;
+    let mut loss_scale = LossScale::for_precision(training.precision);
     if resuming {
         let (state, restored, restored_optimizer) =
             load_checkpoint(run_dir, model, optimizer, device)?;
         (start_step, model, optimizer) = (state.step, restored, restored_optimizer);
+        loss_scale = state.loss_scale.or(loss_scale);
         truncate_step_records::<FinetuneRecord>(&metrics_path, start_step)?;
     }
     let mut history: Vec<FinetuneRecord> = read_step_records(&metrics_path)?;
@@ -444,10 +449,15 @@ where
         let current = model.take().expect("the optimizer hands the model back");
         let (loss, _) = unit_loss(&current, &batch, pad, device);
         let loss_value: f64 = loss.clone().into_scalar().elem();
-        let grads = GradientsParams::from_grads(loss.backward(), &current);
         let learning_rate = schedule.at(step);
-        let updated = optimizer.step(learning_rate, current, grads);
-        model = Some(updated);
+        let optimised = optimise(
+            current,
+            loss,
+            &mut optimizer,
+            learning_rate,
+            loss_scale.as_mut(),
+        );
+        model = Some(optimised.model);
         loss_sum += loss_value;
         loss_steps += 1;
         let done = step + 1;
@@ -495,7 +505,11 @@ where
         }
         finished = done == total_steps;
         if done.is_multiple_of(training.checkpoint_every) || done == total_steps {
-            let path = save_checkpoint(run_dir, TrainingState { step: done }, current, &optimizer)?;
+            let state = TrainingState {
+                step: done,
+                loss_scale,
+            };
+            let path = save_checkpoint(run_dir, state, current, &optimizer)?;
             if observe(FinetuneEvent::Checkpointed { step: done, path }).is_break() {
                 break;
             }

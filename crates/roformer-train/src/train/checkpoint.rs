@@ -15,6 +15,7 @@ use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
+use crate::train::loss_scale::LossScale;
 
 const CHECKPOINT: &str = "checkpoint";
 
@@ -47,6 +48,9 @@ const STATE_FILE: &str = "state.json";
 pub struct TrainingState {
     /// Optimisation steps completed.
     pub step: usize,
+    /// The dynamic loss scale of f16 training (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scale: Option<LossScale>,
 }
 
 fn recorder() -> NamedMpkFileRecorder<FullPrecisionSettings> {

@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 mod data_parallel;
+pub mod loss_scale;
 pub mod metrics;
 pub mod nodes;
 pub mod optimizer;

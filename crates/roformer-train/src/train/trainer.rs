@@ -13,7 +13,6 @@ use std::time::Instant;
 
 use burn::module::{AutodiffModule, Module};
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorPrimitive};
 use roformer::layout::reshape;
 use roformer::{IGNORE_INDEX, RoFormerForMaskedLM};
@@ -24,6 +23,7 @@ use crate::error::TrainError;
 use crate::model_dir::save_model;
 use crate::train::checkpoint::{TrainingState, load_checkpoint, save_checkpoint};
 use crate::train::data_parallel::{Setup, Share, Workers, masked_tokens, split_batch};
+use crate::train::loss_scale::{LossScale, optimise};
 use crate::train::metrics::{
     EvalRecord, append_record, plot_losses, read_records, truncate_records,
 };
@@ -117,6 +117,8 @@ pub fn train<B: RoFormerTrainingBackend>(
 ) -> Result<TrainSummary, TrainError> {
     let run = open_run_dir(start, run_dir)?;
     let config = &run.config;
+    // Before anything is written, so a refused run leaves no run directory behind.
+    config.training.precision.check_supported::<B>(device)?;
     let corpus = Corpus::load(
         config.data.corpus.as_deref(),
         config.data.validation_works.as_deref(),
@@ -237,6 +239,8 @@ struct Trainer<'a, B: RoFormerTrainingBackend> {
     /// The replicas of data-parallel training (several devices or nodes); this struct's
     /// model and optimizer are this process's replica 0.
     workers: Option<Workers<B>>,
+    /// f16 training's dynamic loss scale.
+    loss_scale: Option<LossScale>,
 }
 
 impl<'a, B: RoFormerTrainingBackend> Trainer<'a, B> {
@@ -256,14 +260,23 @@ impl<'a, B: RoFormerTrainingBackend> Trainer<'a, B> {
 
         // The initial weights are the backend generator's first draws.
         B::seed(device, training.seed);
-        let model = RoFormerForMaskedLM::<B>::new(&config.model, device)?;
+        let model = RoFormerForMaskedLM::<B>::new(&config.model, device)?
+            .with_precision(training.precision);
         let optimizer = training.optimizer().init::<B, RoFormerForMaskedLM<B>>();
-        let (start_step, model, optimizer) = match resume_from {
+        let (start_step, loss_scale, model, optimizer) = match resume_from {
             Some(run_dir) => {
                 let (state, model, optimizer) = load_checkpoint(run_dir, model, optimizer, device)?;
-                (state.step, model, optimizer)
+                let loss_scale = state
+                    .loss_scale
+                    .or_else(|| LossScale::for_precision(training.precision));
+                (state.step, loss_scale, model, optimizer)
             }
-            None => (0, model, optimizer),
+            None => (
+                0,
+                LossScale::for_precision(training.precision),
+                model,
+                optimizer,
+            ),
         };
         let distributed = &config.distributed;
         let (model, workers) = if distributed.replicas(training.devices) > 1 {
@@ -318,6 +331,7 @@ impl<'a, B: RoFormerTrainingBackend> Trainer<'a, B> {
             order: None,
             since_evaluation: SinceEvaluation::default(),
             workers,
+            loss_scale,
         })
     }
 
@@ -370,9 +384,15 @@ impl<'a, B: RoFormerTrainingBackend> Trainer<'a, B> {
                 B::seed(self.device, dropout);
                 let (loss, _) = masked_lm_step(&model, batch);
                 let loss_value: f64 = loss.clone().into_scalar().elem();
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
                 let optimizer = self.optimizer.as_mut().expect("kept between steps");
-                (optimizer.step(learning_rate, model, grads), loss_value)
+                let optimised = optimise(
+                    model,
+                    loss,
+                    optimizer,
+                    learning_rate,
+                    self.loss_scale.as_mut(),
+                );
+                (optimised.model, loss_value)
             }
             Some(workers) => {
                 self.since_evaluation.tokens +=
@@ -496,7 +516,10 @@ impl<'a, B: RoFormerTrainingBackend> Trainer<'a, B> {
     /// Writes a checkpoint after `done` steps and the model directory beside it, so that
     /// a stopped run can be used as it is.
     fn checkpoint(&self, run_dir: &Path, done: usize) -> Result<PathBuf, TrainError> {
-        let state = TrainingState { step: done };
+        let state = TrainingState {
+            step: done,
+            loss_scale: self.loss_scale,
+        };
         let path = save_checkpoint(run_dir, state, self.model(), self.optimizer())?;
         self.save_model(run_dir)?;
         Ok(path)

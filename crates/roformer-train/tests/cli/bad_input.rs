@@ -86,6 +86,7 @@ fn every_command_reports_bad_input_in_one_line_and_keeps_existing_files() {
     let (imported, nowhere) = (path("imported"), path("x"));
     let missing_dir_out = path("no/such/dir/out.safetensors");
     let exported = path("exported");
+    let precision_run = path("precision_run");
     let (ok, _, stderr) = roformer(&["export-hf", "--model", &model, "--output", &exported]);
     assert!(ok, "{stderr}");
 
@@ -362,6 +363,67 @@ fn every_command_reports_bad_input_in_one_line_and_keeps_existing_files() {
             vec!["bench", "--config", &config, "--seq", "12x"],
             "--seq",
         ),
+        // precision: the default build is the CPU one, which computes in f32 only
+        (
+            "bf16 inference on the CPU",
+            vec![
+                "fill-mask",
+                "--model",
+                &model,
+                "--precision",
+                "bf16",
+                "a [MASK]",
+            ],
+            "precision bf16 is not supported",
+        ),
+        (
+            "f16 evaluation on the CPU",
+            vec!["eval-mlm", "--model", &model, "--precision", "f16"],
+            "precision f16 is not supported",
+        ),
+        (
+            "bf16 bench on the CPU",
+            vec![
+                "bench",
+                "--config",
+                &config,
+                "--train",
+                "--precision",
+                "bf16",
+            ],
+            "precision bf16 is not supported",
+        ),
+        (
+            "bf16 training on the CPU",
+            vec![
+                "train",
+                "--config",
+                &config,
+                "--precision",
+                "bf16",
+                "--output",
+                &precision_run,
+            ],
+            "precision bf16 is not supported",
+        ),
+        (
+            "f16 training on replicas",
+            vec![
+                "train",
+                "--config",
+                &config,
+                "--devices",
+                "2",
+                "--precision",
+                "f16",
+            ],
+            "training.precision",
+        ),
+        (
+            "unknown precision",
+            vec!["embed", "--model", &model, "--precision", "fp8"],
+            "fp8",
+        ),
         // the command line itself
         ("unknown command", vec!["trian"], "trian"),
     ];
@@ -394,6 +456,10 @@ fn every_command_reports_bad_input_in_one_line_and_keeps_existing_files() {
         "a refused command changed a run or model directory"
     );
     assert!(!Path::new(&out).exists() && !Path::new(&imported).exists());
+    assert!(
+        !Path::new(&precision_run).exists(),
+        "a run refused for its precision left a run directory"
+    );
 
     // And good calls on the same files succeed.
     let (ok, stdout, stderr) =

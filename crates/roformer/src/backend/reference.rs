@@ -23,6 +23,7 @@ use burn::tensor::{Distribution, Int, Shape, Tensor, TensorPrimitive};
 use super::{AdamWStep, AdamWUpdate, AttentionSaved, CrossEntropy, CrossEntropySaved};
 use super::{LayerNormGradients, LayerNormSaved};
 use crate::layout::in_float_type;
+use crate::precision::widened;
 
 /// A float primitive of rank `D` as a tensor.
 pub(crate) fn float<B: Backend, const D: usize>(primitive: FloatTensor<B>) -> Tensor<B, D> {
@@ -39,7 +40,8 @@ fn int<B: Backend>(primitive: IntTensor<B>) -> Tensor<B, 1, Int> {
     Tensor::from_primitive(primitive)
 }
 
-/// The scores `scale·q·kᵀ + bias` `[b, h, s_q, s_k]`.
+/// The scores `scale·q·kᵀ + bias` `[b, h, s_q, s_k]`, in f32 at least (the product runs
+/// in q's float type; the softmax that follows is computed wide, as mixed precision does).
 fn scores<B: Backend>(
     query: FloatTensor<B>,
     key: FloatTensor<B>,
@@ -48,9 +50,9 @@ fn scores<B: Backend>(
 ) -> Tensor<B, 4> {
     // Scaling q before the product touches s·d values instead of s² scores.
     let query = float::<B, 4>(query).mul_scalar(scale);
-    let scores = query.matmul(float::<B, 4>(key).swap_dims(2, 3));
+    let scores = widened(query.matmul(float::<B, 4>(key).swap_dims(2, 3)));
     match score_bias {
-        Some(bias) => scores + float::<B, 4>(bias),
+        Some(bias) => scores.clone() + in_float_type(float::<B, 4>(bias), scores.dtype()),
         None => scores,
     }
 }
@@ -69,12 +71,13 @@ pub fn self_attention<B: Backend>(
     score_bias: Option<FloatTensor<B>>,
     scale: f32,
 ) -> FloatTensor<B> {
+    let value = float::<B, 4>(value);
     let probabilities = softmax(scores::<B>(query, key, score_bias, scale), 3);
-    merge_heads(probabilities.matmul(float::<B, 4>(value)))
+    merge_heads(in_float_type(probabilities, value.dtype()).matmul(value))
 }
 
 /// [`super::RoFormerBackend::self_attention_saving`]: dropout masks from the backend's
-/// generator (`B::seed` makes them repeat).
+/// generator (`B::seed` makes them repeat). The probabilities are kept in f32 at least.
 pub fn self_attention_saving<B: Backend>(
     query: FloatTensor<B>,
     key: FloatTensor<B>,
@@ -97,7 +100,8 @@ pub fn self_attention_saving<B: Backend>(
         Some(multipliers) => probabilities.clone() * multipliers.clone(),
         None => probabilities.clone(),
     };
-    let context = merge_heads(weights.matmul(float::<B, 4>(value)));
+    let value = float::<B, 4>(value);
+    let context = merge_heads(in_float_type(weights, value.dtype()).matmul(value));
     let saved = AttentionSaved {
         probabilities: primitive(probabilities),
         multipliers: multipliers.map(primitive),
@@ -130,14 +134,19 @@ pub fn self_attention_backward<B: Backend>(
         Some(m) => probabilities.clone() * m.clone(),
         None => probabilities.clone(),
     };
-    let d_value = weights.swap_dims(2, 3).matmul(d_out.clone());
-    let d_weights = d_out.matmul(value.swap_dims(2, 3));
+    // Products in the inputs' float type; the softmax gradient in the probabilities' (f32
+    // at least).
+    let compute = value.dtype();
+    let d_value = in_float_type(weights, compute)
+        .swap_dims(2, 3)
+        .matmul(d_out.clone());
+    let d_weights = widened(d_out.matmul(value.swap_dims(2, 3)));
     let d_probabilities = match multipliers {
         Some(m) => d_weights * m,
         None => d_weights,
     };
     let row_dot = (d_probabilities.clone() * probabilities.clone()).sum_dim(3);
-    let d_scores = probabilities * (d_probabilities - row_dot);
+    let d_scores = in_float_type(probabilities * (d_probabilities - row_dot), compute);
     let d_query = d_scores.clone().matmul(key).mul_scalar(scale);
     let d_key = d_scores.swap_dims(2, 3).matmul(query).mul_scalar(scale);
     [primitive(d_query), primitive(d_key), primitive(d_value)]

@@ -15,6 +15,7 @@ use crate::error::RoFormerError;
 use crate::init::normal_linear;
 use crate::layout::reshape;
 use crate::model::{RoFormerInput, RoFormerModel};
+use crate::precision::{Precision, widened};
 
 /// Label value of positions that do not count in [`masked_lm_loss`] (PyTorch's convention).
 pub const IGNORE_INDEX: i64 = -100;
@@ -81,22 +82,29 @@ impl<B: RoFormerBackend> RoFormerForMaskedLM<B> {
         })
     }
 
-    /// Vocabulary logits `[batch, seq, vocab_size]`.
+    /// The model computing in `precision` ([`RoFormerModel::with_precision`]).
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.roformer = self.roformer.with_precision(precision);
+        self
+    }
+
+    /// Vocabulary logits `[batch, seq, vocab_size]`, f32.
     pub fn forward(&self, input: RoFormerInput<B>) -> Tensor<B, 3> {
         self.logits(self.roformer.forward(input))
     }
 
     /// Vocabulary logits for any hidden states `[..., hidden_size]` (for instance only the
-    /// masked positions of a batch, which saves the vocabulary projection elsewhere).
+    /// masked positions of a batch, which saves the vocabulary projection elsewhere), f32;
+    /// computed in the float type of `hidden`.
     pub fn logits<const D: usize>(&self, hidden: Tensor<B, D>) -> Tensor<B, D> {
         let transform = &self.cls.predictions.transform;
         let activated = linear_activation(&transform.dense, transform.activation, hidden);
         let transformed = layer_norm(&transform.layer_norm, transform.layer_norm_eps, activated);
-        tied_projection(
+        widened(tied_projection(
             transformed,
             self.roformer.embeddings.word_embeddings.weight.val(),
             self.cls.predictions.bias.val(),
-        )
+        ))
     }
 }
 

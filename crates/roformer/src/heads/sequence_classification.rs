@@ -10,9 +10,11 @@ use burn::tensor::backend::Backend;
 
 use crate::activation::HiddenAct;
 use crate::config::RoFormerConfig;
+use crate::dense::linear;
 use crate::error::RoFormerError;
 use crate::init::normal_linear;
 use crate::model::{RoFormerInput, RoFormerModel};
+use crate::precision::{Precision, widened};
 
 /// HF `classifier`.
 #[derive(Module, Debug)]
@@ -61,16 +63,25 @@ impl<B: RoFormerBackend> RoFormerForSequenceClassification<B> {
         })
     }
 
-    /// Class logits `[batch, num_labels]`.
+    /// The classifier computing in `precision` ([`RoFormerModel::with_precision`]); the
+    /// head itself is small and runs in f32.
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.roformer = self.roformer.with_precision(precision);
+        self
+    }
+
+    /// Class logits `[batch, num_labels]`, f32.
     pub fn forward(&self, input: RoFormerInput<B>) -> Tensor<B, 2> {
-        let hidden = self.roformer.forward(input);
+        let hidden = widened(self.roformer.forward(input));
         let [batch, _, width] = hidden.dims();
         let first = hidden
             .slice([0..batch, 0..1, 0..width])
             .reshape([batch, width]);
         let head = &self.classifier;
-        let x = head.dense.forward(head.dropout.forward(first));
-        head.out_proj
-            .forward(head.dropout.forward(head.activation.forward(x)))
+        let x = linear(&head.dense, head.dropout.forward(first));
+        linear(
+            &head.out_proj,
+            head.dropout.forward(head.activation.forward(x)),
+        )
     }
 }

@@ -8,9 +8,11 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
 use crate::config::RoFormerConfig;
+use crate::dense::linear;
 use crate::error::RoFormerError;
 use crate::init::normal_linear;
 use crate::model::{RoFormerInput, RoFormerModel};
+use crate::precision::{Precision, widened};
 
 /// The encoder with a per-token classifier.
 #[derive(Module, Debug)]
@@ -49,9 +51,16 @@ impl<B: RoFormerBackend> RoFormerForTokenClassification<B> {
         })
     }
 
-    /// Per-token logits `[batch, seq, num_labels]`.
+    /// The tagger computing in `precision` ([`RoFormerModel::with_precision`]); the
+    /// classifier itself is small and runs in f32.
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.roformer = self.roformer.with_precision(precision);
+        self
+    }
+
+    /// Per-token logits `[batch, seq, num_labels]`, f32.
     pub fn forward(&self, input: RoFormerInput<B>) -> Tensor<B, 3> {
-        self.classifier
-            .forward(self.dropout.forward(self.roformer.forward(input)))
+        let hidden = widened(self.roformer.forward(input));
+        linear(&self.classifier, self.dropout.forward(hidden))
     }
 }
