@@ -10,8 +10,9 @@
 //! two features of each plane (a `flip` over a length-2 axis) and the sign of the sine is
 //! folded into the precomputed table: two multiplies, one add, no slicing, negation or
 //! concatenation per call. The rotation itself is an operation of the backend
-//! ([`RotaryBackend::rotary`]): one fused pass on burn-ndarray, which would otherwise
-//! materialise the pair swap element by element.
+//! ([`RotaryBackend::rotary`], and [`RotaryBackend::rotary_pair`] for a query and key
+//! together): one fused pass on burn-ndarray, which would otherwise materialise the pair
+//! swap element by element, and one kernel launch on the cubecl backends.
 
 use core::ops::Range;
 
@@ -148,34 +149,75 @@ impl<B: RotaryBackend> RotaryEmbedding<B> {
     /// # Panics
     /// If `D < 2` or the last dimension is not `head_dim` (a programming error).
     pub fn apply<const D: usize>(&self, x: Tensor<B, D>, offset: usize) -> Tensor<B, D> {
-        assert!(
-            D >= 2,
-            "rotary embedding needs [..., seq, head_dim], got rank {D}"
-        );
-        let settings = &self.settings;
-        let dims = x.dims();
-        let (seq, head_dim) = (dims[D - 2], dims[D - 1]);
-        assert_eq!(
-            head_dim, settings.head_dim,
-            "rotary embedding built for head_dim {} got features of size {head_dim}",
-            settings.head_dim
-        );
-        // The precomputed tables are passed whole, from row `offset`; past them, this
-        // call's rows are computed.
-        let (cos, signed_sin, first) = if offset + seq <= self.cos.dims()[0] {
-            (self.cos.clone(), self.signed_sin.clone(), offset)
-        } else {
-            let (cos, signed_sin) = self.rows(offset..offset + seq, &x.device());
-            (cos, signed_sin, 0)
-        };
+        let (cos, signed_sin, first) = self.tables_for(&x.dims(), offset, &x.device());
         let rotated = B::rotary(
             x.into_primitive().tensor(),
             cos.into_primitive().tensor(),
             signed_sin.into_primitive().tensor(),
             first,
-            settings.layout,
+            self.settings.layout,
         );
         Tensor::from_primitive(TensorPrimitive::Float(rotated))
+    }
+
+    /// Rotates a query and a key of the same shape (`[..., seq, head_dim]`) for positions
+    /// `offset..offset + seq`, as [`RotaryEmbedding::apply`] does each, in one operation of
+    /// the backend ([`RotaryBackend::rotary_pair`]: one kernel launch on a GPU).
+    ///
+    /// # Panics
+    /// If `q` and `k` differ in shape, or as [`RotaryEmbedding::apply`] does.
+    pub fn apply_pair<const D: usize>(
+        &self,
+        q: Tensor<B, D>,
+        k: Tensor<B, D>,
+        offset: usize,
+    ) -> (Tensor<B, D>, Tensor<B, D>) {
+        let dims = q.dims();
+        assert_eq!(
+            dims,
+            k.dims(),
+            "rotary embedding of a query and key pair needs equal shapes"
+        );
+        let (cos, signed_sin, first) = self.tables_for(&dims, offset, &q.device());
+        let (q, k) = B::rotary_pair(
+            q.into_primitive().tensor(),
+            k.into_primitive().tensor(),
+            cos.into_primitive().tensor(),
+            signed_sin.into_primitive().tensor(),
+            first,
+            self.settings.layout,
+        );
+        let float = |x| Tensor::from_primitive(TensorPrimitive::Float(x));
+        (float(q), float(k))
+    }
+
+    /// The tables for a tensor of `dims` at positions from `offset`, and the row they
+    /// start at. The precomputed tables are passed whole, from row `offset`; past them, this
+    /// call's rows are computed.
+    fn tables_for(
+        &self,
+        dims: &[usize],
+        offset: usize,
+        device: &B::Device,
+    ) -> (Tensor<B, 2>, Tensor<B, 2>, usize) {
+        let rank = dims.len();
+        assert!(
+            rank >= 2,
+            "rotary embedding needs [..., seq, head_dim], got rank {rank}"
+        );
+        let settings = &self.settings;
+        let (seq, head_dim) = (dims[rank - 2], dims[rank - 1]);
+        assert_eq!(
+            head_dim, settings.head_dim,
+            "rotary embedding built for head_dim {} got features of size {head_dim}",
+            settings.head_dim
+        );
+        if offset + seq <= self.cos.dims()[0] {
+            (self.cos.clone(), self.signed_sin.clone(), offset)
+        } else {
+            let (cos, signed_sin) = self.rows(offset..offset + seq, device);
+            (cos, signed_sin, 0)
+        }
     }
 }
 

@@ -6,6 +6,10 @@
 //! (`j = partner(k)`), so the transpose of the rotation is the same kind of rotation with
 //! `sin'[m, k] = signed_sin[m, partner(k)]`: the backward is one more call of
 //! [`RotaryBackend::rotary`], with that table, on whatever `B` is.
+//!
+//! A query and key rotated together ([`RotaryBackend::rotary_pair`]) are `B`'s pair forward
+//! and two recorded steps, one per output: burn's graph gives each step the gradient of one
+//! output, and the two gradients arrive at different points of the backward pass.
 
 use burn::backend::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -49,6 +53,53 @@ impl<B: RotaryBackend, C: CheckpointStrategy> RotaryBackend for Autodiff<B, C> {
             }
             OpsKind::UnTracked(prep) => prep.finish(output),
         }
+    }
+
+    fn rotary_pair(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        signed_sin: FloatTensor<Self>,
+        first_position: usize,
+        layout: RopeLayout,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (cos, signed_sin) = (cos.primitive, signed_sin.primitive);
+        let (q_output, k_output) = B::rotary_pair(
+            q.primitive.clone(),
+            k.primitive.clone(),
+            cos.clone(),
+            signed_sin.clone(),
+            first_position,
+            layout,
+        );
+        // Both steps share one transposed table, made when the first needs it.
+        let mut transposed = None;
+        let mut record = |input: FloatTensor<Self>, output: FloatTensor<B>| match RotaryBackward
+            .prepare::<C>([input.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let state = transposed
+                    .get_or_insert_with(|| {
+                        let shape = input.primitive.shape();
+                        let seq = shape[shape.num_dims() - 2];
+                        TransposedRotation::<B>::of(
+                            cos.clone(),
+                            signed_sin.clone(),
+                            first_position,
+                            seq,
+                            layout,
+                        )
+                    })
+                    .clone();
+                prep.finish(state, output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(output),
+        };
+        let q_output = record(q, q_output);
+        let k_output = record(k, k_output);
+        (q_output, k_output)
     }
 }
 

@@ -2,13 +2,14 @@
 //! that implement it.
 //!
 //! Following burn's pattern for backend-specific code (`examples/custom-cubecl-kernel`),
-//! the rotation is an operation of the backend: [`RotaryBackend::rotary`] has a default body,
+//! the rotation is an operation of the backend: [`RotaryBackend::rotary`] (one tensor) and
+//! [`RotaryBackend::rotary_pair`] (a query and a key) have default bodies built on
 //! [`rotary_reference`] (burn tensor operations), and a backend with a faster way overrides
-//! it. burn-ndarray runs the one-pass CPU kernel of `roformer-kernels` (feature `ndarray`);
-//! `Autodiff<B, C>` runs `B`'s rotation forward and records its backward step, which is the
-//! same rotation by `B` again (feature `autodiff`); the cubecl backends (wgpu, cuda), their
-//! fusion wrapper and Flex use the default (features `cubecl`, `fusion`, `flex`), which
-//! burn's fusion compiles into one elementwise kernel on a GPU.
+//! them. burn-ndarray runs the one-pass CPU kernel of `roformer-kernels` (feature
+//! `ndarray`); `Autodiff<B, C>` runs `B`'s rotation forward and records its backward step,
+//! which is the same rotation by `B` again (feature `autodiff`); the cubecl backends (wgpu,
+//! cuda), their fusion wrapper and Flex use the defaults (features `cubecl`, `fusion`,
+//! `flex`), which burn's fusion compiles into one elementwise kernel on a GPU.
 //!
 //! A new backend gets the rotary embedding by implementing this trait: an empty `impl`
 //! takes the reference.
@@ -44,6 +45,34 @@ pub trait RotaryBackend: Backend {
     ) -> FloatTensor<Self> {
         rotary_reference::<Self>(x, cos, signed_sin, first_position, layout)
     }
+
+    /// Rotates a query `q` and a key `k` of the same shape (`[..., seq, d]`) as
+    /// [`RotaryBackend::rotary`] does each, by the same rows of the same tables. A backend
+    /// may do both in one pass; the default rotates one after the other.
+    ///
+    /// # Panics
+    /// If `q` and `k` differ in shape, or as [`RotaryBackend::rotary`] does.
+    fn rotary_pair(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        signed_sin: FloatTensor<Self>,
+        first_position: usize,
+        layout: RopeLayout,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        assert_same_shape(&q.shape(), &k.shape());
+        let q = Self::rotary(q, cos.clone(), signed_sin.clone(), first_position, layout);
+        let k = Self::rotary(k, cos, signed_sin, first_position, layout);
+        (q, k)
+    }
+}
+
+/// Panics unless a query and a key rotated together have the same shape.
+pub(crate) fn assert_same_shape(q: &Shape, k: &Shape) {
+    assert!(
+        q == k,
+        "rotary embedding of a query and key pair needs equal shapes, got q {q:?} and k {k:?}"
+    );
 }
 
 /// [`RotaryBackend::rotary`] by burn tensor operations: the reference every backend's
