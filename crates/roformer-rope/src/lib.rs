@@ -22,6 +22,8 @@
 //! ```
 
 pub mod backend;
+#[cfg(any(feature = "cubecl", feature = "fusion"))]
+pub mod dispatch;
 mod error;
 mod layout;
 mod rotary;

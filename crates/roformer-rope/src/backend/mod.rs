@@ -6,18 +6,24 @@
 //! [`RotaryBackend::rotary_pair`] (a query and a key) have default bodies built on
 //! [`rotary_reference`] (burn tensor operations), and a backend with a faster way overrides
 //! them. burn-ndarray runs the one-pass CPU kernel of `roformer-kernels` (feature
-//! `ndarray`); `Autodiff<B, C>` runs `B`'s rotation forward and records its backward step,
-//! which is the same rotation by `B` again (feature `autodiff`); the cubecl backends (wgpu,
-//! cuda), their fusion wrapper and Flex use the defaults (features `cubecl`, `fusion`,
-//! `flex`), which burn's fusion compiles into one elementwise kernel on a GPU.
+//! `ndarray`); the cubecl backends (wgpu, cuda, rocm) run one cubecl kernel launch per
+//! rotation, and one for a query and key together, in the tensor's float type (feature
+//! `cubecl`, `cubecl.rs`); burn's fusion wrapper records that kernel as a custom operation
+//! of its stream (feature `fusion`); `Autodiff<B, C>` runs `B`'s rotation forward and
+//! records its backward step, which is a rotation by `B` again (feature `autodiff`); Flex
+//! takes the reference (feature `flex`).
 //!
 //! A new backend gets the rotary embedding by implementing this trait: an empty `impl`
 //! takes the reference.
 
 #[cfg(feature = "autodiff")]
 mod autodiff;
-#[cfg(any(feature = "cubecl", feature = "fusion", feature = "flex"))]
+#[cfg(feature = "cubecl")]
+mod cubecl;
+#[cfg(feature = "flex")]
 mod defaults;
+#[cfg(feature = "fusion")]
+mod fusion;
 #[cfg(feature = "ndarray")]
 mod ndarray;
 
@@ -72,6 +78,31 @@ pub(crate) fn assert_same_shape(q: &Shape, k: &Shape) {
     assert!(
         q == k,
         "rotary embedding of a query and key pair needs equal shapes, got q {q:?} and k {k:?}"
+    );
+}
+
+/// Panics, naming the operation, unless tables `cos` and `signed_sin` (`[positions, r]`)
+/// from row `first_position` fit `x` (`[..., seq, d]`).
+#[cfg(any(feature = "cubecl", feature = "fusion"))]
+pub(crate) fn assert_tables_fit(x: &Shape, cos: &Shape, signed_sin: &Shape, first_position: usize) {
+    let rank = x.num_dims();
+    assert!(
+        rank >= 2,
+        "rotary embedding needs [..., seq, d], got rank {rank}"
+    );
+    let (seq, d) = (x[rank - 2], x[rank - 1]);
+    assert!(
+        cos.num_dims() == 2 && cos == signed_sin,
+        "rotary embedding needs cos and signed sin tables of one shape [positions, r], got {cos:?} and {signed_sin:?}"
+    );
+    let (positions, width) = (cos[0], cos[1]);
+    assert!(
+        width <= d && width.is_multiple_of(2),
+        "rotary tables of width {width} for heads of {d} features"
+    );
+    assert!(
+        first_position + seq <= positions,
+        "rotary embedding: tables of {positions} rows from row {first_position} do not cover {seq} positions"
     );
 }
 

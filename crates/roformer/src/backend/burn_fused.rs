@@ -90,7 +90,10 @@ where
     burn_fused_operations!();
 }
 
+// `Fusion<B>` rotates by `B`'s rotation (a custom operation of the stream), so `B` must have one.
 #[cfg(feature = "fusion")]
-impl<B: burn_fusion::FusionBackend> RoFormerBackend for burn_fusion::Fusion<B> {
+impl<B: burn_fusion::FusionBackend + roformer_rope::RotaryBackend> RoFormerBackend
+    for burn_fusion::Fusion<B>
+{
     burn_fused_operations!();
 }
