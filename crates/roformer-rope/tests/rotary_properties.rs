@@ -1,6 +1,10 @@
 //! Numerical tests of the rotary embedding: against a plain-Rust complex-multiplication
 //! reference, against burn's own `RotaryEncoding`, and the mathematical properties that
-//! define RoPE (relative positions, norm preservation, layout equivalence, gradients).
+//! define RoPE (relative positions, norm preservation, layout equivalence, gradients); and,
+//! in [`cubecl_kernel`], the cubecl kernel on WGPU against the reference.
+
+#[path = "rotary_properties/cubecl_kernel.rs"]
+mod cubecl_kernel;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::nn::RotaryEncodingConfig;
