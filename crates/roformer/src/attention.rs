@@ -102,8 +102,14 @@ impl<B: RoFormerBackend> RoFormerSelfAttention<B> {
             );
             return reshape(context.swap_dims(1, 2), [batch, seq, width]);
         }
-        let query = rotate(heads(linear(&self.query, hidden.clone())), self.rotary);
-        let key = rotate(heads(linear(&self.key, hidden)), self.rotary);
+        let query = heads(linear(&self.query, hidden.clone()));
+        let key = heads(linear(&self.key, hidden));
+        // One operation of the backend for both (one kernel launch on a GPU).
+        let (query, key) = if self.rotary {
+            rope.apply_pair(query, key, position_offset)
+        } else {
+            (query, key)
+        };
 
         let scale = 1.0 / (self.head_size as f64).sqrt();
         let context = B::self_attention(
