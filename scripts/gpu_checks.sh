@@ -15,7 +15,9 @@
 #    against the CPU's final valid losses (docs/performance.md, "the valid-loss gap") and
 #    mixed precision against f32; TRAIN_SEEDS="" skips this.
 #
-# PYTHON names the interpreter (default python3). The wgpu build needs a Vulkan loader
+# SECTIONS picks among 2 and 3 (default "bench train"; the machine is always described), so
+# that each fits a command's time limit on a lent machine. PYTHON names the interpreter
+# (default python3). The wgpu build needs a Vulkan loader
 # (libvulkan1) and the NVIDIA Vulkan driver. Writes
 # LOG_DIR/gpu_checks.log (default: a new folder under /tmp) and the runs' files beside it.
 set -euo pipefail
@@ -40,11 +42,15 @@ for build in "${builds[@]}"; do
   echo "$label: $("$bin" bench --config configs/tiny.toml --batch 1 --seq 8 --steps 1 --warmup 0 --json | grep '^{' || echo 'bench failed')"
 done
 
-section "benchmark against PyTorch CUDA"
-DEVICE=cuda PYTHON="$python" REPEATS="${REPEATS:-1}" \
-  BENCH_LOG="$logs/bench.jsonl" scripts/bench_vs_pytorch.sh || echo "benchmark failed: $?"
+sections=" ${SECTIONS:-bench train} "
+if [[ "$sections" == *" bench "* ]]; then
+  section "benchmark against PyTorch CUDA"
+  DEVICE=cuda PYTHON="$python" REPEATS="${REPEATS:-1}" \
+    BENCH_LOG="$logs/bench.jsonl" scripts/bench_vs_pytorch.sh || echo "benchmark failed: $?"
+fi
 
 read -ra seeds <<<"${TRAIN_SEEDS-42}"
+if [[ "$sections" != *" train "* ]]; then seeds=(); fi
 read -ra dropouts <<<"${TRAIN_DROPOUTS-0.1 0.0}"
 read -ra train_precisions <<<"${TRAIN_PRECISIONS-f32 bf16}"
 for build in "${builds[@]}"; do
