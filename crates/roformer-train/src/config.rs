@@ -326,21 +326,12 @@ impl TrainingConfig {
 impl TrainConfig {
     /// Reads, parses and validates a TOML config file.
     pub fn from_file(path: &Path) -> Result<Self, TrainError> {
-        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
-        Self::from_toml_str(&text, &path.display().to_string())
+        read_validated(path, Self::validate)
     }
 
     /// Parses and validates TOML text; `source` names it in errors.
     pub fn from_toml_str(text: &str, source: &str) -> Result<Self, TrainError> {
-        let config: Self = parse_toml(text, source)?;
-        config
-            .validate()
-            .map_err(|(key, message)| TrainError::Config {
-                file: source.to_string(),
-                key,
-                message,
-            })?;
-        Ok(config)
+        parse_validated(text, source, Self::validate)
     }
 
     /// Checks values that parse but cannot be trained with: `(key, what was expected)`.
@@ -488,6 +479,33 @@ impl TrainingConfig {
         }
         Ok(())
     }
+}
+
+/// Reads the TOML file at `path` into `T` and checks it with `validate`, as
+/// [`parse_validated`] does; the file's path names it in errors.
+pub(crate) fn read_validated<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    validate: impl FnOnce(&T) -> Result<(), (String, String)>,
+) -> Result<T, TrainError> {
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+    parse_validated(&text, &path.display().to_string(), validate)
+}
+
+/// Parses TOML text into `T` ([`parse_toml`]) and checks it with `validate`, which names
+/// the key of a value that parses but cannot be used: a [`TrainError::Config`] naming
+/// `source` and that key.
+pub(crate) fn parse_validated<T: serde::de::DeserializeOwned>(
+    text: &str,
+    source: &str,
+    validate: impl FnOnce(&T) -> Result<(), (String, String)>,
+) -> Result<T, TrainError> {
+    let config: T = parse_toml(text, source)?;
+    validate(&config).map_err(|(key, message)| TrainError::Config {
+        file: source.to_string(),
+        key,
+        message,
+    })?;
+    Ok(config)
 }
 
 /// Parses TOML text into `T`; an unknown key (a typo), a wrong type or a syntax error is

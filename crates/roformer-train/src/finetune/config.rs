@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{TrainingConfig, parse_toml};
+use crate::config::{TrainingConfig, parse_validated, read_validated};
 use crate::error::TrainError;
 use crate::finetune::labelled::{LabelFields, TagFields};
 
@@ -135,21 +135,12 @@ impl TaskConfig {
 impl FinetuneConfig {
     /// Reads, parses and validates a TOML config file.
     pub fn from_file(path: &Path) -> Result<Self, TrainError> {
-        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
-        Self::from_toml_str(&text, &path.display().to_string())
+        read_validated(path, Self::validate)
     }
 
     /// Parses and validates TOML text; `source` names it in errors.
     pub fn from_toml_str(text: &str, source: &str) -> Result<Self, TrainError> {
-        let config: Self = parse_toml(text, source)?;
-        config
-            .validate()
-            .map_err(|(key, message)| TrainError::Config {
-                file: source.to_string(),
-                key,
-                message,
-            })?;
-        Ok(config)
+        parse_validated(text, source, Self::validate)
     }
 
     fn validate(&self) -> Result<(), (String, String)> {
