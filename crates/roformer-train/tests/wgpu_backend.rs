@@ -386,3 +386,117 @@ fn f16_embeddings_and_encodings_track_f32() {
         &rows(expected.mlm_logits.as_ref().unwrap(), vocab),
     );
 }
+
+/// Attention on the cubecl backends, against a plain f64 loop with rows padded
+/// differently, q, k and v laid out as the model leaves them (views with the heads swapped
+/// in):
+/// - in f32, burn's unfused composition (bias and scale as they are), within 1e-5
+///   (measured 1.2e-7 on lavapipe), not in the flash form;
+/// - in f16, burn's `attention` in the form burn-cubecl's flash-attention kernels take (the
+///   padding as a boolean mask, the default scale), within 2e-3 (measured 4.9e-4, f16's
+///   rounding); the tests' build has no autotuning, so burn's composition runs it;
+/// - burn-cubecl's flash kernel itself (`FlashUnit`, which autotuning may pick on a GPU) on
+///   [`flash_attention_inputs`], within 1e-3 (measured 2.2e-4: its f16 tiles). That kernel
+///   reads the swapped views, and a mask broadcast over heads or queries, wrongly (errors
+///   of 0.3 to 0.9 on lavapipe), which the inputs' layout avoids.
+#[test]
+fn attention_takes_the_flash_form_and_matches_the_reference() {
+    use burn::backend::wgpu::WgpuRuntime;
+    use burn::tensor::{DType, TensorPrimitive};
+    use burn_cubecl::kernel::attention::{AttentionStrategy, attention};
+    use roformer::MASKED_SCORE;
+    use roformer::backend::{flash_attention_inputs, flash_form_attention_calls};
+    use roformer_testing::random_values;
+    let [batch, heads, seq, head_dim] = [3, 4, 37, 32];
+    let lengths = [seq, 6, 20];
+    let real: Vec<bool> = (0..batch * seq)
+        .map(|i| i % seq < lengths[i / seq])
+        .collect();
+    let scale = 1.0 / (head_dim as f32).sqrt();
+    // [b, s, h, d], as the model's projections are before the heads are swapped in.
+    let n = batch * seq * heads * head_dim;
+    let (q, k, v) = (
+        random_values(n, 1),
+        random_values(n, 2),
+        random_values(n, 3),
+    );
+
+    // softmax over the real keys of scale·q·kᵀ, times v, heads merged: [b, s, h·d].
+    let at = |x: &[f32], b: usize, s: usize, h: usize, d: usize| {
+        f64::from(x[((b * seq + s) * heads + h) * head_dim + d])
+    };
+    let mut expected = vec![0f32; n];
+    for b in 0..batch {
+        let keys: Vec<usize> = (0..seq).filter(|&j| real[b * seq + j]).collect();
+        for (h, i) in (0..heads).flat_map(|h| (0..seq).map(move |i| (h, i))) {
+            let score = |j: usize| {
+                let dot: f64 = (0..head_dim)
+                    .map(|d| at(&q, b, i, h, d) * at(&k, b, j, h, d))
+                    .sum();
+                dot * f64::from(scale)
+            };
+            let scores: Vec<f64> = keys.iter().map(|&j| score(j)).collect();
+            let top = scores.iter().copied().fold(f64::MIN, f64::max);
+            let weights: Vec<f64> = scores.iter().map(|s| (s - top).exp()).collect();
+            let total: f64 = weights.iter().sum();
+            for d in 0..head_dim {
+                let context: f64 = keys
+                    .iter()
+                    .zip(&weights)
+                    .map(|(&j, w)| w * at(&v, b, j, h, d))
+                    .sum();
+                expected[((b * seq + i) * heads + h) * head_dim + d] = (context / total) as f32;
+            }
+        }
+    }
+
+    let device = Default::default();
+    let split = |x: &[f32], dtype: DType| {
+        let x = TensorData::new(x.to_vec(), [batch, seq, heads, head_dim]);
+        let x = Tensor::<Wgpu, 4>::from_data(x, &device).cast(dtype);
+        x.swap_dims(1, 2).into_primitive().tensor()
+    };
+    let bias: Vec<f32> = real
+        .iter()
+        .map(|&r| if r { 0.0 } else { MASKED_SCORE })
+        .collect();
+    let bias = |dtype: DType| {
+        let bias = TensorData::new(bias.clone(), [batch, 1, 1, seq]);
+        // Cast as the encoder casts it: f32::MIN becomes −∞ in f16.
+        let bias = Tensor::<Wgpu, 4>::from_data(bias, &device).cast(dtype);
+        bias.into_primitive().tensor()
+    };
+    for (dtype, flash_form, tolerance) in [(DType::F32, false, 1e-5), (DType::F16, true, 2e-3)] {
+        let before = flash_form_attention_calls();
+        let [q, k, v] = [&q, &k, &v].map(|x| split(x, dtype));
+        let context =
+            <Wgpu as RoFormerBackend>::self_attention(q, k, v, Some(bias(dtype)), scale, 0.0);
+        let context = Tensor::<Wgpu, 3>::from_primitive(TensorPrimitive::Float(context));
+        assert_eq!(context.dtype(), dtype);
+        let calls = flash_form_attention_calls() - before;
+        assert_eq!(calls, u64::from(flash_form), "{dtype:?}: flash-form calls");
+        let gap = max_abs_diff(&tensor_values(context), &expected);
+        assert!(
+            gap <= tolerance,
+            "{dtype:?} attention vs the f64 loop: {gap}"
+        );
+    }
+
+    let [q, k, v] = [&q, &k, &v].map(|x| split(x, DType::F32));
+    let inputs = flash_attention_inputs::<Wgpu>(q, k, v, Some(bias(DType::F32)));
+    let flash = attention::<WgpuRuntime>(
+        inputs.query,
+        inputs.key,
+        inputs.value,
+        inputs.mask,
+        None,
+        Default::default(),
+        AttentionStrategy::FlashUnit,
+    )
+    .expect("burn-cubecl's flash kernel runs on this device");
+    let flash = Tensor::<Wgpu, 4>::from_primitive(TensorPrimitive::Float(flash))
+        .swap_dims(1, 2)
+        .reshape([batch, seq, heads * head_dim]);
+    let gap = max_abs_diff(&tensor_values(flash), &expected);
+    assert!(gap <= 1e-3, "flash kernel vs the f64 loop: {gap}");
+}

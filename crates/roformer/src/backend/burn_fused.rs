@@ -3,15 +3,101 @@
 //! (`burn::tensor::module::attention`, autotuned flash attention where the device supports
 //! it; `ModuleOps::layer_norm`), the references elsewhere, which burn's fusion compiles into
 //! few kernels.
+//!
+//! burn-cubecl 0.21 runs its flash-attention kernels only for a boolean mask and the default
+//! scale `1/√d`; given an additive bias or an explicit scale it runs its unfused composition
+//! (matmul, softmax, matmul) instead. In f16 and bf16 the padding bias is therefore handed
+//! over as a mask, and q, k, v and the mask in the layout those kernels read
+//! ([`FlashAttentionInputs`]); in f32 the bias and the scale go as they are, since the
+//! kernels' f16 tiles would lose f32's precision ([`burn_attention`]).
+
+use std::cell::Cell;
 
 use burn::tensor::backend::Backend;
-use burn::tensor::ops::{AttentionModuleOptions, FloatTensor};
+use burn::tensor::ops::{AttentionModuleOptions, BoolTensor, FloatTensor};
+use burn::tensor::{Bool, DType, Tensor};
 
 use super::RoFormerBackend;
 use super::reference::{float, primitive};
 
-/// Merged-head attention by burn's `attention` operation: the key bias broadcast to the
-/// `[b, h, s_q, s_k]` bias it takes, the heads merged after.
+thread_local! {
+    static FLASH_FORM_CALLS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Calls of burn's `attention` operation made on this thread in the form burn-cubecl's
+/// flash-attention kernels take (a boolean mask or none, the default scale, no bias: f16
+/// and bf16 activations), so that a test can check that the attention of the cubecl
+/// backends does not fall back to burn's unfused composition. Which kernel runs is then
+/// autotuning's choice.
+pub fn flash_form_attention_calls() -> u64 {
+    FLASH_FORM_CALLS.with(Cell::get)
+}
+
+/// q, k, v and the padding mask as burn-cubecl 0.21's flash-attention kernels read them
+/// correctly. Those kernels merge the batch and head axes into one index and step it by
+/// the head stride alone (cubek-attention's `AttentionGlobalLayout`), so each tensor needs
+/// `stride(0) = h·stride(1)`: q, k and v are copied where they are views with the heads
+/// swapped in. The mask is stored whole, `[b, h, s_q, s_k]` (bytes on cuda): a stride-0
+/// batch or head axis would give every batch row the first one's mask, and the kernels read
+/// a mask broadcast over the queries wrongly too (tests/wgpu_backend.rs).
+#[derive(Debug)]
+pub struct FlashAttentionInputs<B: Backend> {
+    /// `[b, h, s_q, d]`.
+    pub query: FloatTensor<B>,
+    /// `[b, h, s_k, d]`.
+    pub key: FloatTensor<B>,
+    /// `[b, h, s_k, d_v]`.
+    pub value: FloatTensor<B>,
+    /// `[b, h, s_q, s_k]`, true at the keys masked out.
+    pub mask: Option<BoolTensor<B>>,
+}
+
+/// [`FlashAttentionInputs`] from [`RoFormerBackend::self_attention`]'s arguments: the key
+/// bias (0, or [`crate::MASKED_SCORE`] for padding) becomes the boolean mask.
+pub fn flash_attention_inputs<B: Backend>(
+    query: FloatTensor<B>,
+    key: FloatTensor<B>,
+    value: FloatTensor<B>,
+    score_bias: Option<FloatTensor<B>>,
+) -> FlashAttentionInputs<B> {
+    // A reshape that merges the batch and head axes copies exactly the views it cannot merge.
+    let mergeable = |x: FloatTensor<B>| {
+        let x = float::<B, 4>(x);
+        let [batch, heads, rows, width] = x.dims();
+        primitive(
+            x.reshape([batch * heads, rows, width])
+                .reshape([batch, heads, rows, width]),
+        )
+    };
+    let [batch, heads, seq_q, _] = float::<B, 4>(query.clone()).dims();
+    let mask = score_bias.map(|bias| {
+        // Negative, not "below MASKED_SCORE / 2": in f16 the masked score is −∞, and so is
+        // half of f32::MIN.
+        let masked: Tensor<B, 4, Bool> = float::<B, 4>(bias).lower_elem(0.0);
+        let seq_k = masked.dims()[3];
+        // The merging reshape copies the broadcast view into a tensor of its own.
+        masked
+            .expand([batch, heads, seq_q, seq_k])
+            .reshape([batch * heads * seq_q, seq_k])
+            .reshape([batch, heads, seq_q, seq_k])
+            .into_primitive()
+    });
+    FlashAttentionInputs {
+        query: mergeable(query),
+        key: mergeable(key),
+        value: mergeable(value),
+        mask,
+    }
+}
+
+/// Merged-head attention by burn's `attention` operation, the heads merged after.
+///
+/// burn-cubecl's flash-attention kernels hold q, k and v in f16 tiles (accumulating in f32).
+/// For f16 and bf16 activations that loses nothing (bf16's 8 significant bits fit in f16's
+/// 11; magnitudes beyond f16's 65504, which projections of LayerNorm outputs do not reach,
+/// would overflow), so those take the flash form ([`flash_attention_inputs`], the default
+/// scale). f32 activations keep f32 products: the key bias and the scale go to burn as they
+/// are, which runs burn's unfused composition in f32.
 fn burn_attention<B: Backend>(
     query: FloatTensor<B>,
     key: FloatTensor<B>,
@@ -20,21 +106,36 @@ fn burn_attention<B: Backend>(
     scale: f32,
 ) -> FloatTensor<B> {
     let query = float::<B, 4>(query);
-    let [batch, heads, seq_q, _] = query.dims();
-    let value = float::<B, 4>(value);
-    let [_, _, seq_k, d_v] = value.dims();
-    let bias =
-        score_bias.map(|bias| primitive(float::<B, 4>(bias).expand([batch, heads, seq_q, seq_k])));
-    let options = AttentionModuleOptions {
-        scale: Some(f64::from(scale)),
-        ..Default::default()
+    let [batch, heads, seq_q, head_dim] = query.dims();
+    let scale = f64::from(scale);
+    let default_scale = 1.0 / (head_dim as f64).sqrt();
+    // The model's scale is 1/√d rounded to f32.
+    let is_default_scale = (scale - default_scale).abs() <= 1e-6 * default_scale;
+    let half_precision = matches!(query.dtype(), DType::F16 | DType::BF16);
+    let context = if half_precision && is_default_scale {
+        FLASH_FORM_CALLS.with(|calls| calls.set(calls.get() + 1));
+        let inputs = flash_attention_inputs::<B>(primitive(query), key, value, score_bias);
+        B::attention(
+            inputs.query,
+            inputs.key,
+            inputs.value,
+            inputs.mask,
+            None,
+            AttentionModuleOptions::default(),
+        )
+    } else {
+        let seq_k = float::<B, 4>(key.clone()).dims()[2];
+        let bias = score_bias
+            .map(|bias| primitive(float::<B, 4>(bias).expand([batch, heads, seq_q, seq_k])));
+        let options = AttentionModuleOptions {
+            scale: Some(scale),
+            ..Default::default()
+        };
+        B::attention(primitive(query), key, value, None, bias, options)
     };
-    let context = B::attention(primitive(query), key, primitive(value), None, bias, options);
-    primitive(
-        float::<B, 4>(context)
-            .swap_dims(1, 2)
-            .reshape([batch, seq_q, heads * d_v]),
-    )
+    let context = float::<B, 4>(context);
+    let d_v = context.dims()[3];
+    primitive(context.swap_dims(1, 2).reshape([batch, seq_q, heads * d_v]))
 }
 
 /// LayerNorm of `x (+ residual)` by burn's operation.

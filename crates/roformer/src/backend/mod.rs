@@ -12,7 +12,7 @@
 //! |---|---|---|
 //! | burn-ndarray (f32) | `ndarray` | the CPU kernels of `roformer-kernels`, forward and backward |
 //! | `Autodiff<B, C>`, any `B` here, any checkpointing `C` | `autodiff` | `B`'s forward, a recorded backward step calling `B`'s backward |
-//! | cubecl (wgpu, cuda), and its fusion wrapper | `cubecl`, `fusion` | burn's fused `attention` and `layer_norm`; the references, fused by burn, elsewhere |
+//! | cubecl (wgpu, cuda), and its fusion wrapper | `cubecl`, `fusion` | burn's fused `attention` (the padding as a boolean mask: flash attention) and `layer_norm`; the references, fused by burn, elsewhere |
 //! | Flex | `flex` | the references |
 //!
 //! A new backend gets the model by implementing [`RoFormerBackend`] (and
@@ -22,6 +22,10 @@
 mod autodiff;
 #[cfg(any(feature = "cubecl", feature = "fusion"))]
 mod burn_fused;
+/// Calls of burn's `attention` in the form its flash-attention kernels take, on this thread
+/// (for tests that the cubecl backends' attention does not fall back to unfused operations).
+#[cfg(any(feature = "cubecl", feature = "fusion"))]
+pub use burn_fused::{FlashAttentionInputs, flash_attention_inputs, flash_form_attention_calls};
 #[cfg(feature = "flex")]
 mod flex;
 #[cfg(feature = "ndarray")]
@@ -131,9 +135,12 @@ impl<B> RoFormerTrainingBackend for B where
 /// may panic, naming the operation, on shapes that do not fit, as burn's own operations do.
 pub trait RoFormerBackend: RotaryBackend {
     /// `softmax(scale·q·kᵀ + bias)·v` with the heads merged: q `[b, h, s_q, d]`, k
-    /// `[b, h, s_k, d]`, v `[b, h, s_k, d_v]`, bias `[b or 1, 1, 1, s_k]` (a constant added
-    /// to every query's scores), output `[b, s_q, h·d_v]` — HF `RoFormerSelfAttention` after
-    /// the rotation. Attention probabilities are dropped with probability `dropout` where
+    /// `[b, h, s_k, d]`, v `[b, h, s_k, d_v]`, bias `[b or 1, 1, 1, s_k]`, output
+    /// `[b, s_q, h·d_v]` — HF `RoFormerSelfAttention` after the rotation. The bias is a key
+    /// mask, the same for every query: 0 for the keys that count and [`crate::MASKED_SCORE`]
+    /// for those masked out (padding). A backend may add it to the scores (the references,
+    /// the CPU kernels) or mask the keys where it is negative (the cubecl backends, whose
+    /// flash-attention kernels take a boolean mask). Attention probabilities are dropped with probability `dropout` where
     /// dropout is active (on autodiff backends, as burn's `Dropout`).
     fn self_attention(
         query: FloatTensor<Self>,
