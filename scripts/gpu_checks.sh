@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The GPU checks of docs/performance.md in one run that logs everything, for a machine with
 # an NVIDIA GPU, python3 with torch and transformers, and perhaps no Rust toolchain: build
-# the binaries elsewhere (`cargo build --release --features wgpu`, `--features cuda`), carry
-# them with a checkout (configs/, scripts/), and run from its root:
+# the binaries elsewhere (scripts/gpu_bundle.sh), carry them with a checkout (configs/,
+# scripts/), and run from its root:
 #
-#   ROFORMER_BINS="wgpu=/tmp/roformer-wgpu cuda=/tmp/roformer-cuda" scripts/gpu_checks.sh [LOG_DIR]
+#   ROFORMER_BINS="wgpu=.gpu/roformer-wgpu cuda=.gpu/roformer-cuda" scripts/gpu_checks.sh [LOG_DIR]
 #
 # 1. the GPU (nvidia-smi) and, per build, the backend it runs on (`roformer bench`);
 # 2. the side-by-side benchmark, DEVICE=cuda scripts/bench_vs_pytorch.sh (REPEATS runs per

@@ -18,6 +18,8 @@ use roformer_train::bench::{BenchOptions, bench_inference, bench_train};
 use roformer_train::infer::{self, WithWarnings};
 use roformer_train::model_dir::{load_model, write_model_dir};
 use roformer_train::train::{RunStart, TrainEvent, train};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use roformer_train::classify::{self as classifier, ClassifyInput};
 use roformer_train::finetune::{
@@ -34,18 +36,26 @@ use crate::cli::{
 
 fn main() {
     // burn's network layer (multi-node training) runs on tokio worker threads, whose tasks
-    // panic when a peer goes away; the run reports that as its own error line.
+    // panic when a peer goes away; the run reports that as its own error line. Panics while
+    // the backend is probed become the probe's error line (`backend::device`).
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let thread = std::thread::current();
+        if backend::captured_by_probe(info) {
+            return;
+        }
         if !thread.name().is_some_and(|name| name.starts_with("tokio-")) {
             default_hook(info);
         }
     }));
     // Set first, so that burn's network layer keeps its INFO lines.
+    // The backends' own warnings about a failed probe are left to the probe's error line.
+    let quiet_while_probing = tracing_subscriber::filter::filter_fn(|_| !backend::probing());
     let _ = tracing_subscriber::fmt()
         .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
         .with_writer(std::io::stderr)
+        .finish()
+        .with(quiet_while_probing)
         .try_init();
     let cli = Cli::try_parse().unwrap_or_else(|error| exit_on_usage_error(error));
     if let Err(error) = run(cli) {
@@ -111,7 +121,7 @@ fn run_fill_mask(args: FillMaskArgs) -> Result<()> {
     if args.top_k == 0 {
         bail!("--top-k must be at least 1");
     }
-    let device = backend::device();
+    let device = backend::device()?;
     let loaded = load_model::<backend::Inference>(&args.model, &device)?
         .in_precision(args.precision, &device)?;
     let predictions = report(infer::fill_mask(&loaded, &args.text, args.top_k, &device)?);
@@ -136,7 +146,7 @@ fn run_eval_mlm(args: EvalMlmArgs) -> Result<()> {
     if args.trained_length == Some(0) {
         bail!("--trained-length must be positive");
     }
-    let device = backend::device();
+    let device = backend::device()?;
     let loaded = load_model::<backend::Inference>(&args.model, &device)?
         .in_precision(args.precision, &device)?;
     let Some(model) = loaded.weights.masked_lm() else {
@@ -222,7 +232,7 @@ fn run_embed(args: EmbedArgs) -> Result<()> {
         .iter()
         .map(|line| infer::embed_line(line))
         .collect();
-    let device = backend::device();
+    let device = backend::device()?;
     let loaded = load_model::<backend::Inference>(&args.model, &device)?
         .in_precision(args.precision, &device)?;
     for embedding in report(infer::embed(&loaded, &lines, args.pooling, &device)?) {
@@ -237,7 +247,7 @@ fn run_embed(args: EmbedArgs) -> Result<()> {
 }
 
 fn run_similarity(args: SimilarityArgs) -> Result<()> {
-    let device = backend::device();
+    let device = backend::device()?;
     let loaded = load_model::<backend::Inference>(&args.model, &device)?
         .in_precision(args.precision, &device)?;
     let similarity = report(infer::similarity(
@@ -253,7 +263,7 @@ fn run_similarity(args: SimilarityArgs) -> Result<()> {
 
 fn run_encode(args: EncodeArgs) -> Result<()> {
     let lines = infer::read_encode_lines(&args.input)?;
-    let device = backend::device();
+    let device = backend::device()?;
     let loaded = load_model::<backend::Inference>(&args.model, &device)?
         .in_precision(args.precision, &device)?;
     let encoded = report(infer::encode(&loaded, &lines, args.mlm_logits, &device)?);
@@ -269,7 +279,7 @@ fn run_encode(args: EncodeArgs) -> Result<()> {
 
 fn run_bench(args: BenchArgs) -> Result<()> {
     let model_config = TrainConfig::from_file(&args.config)?.model;
-    let device = backend::device();
+    let device = backend::device()?;
     for &seq in &args.seq {
         let options = BenchOptions {
             batch: args.batch,
@@ -330,7 +340,7 @@ fn report_classifier(
 
 /// Loads a model directory (any format `--model` takes) and writes it in HF layout.
 fn convert(from: &Path, to: &Path) -> Result<()> {
-    let device = backend::device();
+    let device = backend::device()?;
     match task_architecture(from) {
         Some(TAGGER_ARCHITECTURE) => {
             let tagger = load_tagger::<backend::Inference>(from, &device)?;
@@ -456,7 +466,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
             backend::NAME
         );
     }
-    let device = backend::device();
+    let device = backend::device()?;
     let started = Instant::now();
     let replicas = match (replicas, distributed.nodes) {
         (1, 1) => String::new(),
@@ -515,7 +525,7 @@ fn run_finetune(args: FinetuneArgs) -> Result<()> {
         }
         (None, None) => bail!("give --config FILE or --resume DIR"),
     };
-    let device = backend::device();
+    let device = backend::device()?;
     let started = Instant::now();
     let header = format!(
         "backend: {} (device {device:?}), run directory: {}",
@@ -704,7 +714,7 @@ fn run_classify(args: ClassifyArgs) -> Result<()> {
         }],
         (None, None) => bail!("give a text or --input FILE"),
     };
-    let device = backend::device();
+    let device = backend::device()?;
     let model = load_classifier::<backend::Inference>(&args.model, &device)?
         .in_precision(args.precision, &device)?;
     let top_k = args.top_k.unwrap_or(model.labels.len());
@@ -733,7 +743,7 @@ fn run_tag(args: TagArgs) -> Result<()> {
         }
         (None, None) => bail!("give a text or --input FILE"),
     };
-    let device = backend::device();
+    let device = backend::device()?;
     let model = load_tagger::<backend::Inference>(&args.model, &device)?
         .in_precision(args.precision, &device)?;
     let results = roformer_train::tag::tag(&model, &inputs, &device)?;
