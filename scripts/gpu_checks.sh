@@ -7,8 +7,9 @@
 #   ROFORMER_BINS="wgpu=.gpu/roformer-wgpu cuda=.gpu/roformer-cuda" scripts/gpu_checks.sh [LOG_DIR]
 #
 # 1. the GPU (nvidia-smi) and, per build, the backend it runs on (`roformer bench`);
-# 2. the side-by-side benchmark, DEVICE=cuda scripts/bench_vs_pytorch.sh (REPEATS runs per
-#    row and variant, default 1);
+# 2. the attention kernel autotuning picks per build and precision (cubecl's autotune log),
+#    and the side-by-side benchmark, DEVICE=cuda scripts/bench_vs_pytorch.sh (REPEATS runs
+#    per row and variant, default 1);
 # 3. configs/tiny.toml trained by each build for each of TRAIN_SEEDS (default "42"), each
 #    of TRAIN_DROPOUTS (default "0.1 0.0": dropout on and off) and each of
 #    TRAIN_PRECISIONS (default "f32 bf16"; a build whose device lacks one says so), to set
@@ -44,6 +45,23 @@ done
 
 sections=" ${SECTIONS:-bench train} "
 if [[ "$sections" == *" bench "* ]]; then
+  # Which attention kernel autotuning picks (burn's flash kernels or its unfused fallback),
+  # from cubecl's autotune log, for the base size in each precision.
+  section "autotuned attention kernels"
+  for build in "${builds[@]}"; do
+    label="${build%%=*}" bin="${build#*=}"
+    for precision in f32 bf16; do
+      cubecl_log="$logs/cubecl-$label-$precision.log"
+      CUBECL_DEBUG_LOG="$cubecl_log" "$bin" bench --config configs/base.toml --batch 8 \
+        --seq 512 --steps 1 --warmup 1 --precision "$precision" >/dev/null 2>&1 ||
+        echo "$label $precision: bench failed"
+      picked=$(grep -h -A6 'Fastest result .*AttentionAutotuneKey' "$cubecl_log" 2>/dev/null |
+        grep -E 'Fastest|=>' | cut -c1-200 || true)
+      echo "${picked:-not tuned (burn runs its unfused attention)}" | sed "s/^/$label $precision: /"
+      gzip -f "$cubecl_log" 2>/dev/null || true
+    done
+  done
+
   section "benchmark against PyTorch CUDA"
   DEVICE=cuda PYTHON="$python" REPEATS="${REPEATS:-1}" \
     BENCH_LOG="$logs/bench.jsonl" scripts/bench_vs_pytorch.sh || echo "benchmark failed: $?"
