@@ -396,16 +396,20 @@ fn f16_embeddings_and_encodings_track_f32() {
 ///   padding as a boolean mask, the default scale), within 2e-3 (measured 4.9e-4, f16's
 ///   rounding); the tests' build has no autotuning, so burn's composition runs it;
 /// - burn-cubecl's flash kernel itself (`FlashUnit`, which autotuning may pick on a GPU) on
-///   [`flash_attention_inputs`], within 1e-3 (measured 2.2e-4: its f16 tiles). That kernel
-///   reads the swapped views, and a mask broadcast over heads or queries, wrongly (errors
-///   of 0.3 to 0.9 on lavapipe), which the inputs' layout avoids.
+///   [`flash_attention_inputs`] made on CubeBackend and made under burn's fusion (what
+///   `--features wgpu` builds), within 1e-3 (measured 2.2e-4 for both: its f16 tiles). That
+///   kernel reads the swapped views, and a mask broadcast over heads or queries, wrongly
+///   (errors of 0.3 to 0.9 on lavapipe; 0.58 here with q left a view), which the inputs'
+///   layout avoids.
 #[test]
 fn attention_takes_the_flash_form_and_matches_the_reference() {
     use burn::backend::wgpu::WgpuRuntime;
     use burn::tensor::{DType, TensorPrimitive};
     use burn_cubecl::kernel::attention::{AttentionStrategy, attention};
     use roformer::MASKED_SCORE;
-    use roformer::backend::{flash_attention_inputs, flash_form_attention_calls};
+    use roformer::backend::{
+        FlashAttentionInputs, flash_attention_inputs, flash_form_attention_calls,
+    };
     use roformer_testing::random_values;
     let [batch, heads, seq, head_dim] = [3, 4, 37, 32];
     let lengths = [seq, 6, 20];
@@ -456,12 +460,12 @@ fn attention_takes_the_flash_form_and_matches_the_reference() {
         let x = Tensor::<Wgpu, 4>::from_data(x, &device).cast(dtype);
         x.swap_dims(1, 2).into_primitive().tensor()
     };
-    let bias: Vec<f32> = real
+    let bias_values: Vec<f32> = real
         .iter()
         .map(|&r| if r { 0.0 } else { MASKED_SCORE })
         .collect();
     let bias = |dtype: DType| {
-        let bias = TensorData::new(bias.clone(), [batch, 1, 1, seq]);
+        let bias = TensorData::new(bias_values.clone(), [batch, 1, 1, seq]);
         // Cast as the encoder casts it: f32::MIN becomes −∞ in f16.
         let bias = Tensor::<Wgpu, 4>::from_data(bias, &device).cast(dtype);
         bias.into_primitive().tensor()
@@ -482,21 +486,63 @@ fn attention_takes_the_flash_form_and_matches_the_reference() {
         );
     }
 
-    let [q, k, v] = [&q, &k, &v].map(|x| split(x, DType::F32));
-    let inputs = flash_attention_inputs::<Wgpu>(q, k, v, Some(bias(DType::F32)));
-    let flash = attention::<WgpuRuntime>(
-        inputs.query,
-        inputs.key,
-        inputs.value,
-        inputs.mask,
-        None,
-        Default::default(),
-        AttentionStrategy::FlashUnit,
-    )
-    .expect("burn-cubecl's flash kernel runs on this device");
-    let flash = Tensor::<Wgpu, 4>::from_primitive(TensorPrimitive::Float(flash))
-        .swap_dims(1, 2)
-        .reshape([batch, seq, heads * head_dim]);
-    let gap = max_abs_diff(&tensor_values(flash), &expected);
+    // burn-cubecl's flash kernel on the inputs made on CubeBackend, and on those made under
+    // burn's fusion (what `--features wgpu` builds), resolved to the tensors its stream
+    // hands to the kernel.
+    type Fused = burn_fusion::Fusion<Wgpu>;
+    let flash = |inputs: FlashAttentionInputs<Wgpu>| {
+        let context = attention::<WgpuRuntime>(
+            inputs.query,
+            inputs.key,
+            inputs.value,
+            inputs.mask,
+            None,
+            Default::default(),
+            AttentionStrategy::FlashUnit,
+        )
+        .expect("burn-cubecl's flash kernel runs on this device");
+        let context = Tensor::<Wgpu, 4>::from_primitive(TensorPrimitive::Float(context));
+        tensor_values(
+            context
+                .swap_dims(1, 2)
+                .reshape([batch, seq, heads * head_dim]),
+        )
+    };
+    let [cq, ck, cv] = [&q, &k, &v].map(|x| split(x, DType::F32));
+    let cube = flash(flash_attention_inputs::<Wgpu>(
+        cq,
+        ck,
+        cv,
+        Some(bias(DType::F32)),
+    ));
+    let gap = max_abs_diff(&cube, &expected);
     assert!(gap <= 1e-3, "flash kernel vs the f64 loop: {gap}");
+
+    let fused = |x: TensorData| Tensor::<Fused, 4>::from_data(x, &device);
+    let [fq, fk, fv] = [&q, &k, &v].map(|x| {
+        let x = TensorData::new(x.to_vec(), [batch, seq, heads, head_dim]);
+        fused(x).swap_dims(1, 2).into_primitive().tensor()
+    });
+    let fused_bias = TensorData::new(bias_values.clone(), [batch, 1, 1, seq]);
+    let inputs = flash_attention_inputs::<Fused>(
+        fq,
+        fk,
+        fv,
+        Some(fused(fused_bias).into_primitive().tensor()),
+    );
+    let resolve =
+        |x: burn_fusion::FusionTensor<_>| x.client.clone().resolve_tensor_float::<Wgpu>(x);
+    let resolved = FlashAttentionInputs::<Wgpu> {
+        query: resolve(inputs.query),
+        key: resolve(inputs.key),
+        value: resolve(inputs.value),
+        mask: inputs
+            .mask
+            .map(|m| m.client.clone().resolve_tensor_bool::<Wgpu>(m)),
+    };
+    let gap = max_abs_diff(&flash(resolved), &expected);
+    assert!(
+        gap <= 1e-3,
+        "flash kernel on inputs made under fusion vs the f64 loop: {gap}"
+    );
 }
