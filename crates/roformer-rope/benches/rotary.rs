@@ -3,12 +3,19 @@
 //! memory-bound floor) and the naive slice/negate/concatenate form (`rotate_half` as HF
 //! transformers writes it), with `cos`/`sin` tables precomputed for both.
 //!
+//! The `rotary_wgpu` group times the cubecl kernel on burn's WGPU CubeBackend (a GPU's
+//! Vulkan/Metal driver, or Mesa's lavapipe on a CPU) at `[8, 12, 128, 64]`: a query and key
+//! rotated in one launch, against two plain copies and the reference by burn's tensor
+//! operations on the same pair, each timed to the device's sync.
+//!
 //!     cargo bench -p roformer-rope --bench rotary
+//!     cargo bench -p roformer-rope --bench rotary -- rotary_wgpu
 
-use burn::backend::NdArray;
+use burn::backend::{NdArray, Wgpu};
+use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use roformer_rope::{RopeLayout, RotaryEmbeddingConfig};
+use roformer_rope::{RopeLayout, RotaryEmbeddingConfig, rotary_reference};
 
 type B = NdArray;
 
@@ -106,5 +113,56 @@ fn rotary(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, rotary);
+/// A query and key `[8, 12, 128, 64]` on WGPU, split into heads by `swap_dims` as attention
+/// has them.
+fn rotary_wgpu(c: &mut Criterion) {
+    type G = Wgpu;
+    let device = Default::default();
+    let [b, h, seq, dim] = [8, 12, 128, 64];
+    let heads =
+        || Tensor::<G, 4>::random([b, seq, h, dim], Distribution::Default, &device).swap_dims(1, 2);
+    let (q, k) = (heads(), heads());
+    let rope = RotaryEmbeddingConfig::new(dim)
+        .with_max_positions(seq)
+        .init::<G>(&device)
+        .unwrap();
+    let cos = Tensor::<G, 2>::random([seq, dim], Distribution::Default, &device);
+    let signed_sin = Tensor::<G, 2>::random([seq, dim], Distribution::Default, &device);
+    let label = format!("{:?} pair", [b, h, seq, dim]);
+    let mut group = c.benchmark_group("rotary_wgpu");
+    group.sample_size(20);
+    group.bench_function(BenchmarkId::new("copy", &label), |bench| {
+        bench.iter(|| {
+            let copies = ((q.clone() + 0.0), (k.clone() + 0.0));
+            G::sync(&device).unwrap();
+            copies
+        })
+    });
+    group.bench_function(BenchmarkId::new("roformer_rope", &label), |bench| {
+        bench.iter(|| {
+            let rotated = rope.apply_pair(q.clone(), k.clone(), 0);
+            G::sync(&device).unwrap();
+            rotated
+        })
+    });
+    let reference = |x: Tensor<G, 4>| {
+        rotary_reference::<G>(
+            x.into_primitive().tensor(),
+            cos.clone().into_primitive().tensor(),
+            signed_sin.clone().into_primitive().tensor(),
+            0,
+            RopeLayout::Interleaved,
+        )
+    };
+    group.bench_function(BenchmarkId::new("reference_tensor_ops", &label), |bench| {
+        bench.iter(|| {
+            let rotated = (reference(q.clone()), reference(k.clone()));
+            G::sync(&device).unwrap();
+            rotated
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, rotary, rotary_wgpu);
 criterion_main!(benches);

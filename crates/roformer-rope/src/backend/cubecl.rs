@@ -1,9 +1,13 @@
 //! [`RotaryBackend`] on the cubecl backends (burn's `CubeBackend`: wgpu, cuda, rocm): the
 //! rotation as one cubecl kernel launch, and a query and key rotated together in one launch.
 //!
-//! One unit per output element reads its feature and that feature's partner from `x` by
-//! `x`'s strides (so a head split by `swap_dims` is read in place, without a copy first), and
-//! its row of the tables, also by strides, from `first_position` on. It works in the
+//! One unit per pair of features rotated together (and per feature past the rotated ones)
+//! reads the pair from `x` by `x`'s strides (so a head split by `swap_dims` is read in place,
+//! without a copy first) and its row of the tables, also by strides, from `first_position`
+//! on, and writes both into a contiguous output; in a query and key pair one unit does the
+//! same pair of both. The row's offset is worked out once per pair, not once per element:
+//! the index arithmetic, not the memory traffic, is what an element-per-unit kernel spends
+//! its time on (`benches/rotary.rs`, `rotary_wgpu`). It works in the
 //! tensor's float type as burn's kernels do (the type is a run-time property of a burn 0.21
 //! tensor, so an f16 or bf16 tensor on an f32 backend is rotated as f16 or bf16), reads the
 //! tables in theirs, and computes in f32 (f64 for f64 tensors) before rounding once: the
@@ -15,7 +19,7 @@ use burn_cubecl::cubecl::calculate_cube_count_elemwise;
 use burn_cubecl::cubecl::prelude::*;
 use burn_cubecl::cubecl::std::FastDivmod;
 use burn_cubecl::kernel::cast;
-use burn_cubecl::ops::numeric::empty_device_dtype;
+use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 
@@ -52,91 +56,105 @@ where
     }
 }
 
-/// Row-major offset of the element at logical `position` of a tensor of `shape`, by its
-/// strides.
+/// Offset of row `row` of `tensor` by its strides, the rows numbered row-major over the
+/// axes before the features, whose sizes `rows` holds (the outermost one's is not needed:
+/// what is left of `row` after the others is its coordinate).
 #[cube]
-fn offset_in<E: CubePrimitive>(
+fn row_offset<E: CubePrimitive>(
     tensor: &Tensor<E>,
-    position: usize,
-    shape: &Sequence<FastDivmod<usize>>,
+    row: usize,
+    rows: &Sequence<FastDivmod<usize>>,
 ) -> usize {
-    let rank = shape.len().comptime();
-    let mut rest = position;
+    let axes = rows.len().comptime();
+    let mut rest = row;
     let mut offset = 0;
     #[unroll]
-    for i in 0..rank {
-        let dim = rank - i - 1;
-        let (outer, coordinate) = shape.index(dim).div_mod(rest);
+    for i in 0..axes - 1 {
+        let axis = axes - 1 - i;
+        let (outer, coordinate) = rows.index(axis).div_mod(rest);
         rest = outer;
-        offset += coordinate * tensor.stride(dim);
+        offset += coordinate * tensor.stride(axis);
     }
-    offset
+    offset + rest * tensor.stride(0)
 }
 
-/// The feature rotated together with `feature` (< `width`): its neighbour in
-/// [`RopeLayout::Interleaved`], the feature `width / 2` away in [`RopeLayout::Half`].
+/// Slot `slot` of one row: below `r/2` (`r` the tables' width) the pair of features
+/// rotated together, their partner `r/2` away in [`RopeLayout::Half`] and next to each
+/// other in [`RopeLayout::Interleaved`], each `x·cos + partner(x)·signed_sin` computed in
+/// `A` and rounded to `E` once; past it one feature beyond the rotated ones, copied.
+/// `x_row` is the row's offset in `x` (by its strides), `output_row` in the contiguous
+/// `output`, `table_row` the tables' row for the row's position.
 #[cube]
-fn partner_of(feature: usize, width: usize, #[comptime] half: bool) -> usize {
-    if half {
-        (feature + width / 2) % width
-    } else {
-        // 2i ↔ 2i + 1, without a branch.
-        feature + 1 - 2 * (feature % 2)
-    }
-}
-
-/// `x·cos + partner(x)·signed_sin` at `offset` of `x` (whose feature `feature` is there), in
-/// `A`, rounded to `E` once.
-#[cube]
-fn rotated<E: Float, A: Float>(
+#[allow(clippy::too_many_arguments)]
+fn rotate_slot<E: Float, T: Float, A: Float>(
     x: &Tensor<E>,
-    offset: usize,
-    feature: usize,
-    partner: usize,
-    cos: A,
-    signed_sin: A,
-) -> E {
+    x_row: usize,
+    output: &mut Tensor<E>,
+    output_row: usize,
+    cos: &Tensor<T>,
+    signed_sin: &Tensor<T>,
+    table_row: usize,
+    slot: usize,
+    #[comptime] half: bool,
+) {
+    let pairs = cos.shape(1) / 2;
     let feature_stride = x.stride(x.rank() - 1);
-    let partner_offset = offset - feature * feature_stride + partner * feature_stride;
-    E::cast_from(A::cast_from(x[offset]) * cos + A::cast_from(x[partner_offset]) * signed_sin)
+    if slot < pairs {
+        let mut first = 2 * slot;
+        let mut second = 2 * slot + 1;
+        if half {
+            first = slot;
+            second = slot + pairs;
+        }
+        let cos_row = table_row * cos.stride(0);
+        let sin_row = table_row * signed_sin.stride(0);
+        let cos_first = A::cast_from(cos[cos_row + first * cos.stride(1)]);
+        let cos_second = A::cast_from(cos[cos_row + second * cos.stride(1)]);
+        let sin_first = A::cast_from(signed_sin[sin_row + first * signed_sin.stride(1)]);
+        let sin_second = A::cast_from(signed_sin[sin_row + second * signed_sin.stride(1)]);
+        let x_first = A::cast_from(x[x_row + first * feature_stride]);
+        let x_second = A::cast_from(x[x_row + second * feature_stride]);
+        output[output_row + first] = E::cast_from(x_first * cos_first + x_second * sin_first);
+        output[output_row + second] = E::cast_from(x_second * cos_second + x_first * sin_second);
+    } else {
+        // slot − r/2 features past the r rotated ones.
+        let feature = slot + pairs;
+        output[output_row + feature] = x[x_row + feature * feature_stride];
+    }
 }
 
-/// One unit per element of `x` (`[..., seq, d]`, logical shape `shape`).
+/// One unit per slot of a row of `x` (`[..., seq, d]`): `slots` per row (`r/2` pairs, then
+/// the `d − r` features left as they are), `units` in all. `rows` holds the sizes of the
+/// axes before the features; `output` is contiguous.
 #[cube(launch, address_type = "dynamic")]
+#[allow(clippy::too_many_arguments)]
 fn rotary_kernel<E: Float, T: Float, A: Float>(
     x: &Tensor<E>,
     cos: &Tensor<T>,
     signed_sin: &Tensor<T>,
     output: &mut Tensor<E>,
-    shape: Sequence<FastDivmod<usize>>,
+    rows: Sequence<FastDivmod<usize>>,
+    slots: FastDivmod<usize>,
+    units: usize,
     first_position: usize,
     #[comptime] half: bool,
     #[define(E, T, A)] _dtypes: [StorageType; 3],
 ) {
-    if ABSOLUTE_POS >= output.len() {
+    if ABSOLUTE_POS >= units {
         terminate!();
     }
-    let rank = shape.len().comptime();
-    let (rows, feature) = shape.index(rank - 1).div_mod(ABSOLUTE_POS);
-    let row = shape.index(rank - 2).modulo(rows);
-    let x_offset = offset_in(x, ABSOLUTE_POS, &shape);
-    let output_offset = offset_in(output, ABSOLUTE_POS, &shape);
-    let width = cos.shape(1);
-    if feature < width {
-        let partner = partner_of(feature, width, half);
-        let table_row = first_position + row;
-        let c = A::cast_from(cos[table_row * cos.stride(0) + feature * cos.stride(1)]);
-        let s = A::cast_from(
-            signed_sin[table_row * signed_sin.stride(0) + feature * signed_sin.stride(1)],
-        );
-        output[output_offset] = rotated::<E, A>(x, x_offset, feature, partner, c, s);
-    } else {
-        output[output_offset] = x[x_offset];
-    }
+    let axes = rows.len().comptime();
+    let (row, slot) = slots.div_mod(ABSOLUTE_POS);
+    let table_row = first_position + rows.index(axes - 1).modulo(row);
+    let output_row = row * output.shape(axes);
+    let x_row = row_offset(x, row, &rows);
+    rotate_slot::<E, T, A>(
+        x, x_row, output, output_row, cos, signed_sin, table_row, slot, half,
+    );
 }
 
-/// One unit per element of `q` and the same element of `k` (both of logical shape
-/// `shape`): the table row and the index arithmetic are shared.
+/// [`rotary_kernel`] for a query and a key of one shape: one unit per slot of both, so the
+/// row's position and table row are worked out once for the two.
 #[cube(launch, address_type = "dynamic")]
 #[allow(clippy::too_many_arguments)]
 fn rotary_pair_kernel<E: Float, T: Float, A: Float>(
@@ -146,35 +164,28 @@ fn rotary_pair_kernel<E: Float, T: Float, A: Float>(
     signed_sin: &Tensor<T>,
     q_output: &mut Tensor<E>,
     k_output: &mut Tensor<E>,
-    shape: Sequence<FastDivmod<usize>>,
+    rows: Sequence<FastDivmod<usize>>,
+    slots: FastDivmod<usize>,
+    units: usize,
     first_position: usize,
     #[comptime] half: bool,
     #[define(E, T, A)] _dtypes: [StorageType; 3],
 ) {
-    if ABSOLUTE_POS >= q_output.len() {
+    if ABSOLUTE_POS >= units {
         terminate!();
     }
-    let rank = shape.len().comptime();
-    let (rows, feature) = shape.index(rank - 1).div_mod(ABSOLUTE_POS);
-    let row = shape.index(rank - 2).modulo(rows);
-    let q_offset = offset_in(q, ABSOLUTE_POS, &shape);
-    let k_offset = offset_in(k, ABSOLUTE_POS, &shape);
-    let q_output_offset = offset_in(q_output, ABSOLUTE_POS, &shape);
-    let k_output_offset = offset_in(k_output, ABSOLUTE_POS, &shape);
-    let width = cos.shape(1);
-    if feature < width {
-        let partner = partner_of(feature, width, half);
-        let table_row = first_position + row;
-        let c = A::cast_from(cos[table_row * cos.stride(0) + feature * cos.stride(1)]);
-        let s = A::cast_from(
-            signed_sin[table_row * signed_sin.stride(0) + feature * signed_sin.stride(1)],
-        );
-        q_output[q_output_offset] = rotated::<E, A>(q, q_offset, feature, partner, c, s);
-        k_output[k_output_offset] = rotated::<E, A>(k, k_offset, feature, partner, c, s);
-    } else {
-        q_output[q_output_offset] = q[q_offset];
-        k_output[k_output_offset] = k[k_offset];
-    }
+    let axes = rows.len().comptime();
+    let (row, slot) = slots.div_mod(ABSOLUTE_POS);
+    let table_row = first_position + rows.index(axes - 1).modulo(row);
+    let output_row = row * q_output.shape(axes);
+    let q_row = row_offset(q, row, &rows);
+    let k_row = row_offset(k, row, &rows);
+    rotate_slot::<E, T, A>(
+        q, q_row, q_output, output_row, cos, signed_sin, table_row, slot, half,
+    );
+    rotate_slot::<E, T, A>(
+        k, k_row, k_output, output_row, cos, signed_sin, table_row, slot, half,
+    );
 }
 
 /// What a launch needs besides the tensors: the three types of the kernel, and the tables
@@ -208,13 +219,30 @@ fn prepare<R: CubeRuntime>(
     )
 }
 
-/// `x`'s logical shape, for the kernels' index arithmetic.
-fn shape_arg<R: CubeRuntime>(shape: &Shape) -> SequenceArg<R, FastDivmod<usize>> {
-    let mut arg = SequenceArg::new();
-    for &dim in shape.iter() {
-        arg.push(dim);
+/// How a launch covers `x` (`[..., seq, d]`, tables of width `r`): the sizes of the axes
+/// before the features, the slots per row (`r/2` pairs and `d − r` copied features), and
+/// the units in all.
+struct Slots<R: CubeRuntime> {
+    rows: SequenceArg<R, FastDivmod<usize>>,
+    per_row: usize,
+    units: usize,
+}
+
+impl<R: CubeRuntime> Slots<R> {
+    fn of(shape: &Shape, width: usize) -> Self {
+        let rank = shape.num_dims();
+        let mut rows = SequenceArg::new();
+        for &dim in shape.iter().take(rank - 1) {
+            rows.push(dim);
+        }
+        let features = shape[rank - 1];
+        let per_row = width / 2 + (features - width);
+        Self {
+            rows,
+            per_row,
+            units: shape.num_elements() / features.max(1) * per_row,
+        }
     }
-    arg
 }
 
 /// One launch of [`rotary_kernel`].
@@ -227,14 +255,15 @@ pub(crate) fn rotary<R: CubeRuntime>(
 ) -> CubeTensor<R> {
     let shape = x.shape();
     let (dtypes, signed_sin) = prepare(x.dtype, &shape, &cos, signed_sin, first_position);
-    let output = empty_device_dtype(x.client.clone(), x.device.clone(), shape.clone(), x.dtype);
-    let elements = shape.num_elements();
-    if elements == 0 {
+    let output =
+        empty_device_contiguous_dtype(x.client.clone(), x.device.clone(), shape.clone(), x.dtype);
+    let slots = Slots::of(&shape, cos.shape()[1]);
+    if slots.units == 0 {
         return output;
     }
     let client = x.client.clone();
-    let cube_dim = CubeDim::new(&client, elements);
-    let cube_count = calculate_cube_count_elemwise(&client, elements, cube_dim);
+    let cube_dim = CubeDim::new(&client, slots.units);
+    let cube_count = calculate_cube_count_elemwise(&client, slots.units, cube_dim);
     let address_type = [&x, &cos, &signed_sin, &output]
         .map(CubeTensor::required_address_type)
         .into_iter()
@@ -249,7 +278,9 @@ pub(crate) fn rotary<R: CubeRuntime>(
         cos.into_tensor_arg(),
         signed_sin.into_tensor_arg(),
         output.clone().into_tensor_arg(),
-        shape_arg(&shape),
+        slots.rows,
+        slots.per_row,
+        slots.units,
         first_position,
         layout == RopeLayout::Half,
         dtypes,
@@ -276,15 +307,17 @@ pub(crate) fn rotary_pair<R: CubeRuntime>(
         k.dtype
     );
     let (dtypes, signed_sin) = prepare(q.dtype, &shape, &cos, signed_sin, first_position);
-    let empty = || empty_device_dtype(q.client.clone(), q.device.clone(), shape.clone(), q.dtype);
+    let empty = || {
+        empty_device_contiguous_dtype(q.client.clone(), q.device.clone(), shape.clone(), q.dtype)
+    };
     let (q_output, k_output) = (empty(), empty());
-    let elements = shape.num_elements();
-    if elements == 0 {
+    let slots = Slots::of(&shape, cos.shape()[1]);
+    if slots.units == 0 {
         return (q_output, k_output);
     }
     let client = q.client.clone();
-    let cube_dim = CubeDim::new(&client, elements);
-    let cube_count = calculate_cube_count_elemwise(&client, elements, cube_dim);
+    let cube_dim = CubeDim::new(&client, slots.units);
+    let cube_count = calculate_cube_count_elemwise(&client, slots.units, cube_dim);
     let address_type = [&q, &k, &cos, &signed_sin, &q_output, &k_output]
         .map(CubeTensor::required_address_type)
         .into_iter()
@@ -301,7 +334,9 @@ pub(crate) fn rotary_pair<R: CubeRuntime>(
         signed_sin.into_tensor_arg(),
         q_output.clone().into_tensor_arg(),
         k_output.clone().into_tensor_arg(),
-        shape_arg(&shape),
+        slots.rows,
+        slots.per_row,
+        slots.units,
         first_position,
         layout == RopeLayout::Half,
         dtypes,
