@@ -221,11 +221,13 @@ fn labels<B: RoFormerBackend>(device: &B::Device) -> Tensor<B, 2, Int> {
 
 /// f16 inference (weights and activations in f16, LayerNorm and softmax widened) gives the
 /// f32 logits to within f16's rounding over two layers: measured 1.9e-3 of the largest
-/// logit on lavapipe, allowed 1e-2. bf16, where the adapter has it, to 4e-2 (3 fewer
+/// logit on lavapipe, allowed 1e-2. Each layer's attention takes the flash form, with the
+/// padding mask built once per forward. bf16, where the adapter has it, to 4e-2 (3 fewer
 /// significand bits); WGSL has none, so on lavapipe asking for it is an error naming it.
 #[test]
 fn reduced_precision_inference_tracks_f32() {
     use burn::tensor::DType;
+    use roformer::backend::{flash_form_attention_calls, flash_key_masks_built};
 
     let dir = tempfile::tempdir().unwrap();
     let device = Default::default();
@@ -248,8 +250,21 @@ fn reduced_precision_inference_tracks_f32() {
         let reduced = cast_parameters(model.clone().with_precision(precision), precision);
         let weight = reduced.roformer.embeddings.word_embeddings.weight.val();
         assert_eq!(weight.dtype(), precision.dtype());
+        let (masks, calls) = (flash_key_masks_built(), flash_form_attention_calls());
         let hidden = reduced.roformer.forward(input::<Wgpu>(&device));
         assert_eq!(hidden.dtype(), precision.dtype());
+        // The padded batch's mask for the flash form is built once, for both layers.
+        assert_eq!(
+            flash_key_masks_built() - masks,
+            1,
+            "{precision}: masks built"
+        );
+        let layers = config().num_hidden_layers as u64;
+        assert_eq!(
+            flash_form_attention_calls() - calls,
+            layers,
+            "{precision}: flash-form attention calls"
+        );
         let logits = reduced.logits(hidden);
         assert_eq!(logits.dtype(), DType::F32);
         let got = rows_where(&tensor_values(logits), vocab, &real);
@@ -301,7 +316,14 @@ fn mixed_precision_training_tracks_f32() {
         (losses, weight.dtype(), loss_scale)
     };
     let (reference, _, _) = train(Precision::F32);
+    let masks = roformer::backend::flash_key_masks_built();
     let (mixed, master, loss_scale) = train(Precision::F16);
+    // Training runs the saving attention, which reads the bias: no flash-form mask is made.
+    assert_eq!(
+        roformer::backend::flash_key_masks_built(),
+        masks,
+        "masks built"
+    );
     assert_eq!(master, DType::F32, "master weights");
     assert_eq!(loss_scale.map(|s| s.clean_steps), Some(6));
     // The first loss is one forward pass from the same weights; the later ones follow
@@ -408,7 +430,8 @@ fn attention_takes_the_flash_form_and_matches_the_reference() {
     use burn_cubecl::kernel::attention::{AttentionStrategy, attention};
     use roformer::MASKED_SCORE;
     use roformer::backend::{
-        FlashAttentionInputs, flash_attention_inputs, flash_form_attention_calls,
+        FlashAttentionInputs, KeyMask, flash_attention_inputs, flash_form_attention_calls,
+        flash_key_mask, flash_key_masks_built,
     };
     use roformer_testing::random_values;
     let [batch, heads, seq, head_dim] = [3, 4, 37, 32];
@@ -471,19 +494,34 @@ fn attention_takes_the_flash_form_and_matches_the_reference() {
         bias.into_primitive().tensor()
     };
     for (dtype, flash_form, tolerance) in [(DType::F32, false, 1e-5), (DType::F16, true, 2e-3)] {
-        let before = flash_form_attention_calls();
-        let [q, k, v] = [&q, &k, &v].map(|x| split(x, dtype));
-        let context =
-            <Wgpu as RoFormerBackend>::self_attention(q, k, v, Some(bias(dtype)), scale, 0.0);
-        let context = Tensor::<Wgpu, 3>::from_primitive(TensorPrimitive::Float(context));
-        assert_eq!(context.dtype(), dtype);
-        let calls = flash_form_attention_calls() - before;
-        assert_eq!(calls, u64::from(flash_form), "{dtype:?}: flash-form calls");
-        let gap = max_abs_diff(&tensor_values(context), &expected);
-        assert!(
-            gap <= tolerance,
-            "{dtype:?} attention vs the f64 loop: {gap}"
-        );
+        // The key mask as the encoder prepares it, and the bias alone (attention then
+        // builds the flash form's mask itself).
+        for prepared in [true, false] {
+            let what = format!("{dtype:?}, prepared mask {prepared}");
+            let masks = flash_key_masks_built();
+            let key_mask = if prepared {
+                <Wgpu as RoFormerBackend>::key_mask(bias(dtype), heads, seq)
+            } else {
+                KeyMask::from_bias(bias(dtype))
+            };
+            assert_eq!(
+                key_mask.prepared.is_some(),
+                prepared && flash_form,
+                "{what}"
+            );
+            let before = flash_form_attention_calls();
+            let [q, k, v] = [&q, &k, &v].map(|x| split(x, dtype));
+            let context =
+                <Wgpu as RoFormerBackend>::self_attention(q, k, v, Some(key_mask), scale, 0.0);
+            let context = Tensor::<Wgpu, 3>::from_primitive(TensorPrimitive::Float(context));
+            assert_eq!(context.dtype(), dtype);
+            let calls = flash_form_attention_calls() - before;
+            assert_eq!(calls, u64::from(flash_form), "{what}: flash-form calls");
+            let built = flash_key_masks_built() - masks;
+            assert_eq!(built, u64::from(flash_form), "{what}: masks built");
+            let gap = max_abs_diff(&tensor_values(context), &expected);
+            assert!(gap <= tolerance, "{what}: attention vs the f64 loop: {gap}");
+        }
     }
 
     // burn-cubecl's flash kernel on the inputs made on CubeBackend, and on those made under
@@ -509,12 +547,8 @@ fn attention_takes_the_flash_form_and_matches_the_reference() {
         )
     };
     let [cq, ck, cv] = [&q, &k, &v].map(|x| split(x, DType::F32));
-    let cube = flash(flash_attention_inputs::<Wgpu>(
-        cq,
-        ck,
-        cv,
-        Some(bias(DType::F32)),
-    ));
+    let mask = flash_key_mask::<Wgpu>(bias(DType::F32), heads, seq);
+    let cube = flash(flash_attention_inputs::<Wgpu>(cq, ck, cv, Some(mask)));
     let gap = max_abs_diff(&cube, &expected);
     assert!(gap <= 1e-3, "flash kernel vs the f64 loop: {gap}");
 
@@ -524,12 +558,9 @@ fn attention_takes_the_flash_form_and_matches_the_reference() {
         fused(x).swap_dims(1, 2).into_primitive().tensor()
     });
     let fused_bias = TensorData::new(bias_values.clone(), [batch, 1, 1, seq]);
-    let inputs = flash_attention_inputs::<Fused>(
-        fq,
-        fk,
-        fv,
-        Some(fused(fused_bias).into_primitive().tensor()),
-    );
+    let fused_mask =
+        flash_key_mask::<Fused>(fused(fused_bias).into_primitive().tensor(), heads, seq);
+    let inputs = flash_attention_inputs::<Fused>(fq, fk, fv, Some(fused_mask));
     let resolve =
         |x: burn_fusion::FusionTensor<_>| x.client.clone().resolve_tensor_float::<Wgpu>(x);
     let resolved = FlashAttentionInputs::<Wgpu> {

@@ -6,10 +6,11 @@
 //! additive padding bias; softmax; dropout; weighted sum of values. The part after the
 //! rotation is one operation of the backend, [`RoFormerBackend::self_attention`] (a fused
 //! kernel per head on the CPU, burn's flash attention on a GPU; its reference is in
-//! [`crate::backend::reference`]). With `attention = "linear"` the rotated features go to
+//! [`crate::backend::reference`]), given the padding as a [`KeyMask`] that the encoder
+//! makes once per forward. With `attention = "linear"` the rotated features go to
 //! the kernelised attention of [`crate::linear_attention`] instead.
 
-use crate::backend::RoFormerBackend;
+use crate::backend::{KeyMask, RoFormerBackend};
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::tensor::backend::Backend;
@@ -60,14 +61,27 @@ impl<B: RoFormerBackend> RoFormerSelfAttention<B> {
         }
     }
 
+    /// The key mask of a batch of `seq` tokens whose padding is `score_bias` (`[batch, 1,
+    /// 1, seq]`, 0 for real keys and [`crate::MASKED_SCORE`] for padding), in the form this
+    /// attention hands the backend ([`RoFormerBackend::key_mask`]; the bias alone for
+    /// linear attention, which does not call it). Made once per forward for all layers.
+    pub fn key_mask(&self, score_bias: Tensor<B, 4>, seq: usize) -> KeyMask<B> {
+        let bias = score_bias.into_primitive().tensor();
+        if self.linear {
+            KeyMask::from_bias(bias)
+        } else {
+            B::key_mask(bias, self.num_heads, seq)
+        }
+    }
+
     /// `hidden` `[batch, seq, hidden]` to the attention context `[batch, seq, hidden]`.
     ///
-    /// `score_bias` (`[batch, 1, 1, seq]`, 0 for real keys and a large negative number for
-    /// padding) is added to the scores; `position_offset` is the position of the first token.
+    /// `key_mask` ([`Self::key_mask`]) masks the padded keys out; `position_offset` is the
+    /// position of the first token.
     pub fn forward(
         &self,
         hidden: Tensor<B, 3>,
-        score_bias: Option<Tensor<B, 4>>,
+        key_mask: Option<KeyMask<B>>,
         rope: &RotaryEmbedding<B>,
         position_offset: usize,
     ) -> Tensor<B, 3> {
@@ -89,7 +103,8 @@ impl<B: RoFormerBackend> RoFormerSelfAttention<B> {
         );
         if self.linear {
             // Eq. (19) rotates φ(q) and φ(k), so the projections go in unrotated.
-            let key_mask = score_bias.map(|bias| {
+            let key_mask = key_mask.map(|mask| {
+                let bias = Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(mask.bias));
                 let mask = in_float_type(bias.clone().equal_elem(0.0).float(), bias.dtype());
                 mask.reshape([batch, 1, seq, 1])
             });
@@ -116,7 +131,7 @@ impl<B: RoFormerBackend> RoFormerSelfAttention<B> {
             query.into_primitive().tensor(),
             key.into_primitive().tensor(),
             value.into_primitive().tensor(),
-            score_bias.map(|bias| bias.into_primitive().tensor()),
+            key_mask,
             scale as f32,
             self.dropout.prob,
         );

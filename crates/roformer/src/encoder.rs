@@ -1,7 +1,7 @@
 //! The encoder stack: HF `RoFormerEncoder`. One rotary embedding shared by every layer
 //! (HF's `embed_positions`, regenerated here, never loaded) and the layers in order.
 
-use crate::backend::RoFormerBackend;
+use crate::backend::{KeyMask, RoFormerBackend};
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Int, Tensor};
@@ -45,12 +45,12 @@ impl<B: RoFormerBackend> RoFormerEncoder<B> {
         attention_mask: Option<Tensor<B, 2, Int>>,
         position_offset: usize,
     ) -> Vec<Tensor<B, 3>> {
-        let bias = attention_mask.map(|mask| score_bias(mask, hidden.dtype()));
+        let key_mask = self.key_mask(attention_mask, &hidden);
         let mut states = Vec::with_capacity(self.layer.len() + 1);
         states.push(hidden);
         for layer in &self.layer {
             let last = states.last().expect("starts with the input").clone();
-            states.push(layer.forward(last, bias.clone(), &self.rope, position_offset));
+            states.push(layer.forward(last, key_mask.clone(), &self.rope, position_offset));
         }
         states
     }
@@ -62,16 +62,29 @@ impl<B: RoFormerBackend> RoFormerEncoder<B> {
         attention_mask: Option<Tensor<B, 2, Int>>,
         position_offset: usize,
     ) -> Tensor<B, 3> {
-        let bias = attention_mask.map(|mask| score_bias(mask, hidden.dtype()));
+        let key_mask = self.key_mask(attention_mask, &hidden);
         self.layer.iter().fold(hidden, |hidden, layer| {
-            layer.forward(hidden, bias.clone(), &self.rope, position_offset)
+            layer.forward(hidden, key_mask.clone(), &self.rope, position_offset)
         })
+    }
+
+    /// The key mask every layer's attention takes, made once per forward: the padding of
+    /// `attention_mask` as a score bias in the hidden states' float type, in the form the
+    /// backend prepares for it (the layers' attention is configured alike).
+    fn key_mask(
+        &self,
+        attention_mask: Option<Tensor<B, 2, Int>>,
+        hidden: &Tensor<B, 3>,
+    ) -> Option<KeyMask<B>> {
+        let (mask, first) = (attention_mask?, self.layer.first()?);
+        let bias = score_bias(mask, hidden.dtype());
+        let seq = hidden.dims()[1];
+        Some(first.attention.self_attention.key_mask(bias, seq))
     }
 }
 
 /// `[batch, seq]` mask (1 = real token, 0 = padding) to the additive score bias
-/// `[batch, 1, 1, seq]` in the hidden states' float type, built once per forward and shared
-/// by all layers.
+/// `[batch, 1, 1, seq]` in the hidden states' float type.
 fn score_bias<B: RoFormerBackend>(mask: Tensor<B, 2, Int>, dtype: DType) -> Tensor<B, 4> {
     let [batch, seq] = mask.dims();
     // Scaled in f32, then cast: in f16 (and bf16) MASKED_SCORE rounds to −∞, and 0·−∞

@@ -2,7 +2,7 @@
 //! `RoFormerAttention` (`RoFormerSelfAttention` + `RoFormerSelfOutput`),
 //! `RoFormerIntermediate` and `RoFormerOutput`.
 
-use crate::backend::RoFormerBackend;
+use crate::backend::{KeyMask, RoFormerBackend};
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::Tensor;
@@ -110,16 +110,14 @@ impl<B: RoFormerBackend> RoFormerLayer<B> {
     pub fn forward(
         &self,
         hidden: Tensor<B, 3>,
-        score_bias: Option<Tensor<B, 4>>,
+        key_mask: Option<KeyMask<B>>,
         rope: &RotaryEmbedding<B>,
         position_offset: usize,
     ) -> Tensor<B, 3> {
-        let context = self.attention.self_attention.forward(
-            hidden.clone(),
-            score_bias,
-            rope,
-            position_offset,
-        );
+        let context =
+            self.attention
+                .self_attention
+                .forward(hidden.clone(), key_mask, rope, position_offset);
         let attended = self.attention.output.forward(context, hidden);
         let expanded = linear_activation(
             &self.intermediate.dense,

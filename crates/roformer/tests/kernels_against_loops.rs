@@ -11,7 +11,7 @@ use burn::tensor::ops::FloatTensor;
 use burn::tensor::{DType, Int, Tensor, TensorData, TensorPrimitive};
 use roformer::RoFormerBackend;
 use roformer::backend::dispatch::{Kernel, calls};
-use roformer::backend::{AdamWStep, AdamWUpdate};
+use roformer::backend::{AdamWStep, AdamWUpdate, KeyMask};
 use roformer_rope::{RopeLayout as Pairing, RotaryBackend};
 use roformer_testing::{random_values, tensor_values};
 
@@ -61,7 +61,7 @@ fn attention<Bk: RoFormerBackend>(
             value(q),
             value(k),
             value(v),
-            bias.map(value),
+            bias.map(|bias| KeyMask::from_bias(value(bias))),
             scale,
             dropout,
         ))

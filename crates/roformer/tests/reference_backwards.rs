@@ -11,7 +11,7 @@ use burn::backend::{Autodiff, NdArray};
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Int, Tensor, TensorData, TensorPrimitive};
 use roformer::RoFormerBackend;
-use roformer::backend::reference;
+use roformer::backend::{KeyMask, reference};
 use roformer_rope::{RopeLayout, RotaryBackend, rotary_reference};
 use roformer_testing::assert_close;
 
@@ -99,7 +99,7 @@ fn attention_backward_matches_burns_autodiff() {
                 value(&q),
                 value(&k),
                 value(&v),
-                Some(value(&bias)),
+                Some(KeyMask::from_bias(value(&bias))),
                 0.4,
                 0.0,
             ))

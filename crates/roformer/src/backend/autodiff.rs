@@ -17,7 +17,9 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::tensor::ops::{FloatTensor, IntTensor};
 use burn::tensor::{Shape, TensorMetadata};
 
-use super::{AttentionSaved, CrossEntropy, CrossEntropySaved, LayerNormSaved, RoFormerBackend};
+use super::{
+    AttentionSaved, CrossEntropy, CrossEntropySaved, KeyMask, LayerNormSaved, RoFormerBackend,
+};
 
 /// Records `$step` with `$state` over the parents `$nodes` as the backward of `$output`
 /// (a macro: burn does not export the type of graph nodes).
@@ -35,12 +37,17 @@ impl<B: RoFormerBackend, C: CheckpointStrategy> RoFormerBackend for Autodiff<B, 
         query: FloatTensor<Self>,
         key: FloatTensor<Self>,
         value: FloatTensor<Self>,
-        score_bias: Option<FloatTensor<Self>>,
+        key_mask: Option<KeyMask<Self>>,
         scale: f32,
         dropout: f64,
     ) -> FloatTensor<Self> {
-        // The bias is a constant (the padding mask): its value only.
-        let bias = score_bias.map(|bias| bias.primitive);
+        // The bias is a constant (the padding mask): its value only. `key_mask` is the
+        // default one, with no prepared form: training runs `B`'s saving forward, which
+        // reads the bias, so preparing `B`'s own form would be wasted.
+        let bias = key_mask.map(|mask| KeyMask {
+            bias: mask.bias.primitive,
+            prepared: mask.prepared,
+        });
         let nodes = [query.node.clone(), key.node.clone(), value.node.clone()];
         let (q, k, v) = (query.primitive, key.primitive, value.primitive);
         match AttentionBackward

@@ -17,11 +17,12 @@ use burn::tensor::backend::Backend;
 use burn::tensor::ops::{AttentionModuleOptions, BoolTensor, FloatTensor};
 use burn::tensor::{Bool, DType, Tensor};
 
-use super::RoFormerBackend;
 use super::reference::{float, primitive};
+use super::{KeyMask, RoFormerBackend};
 
 thread_local! {
     static FLASH_FORM_CALLS: Cell<u64> = const { Cell::new(0) };
+    static FLASH_KEY_MASKS: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Calls of burn's `attention` operation made on this thread in the form burn-cubecl's
@@ -31,6 +32,13 @@ thread_local! {
 /// autotuning's choice.
 pub fn flash_form_attention_calls() -> u64 {
     FLASH_FORM_CALLS.with(Cell::get)
+}
+
+/// Boolean key masks built on this thread for the flash form ([`flash_key_mask`]): one per
+/// padded forward when the encoder prepares it ([`RoFormerBackend::key_mask`]), one per
+/// layer when attention is handed the bias alone.
+pub fn flash_key_masks_built() -> u64 {
+    FLASH_KEY_MASKS.with(Cell::get)
 }
 
 /// q, k, v and the padding mask as burn-cubecl 0.21's flash-attention kernels read them
@@ -52,13 +60,34 @@ pub struct FlashAttentionInputs<B: Backend> {
     pub mask: Option<BoolTensor<B>>,
 }
 
-/// [`FlashAttentionInputs`] from [`RoFormerBackend::self_attention`]'s arguments: the key
-/// bias (0, or [`crate::MASKED_SCORE`] for padding) becomes the boolean mask.
+/// The flash form's mask `[b, heads, queries, s_k]`, true at the keys masked out, from the
+/// key bias `[b, 1, 1, s_k]` (0, or [`crate::MASKED_SCORE`] for padding), stored whole
+/// (see [`FlashAttentionInputs`]).
+pub fn flash_key_mask<B: Backend>(
+    score_bias: FloatTensor<B>,
+    heads: usize,
+    queries: usize,
+) -> BoolTensor<B> {
+    FLASH_KEY_MASKS.with(|built| built.set(built.get() + 1));
+    // Negative, not "below MASKED_SCORE / 2": in f16 the masked score is −∞, and so is
+    // half of f32::MIN.
+    let masked: Tensor<B, 4, Bool> = float::<B, 4>(score_bias).lower_elem(0.0);
+    let [batch, _, _, keys] = masked.dims();
+    // The merging reshape copies the broadcast view into a tensor of its own.
+    masked
+        .expand([batch, heads, queries, keys])
+        .reshape([batch * heads * queries, keys])
+        .reshape([batch, heads, queries, keys])
+        .into_primitive()
+}
+
+/// [`FlashAttentionInputs`] from [`RoFormerBackend::self_attention`]'s q, k and v and the
+/// flash form's mask ([`flash_key_mask`]).
 pub fn flash_attention_inputs<B: Backend>(
     query: FloatTensor<B>,
     key: FloatTensor<B>,
     value: FloatTensor<B>,
-    score_bias: Option<FloatTensor<B>>,
+    mask: Option<BoolTensor<B>>,
 ) -> FlashAttentionInputs<B> {
     // A reshape that merges the batch and head axes copies exactly the views it cannot merge.
     let mergeable = |x: FloatTensor<B>| {
@@ -69,24 +98,32 @@ pub fn flash_attention_inputs<B: Backend>(
                 .reshape([batch, heads, rows, width]),
         )
     };
-    let [batch, heads, seq_q, _] = float::<B, 4>(query.clone()).dims();
-    let mask = score_bias.map(|bias| {
-        // Negative, not "below MASKED_SCORE / 2": in f16 the masked score is −∞, and so is
-        // half of f32::MIN.
-        let masked: Tensor<B, 4, Bool> = float::<B, 4>(bias).lower_elem(0.0);
-        let seq_k = masked.dims()[3];
-        // The merging reshape copies the broadcast view into a tensor of its own.
-        masked
-            .expand([batch, heads, seq_q, seq_k])
-            .reshape([batch * heads * seq_q, seq_k])
-            .reshape([batch, heads, seq_q, seq_k])
-            .into_primitive()
-    });
     FlashAttentionInputs {
         query: mergeable(query),
         key: mergeable(key),
         value: mergeable(value),
         mask,
+    }
+}
+
+/// Whether attention over `dtype` activations takes the flash form: f16 and bf16 (see
+/// [`burn_attention`]).
+fn takes_flash_form(dtype: DType) -> bool {
+    matches!(dtype, DType::F16 | DType::BF16)
+}
+
+/// [`RoFormerBackend::key_mask`] of the cubecl backends: in f16 and bf16 the flash form's
+/// mask too, built here once for all the layers.
+fn burn_key_mask<B: Backend>(
+    score_bias: FloatTensor<B>,
+    heads: usize,
+    queries: usize,
+) -> KeyMask<B> {
+    let prepared = takes_flash_form(float::<B, 4>(score_bias.clone()).dtype())
+        .then(|| flash_key_mask::<B>(score_bias.clone(), heads, queries));
+    KeyMask {
+        bias: score_bias,
+        prepared,
     }
 }
 
@@ -102,7 +139,7 @@ fn burn_attention<B: Backend>(
     query: FloatTensor<B>,
     key: FloatTensor<B>,
     value: FloatTensor<B>,
-    score_bias: Option<FloatTensor<B>>,
+    key_mask: Option<KeyMask<B>>,
     scale: f32,
 ) -> FloatTensor<B> {
     let query = float::<B, 4>(query);
@@ -111,10 +148,13 @@ fn burn_attention<B: Backend>(
     let default_scale = 1.0 / (head_dim as f64).sqrt();
     // The model's scale is 1/√d rounded to f32.
     let is_default_scale = (scale - default_scale).abs() <= 1e-6 * default_scale;
-    let half_precision = matches!(query.dtype(), DType::F16 | DType::BF16);
-    let context = if half_precision && is_default_scale {
+    let context = if takes_flash_form(query.dtype()) && is_default_scale {
         FLASH_FORM_CALLS.with(|calls| calls.set(calls.get() + 1));
-        let inputs = flash_attention_inputs::<B>(primitive(query), key, value, score_bias);
+        let mask = key_mask.map(|mask| match mask.prepared {
+            Some(prepared) => prepared,
+            None => flash_key_mask::<B>(mask.bias, heads, seq_q),
+        });
+        let inputs = flash_attention_inputs::<B>(primitive(query), key, value, mask);
         B::attention(
             inputs.query,
             inputs.key,
@@ -125,8 +165,8 @@ fn burn_attention<B: Backend>(
         )
     } else {
         let seq_k = float::<B, 4>(key.clone()).dims()[2];
-        let bias = score_bias
-            .map(|bias| primitive(float::<B, 4>(bias).expand([batch, heads, seq_q, seq_k])));
+        let bias = key_mask
+            .map(|mask| primitive(float::<B, 4>(mask.bias).expand([batch, heads, seq_q, seq_k])));
         let options = AttentionModuleOptions {
             scale: Some(scale),
             ..Default::default()
@@ -156,15 +196,19 @@ fn burn_layer_norm<B: Backend>(
 /// The overrides shared by the cubecl backends and their fusion wrapper.
 macro_rules! burn_fused_operations {
     () => {
+        fn key_mask(score_bias: FloatTensor<Self>, heads: usize, queries: usize) -> KeyMask<Self> {
+            burn_key_mask::<Self>(score_bias, heads, queries)
+        }
+
         fn self_attention(
             query: FloatTensor<Self>,
             key: FloatTensor<Self>,
             value: FloatTensor<Self>,
-            score_bias: Option<FloatTensor<Self>>,
+            key_mask: Option<KeyMask<Self>>,
             scale: f32,
             _dropout: f64,
         ) -> FloatTensor<Self> {
-            burn_attention::<Self>(query, key, value, score_bias, scale)
+            burn_attention::<Self>(query, key, value, key_mask, scale)
         }
 
         fn residual_layer_norm(

@@ -25,7 +25,10 @@ mod burn_fused;
 /// Calls of burn's `attention` in the form its flash-attention kernels take, on this thread
 /// (for tests that the cubecl backends' attention does not fall back to unfused operations).
 #[cfg(any(feature = "cubecl", feature = "fusion"))]
-pub use burn_fused::{FlashAttentionInputs, flash_attention_inputs, flash_form_attention_calls};
+pub use burn_fused::{
+    FlashAttentionInputs, flash_attention_inputs, flash_form_attention_calls, flash_key_mask,
+    flash_key_masks_built,
+};
 #[cfg(feature = "flex")]
 mod flex;
 #[cfg(feature = "ndarray")]
@@ -37,9 +40,33 @@ pub mod reference;
 pub use roformer_kernels::dispatch;
 
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::ops::{FloatTensor, IntTensor};
+use burn::tensor::ops::{BoolTensor, FloatTensor, IntTensor};
 use burn::tensor::{Shape, Tensor};
 use roformer_rope::RotaryBackend;
+
+/// The padding of a batch as [`RoFormerBackend::self_attention`] takes it: made once per
+/// forward by [`RoFormerBackend::key_mask`] and shared by every layer, so that a backend
+/// whose attention reads the padding in another form builds that form once, not per layer.
+#[derive(Debug, Clone)]
+pub struct KeyMask<B: Backend> {
+    /// The additive score bias `[b, 1, 1, s_k]`: 0 for the keys that count and
+    /// [`crate::MASKED_SCORE`] for those masked out.
+    pub bias: FloatTensor<B>,
+    /// The masked keys in the form the backend's own attention reads, where it has one
+    /// (the cubecl backends in f16 and bf16: the flash-attention kernels' boolean mask,
+    /// [`FlashAttentionInputs::mask`]).
+    pub prepared: Option<BoolTensor<B>>,
+}
+
+impl<B: Backend> KeyMask<B> {
+    /// The bias alone, for every backend's reference.
+    pub fn from_bias(bias: FloatTensor<B>) -> Self {
+        Self {
+            bias,
+            prepared: None,
+        }
+    }
+}
 
 /// What [`RoFormerBackend::self_attention_saving`] keeps for the backward step.
 #[derive(Debug, Clone)]
@@ -134,24 +161,35 @@ impl<B> RoFormerTrainingBackend for B where
 /// Shapes are the callers' responsibility (the model's modules get them right); a backend
 /// may panic, naming the operation, on shapes that do not fit, as burn's own operations do.
 pub trait RoFormerBackend: RotaryBackend {
+    /// The key mask of [`Self::self_attention`] for a batch whose padding is the score bias
+    /// `score_bias` (`[b, 1, 1, s_k]`: 0 for the keys that count, [`crate::MASKED_SCORE`]
+    /// for padding), for attention with `heads` heads over `queries` queries. Made once per
+    /// forward and shared by the layers. The default keeps the bias alone.
+    fn key_mask(score_bias: FloatTensor<Self>, heads: usize, queries: usize) -> KeyMask<Self> {
+        let _ = (heads, queries);
+        KeyMask::from_bias(score_bias)
+    }
+
     /// `softmax(scale·q·kᵀ + bias)·v` with the heads merged: q `[b, h, s_q, d]`, k
-    /// `[b, h, s_k, d]`, v `[b, h, s_k, d_v]`, bias `[b or 1, 1, 1, s_k]`, output
-    /// `[b, s_q, h·d_v]` — HF `RoFormerSelfAttention` after the rotation. The bias is a key
-    /// mask, the same for every query: 0 for the keys that count and [`crate::MASKED_SCORE`]
-    /// for those masked out (padding). A backend may add it to the scores (the references,
-    /// the CPU kernels) or mask the keys where it is negative (the cubecl backends, whose
-    /// flash-attention kernels take a boolean mask). Attention probabilities are dropped with probability `dropout` where
-    /// dropout is active (on autodiff backends, as burn's `Dropout`).
+    /// `[b, h, s_k, d]`, v `[b, h, s_k, d_v]`, the bias of `key_mask` (from
+    /// [`Self::key_mask`]), output `[b, s_q, h·d_v]` — HF `RoFormerSelfAttention` after the
+    /// rotation. The bias is a key mask, the same for every query: 0 for the keys that count
+    /// and [`crate::MASKED_SCORE`] for those masked out (padding). A backend may add it to
+    /// the scores (the references, the CPU kernels) or mask the keys where it is negative
+    /// (the cubecl backends, whose flash-attention kernels take a boolean mask: the
+    /// mask's `prepared` form). Attention probabilities are dropped with probability
+    /// `dropout` where dropout is active (on autodiff backends, as burn's `Dropout`).
     fn self_attention(
         query: FloatTensor<Self>,
         key: FloatTensor<Self>,
         value: FloatTensor<Self>,
-        score_bias: Option<FloatTensor<Self>>,
+        key_mask: Option<KeyMask<Self>>,
         scale: f32,
         dropout: f64,
     ) -> FloatTensor<Self> {
         let _ = dropout;
-        reference::self_attention::<Self>(query, key, value, score_bias, scale)
+        let bias = key_mask.map(|mask| mask.bias);
+        reference::self_attention::<Self>(query, key, value, bias, scale)
     }
 
     /// [`Self::self_attention`] with dropout applied (masks from the backend's generator),
@@ -160,11 +198,12 @@ pub trait RoFormerBackend: RotaryBackend {
         query: FloatTensor<Self>,
         key: FloatTensor<Self>,
         value: FloatTensor<Self>,
-        score_bias: Option<FloatTensor<Self>>,
+        key_mask: Option<KeyMask<Self>>,
         scale: f32,
         dropout: f64,
     ) -> (FloatTensor<Self>, AttentionSaved<Self>) {
-        reference::self_attention_saving::<Self>(query, key, value, score_bias, scale, dropout)
+        let bias = key_mask.map(|mask| mask.bias);
+        reference::self_attention_saving::<Self>(query, key, value, bias, scale, dropout)
     }
 
     /// The gradients `[dq, dk, dv]` of [`Self::self_attention_saving`] from the gradient of

@@ -14,8 +14,8 @@ use burn_ndarray::{
 use roformer_kernels::{self as kernels, Array};
 
 use super::{
-    AdamWStep, AdamWUpdate, AttentionSaved, CrossEntropy, CrossEntropySaved, LayerNormGradients,
-    LayerNormSaved, RoFormerBackend, reference,
+    AdamWStep, AdamWUpdate, AttentionSaved, CrossEntropy, CrossEntropySaved, KeyMask,
+    LayerNormGradients, LayerNormSaved, RoFormerBackend, reference,
 };
 
 /// The f32 array of a float primitive (shared, not copied); `None` for other float types.
@@ -76,10 +76,11 @@ where
         query: FloatTensor<Self>,
         key: FloatTensor<Self>,
         value: FloatTensor<Self>,
-        score_bias: Option<FloatTensor<Self>>,
+        key_mask: Option<KeyMask<Self>>,
         scale: f32,
         _dropout: f64,
     ) -> FloatTensor<Self> {
+        let score_bias = key_mask.map(|mask| mask.bias);
         let (Some([q, k, v]), Some(bias)) = (
             f32_arrays([&query, &key, &value]),
             optional_f32(score_bias.as_ref()),
@@ -94,10 +95,11 @@ where
         query: FloatTensor<Self>,
         key: FloatTensor<Self>,
         value: FloatTensor<Self>,
-        score_bias: Option<FloatTensor<Self>>,
+        key_mask: Option<KeyMask<Self>>,
         scale: f32,
         dropout: f64,
     ) -> (FloatTensor<Self>, AttentionSaved<Self>) {
+        let score_bias = key_mask.map(|mask| mask.bias);
         let (Some([q, k, v]), Some(bias)) = (
             f32_arrays([&query, &key, &value]),
             optional_f32(score_bias.as_ref()),
