@@ -84,7 +84,8 @@ fn linear_attention_is_equation_19() {
         TensorData::new(bias, [batch, 1, 1, seq]),
         &Default::default(),
     );
-    let got = tensor_values(attention.forward(hidden, Some(bias), &model.encoder.rope, offset));
+    let key_mask = attention.key_mask(bias, seq);
+    let got = tensor_values(attention.forward(hidden, Some(key_mask), &model.encoder.rope, offset));
 
     let project = |linear: &burn::nn::Linear<B>| {
         let (weight, bias) = linear_parts(linear);
