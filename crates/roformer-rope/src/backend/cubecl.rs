@@ -5,7 +5,7 @@
 //! reads the pair from `x` by `x`'s strides (so a head split by `swap_dims` is read in place,
 //! without a copy first) and its row of the tables, also by strides, from `first_position`
 //! on, and writes both into a contiguous output; in a query and key pair one unit does the
-//! same pair of both. The row's offset is worked out once per pair, not once per element:
+//! same pair of both, reading the tables' values once for the two. The row's offset is worked out once per pair, not once per element:
 //! the index arithmetic, not the memory traffic, is what an element-per-unit kernel spends
 //! its time on (`benches/rotary.rs`, `rotary_wgpu`). It works in the
 //! tensor's float type as burn's kernels do (the type is a run-time property of a burn 0.21
@@ -78,49 +78,80 @@ fn row_offset<E: CubePrimitive>(
     offset + rest * tensor.stride(0)
 }
 
-/// Slot `slot` of one row: below `r/2` (`r` the tables' width) the pair of features
-/// rotated together, their partner `r/2` away in [`RopeLayout::Half`] and next to each
-/// other in [`RopeLayout::Interleaved`], each `x·cos + partner(x)·signed_sin` computed in
-/// `A` and rounded to `E` once; past it one feature beyond the rotated ones, copied.
-/// `x_row` is the row's offset in `x` (by its strides), `output_row` in the contiguous
-/// `output`, `table_row` the tables' row for the row's position.
+/// The two features slot `slot` (below `r/2`, `r` the tables' width) rotates together:
+/// partner `r/2` away in [`RopeLayout::Half`], next to each other in
+/// [`RopeLayout::Interleaved`].
+#[cube]
+fn pair_features(slot: usize, pairs: usize, #[comptime] half: bool) -> (usize, usize) {
+    if half {
+        (slot, slot + pairs)
+    } else {
+        (2 * slot, 2 * slot + 1)
+    }
+}
+
+/// The tables' values for one pair of features at one position, in the arithmetic type:
+/// read once per unit, whether it rotates one tensor or a query and key pair.
+#[derive(CubeType, Clone, Copy)]
+struct PairTables<A: Float> {
+    cos_first: A,
+    cos_second: A,
+    sin_first: A,
+    sin_second: A,
+}
+
+/// Row `table_row` of the tables at features `first` and `second`, by their strides.
+#[cube]
+fn read_pair_tables<T: Float, A: Float>(
+    cos: &Tensor<T>,
+    signed_sin: &Tensor<T>,
+    table_row: usize,
+    first: usize,
+    second: usize,
+) -> PairTables<A> {
+    let cos_row = table_row * cos.stride(0);
+    let sin_row = table_row * signed_sin.stride(0);
+    PairTables::<A> {
+        cos_first: A::cast_from(cos[cos_row + first * cos.stride(1)]),
+        cos_second: A::cast_from(cos[cos_row + second * cos.stride(1)]),
+        sin_first: A::cast_from(signed_sin[sin_row + first * signed_sin.stride(1)]),
+        sin_second: A::cast_from(signed_sin[sin_row + second * signed_sin.stride(1)]),
+    }
+}
+
+/// One pair of features of one row: each `x·cos + partner(x)·signed_sin`, computed in `A`
+/// and rounded to `E` once. `x_row` is the row's offset in `x` (by its strides),
+/// `output_row` in the contiguous `output`.
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn rotate_slot<E: Float, T: Float, A: Float>(
+fn rotate_pair<E: Float, A: Float>(
     x: &Tensor<E>,
     x_row: usize,
     output: &mut Tensor<E>,
     output_row: usize,
-    cos: &Tensor<T>,
-    signed_sin: &Tensor<T>,
-    table_row: usize,
-    slot: usize,
-    #[comptime] half: bool,
+    first: usize,
+    second: usize,
+    tables: PairTables<A>,
 ) {
-    let pairs = cos.shape(1) / 2;
     let feature_stride = x.stride(x.rank() - 1);
-    if slot < pairs {
-        let mut first = 2 * slot;
-        let mut second = 2 * slot + 1;
-        if half {
-            first = slot;
-            second = slot + pairs;
-        }
-        let cos_row = table_row * cos.stride(0);
-        let sin_row = table_row * signed_sin.stride(0);
-        let cos_first = A::cast_from(cos[cos_row + first * cos.stride(1)]);
-        let cos_second = A::cast_from(cos[cos_row + second * cos.stride(1)]);
-        let sin_first = A::cast_from(signed_sin[sin_row + first * signed_sin.stride(1)]);
-        let sin_second = A::cast_from(signed_sin[sin_row + second * signed_sin.stride(1)]);
-        let x_first = A::cast_from(x[x_row + first * feature_stride]);
-        let x_second = A::cast_from(x[x_row + second * feature_stride]);
-        output[output_row + first] = E::cast_from(x_first * cos_first + x_second * sin_first);
-        output[output_row + second] = E::cast_from(x_second * cos_second + x_first * sin_second);
-    } else {
-        // slot − r/2 features past the r rotated ones.
-        let feature = slot + pairs;
-        output[output_row + feature] = x[x_row + feature * feature_stride];
-    }
+    let x_first = A::cast_from(x[x_row + first * feature_stride]);
+    let x_second = A::cast_from(x[x_row + second * feature_stride]);
+    output[output_row + first] =
+        E::cast_from(x_first * tables.cos_first + x_second * tables.sin_first);
+    output[output_row + second] =
+        E::cast_from(x_second * tables.cos_second + x_first * tables.sin_second);
+}
+
+/// One feature past the rotated ones, copied.
+#[cube]
+fn copy_feature<E: Float>(
+    x: &Tensor<E>,
+    x_row: usize,
+    output: &mut Tensor<E>,
+    output_row: usize,
+    feature: usize,
+) {
+    output[output_row + feature] = x[x_row + feature * x.stride(x.rank() - 1)];
 }
 
 /// One unit per slot of a row of `x` (`[..., seq, d]`): `slots` per row (`r/2` pairs, then
@@ -148,13 +179,19 @@ fn rotary_kernel<E: Float, T: Float, A: Float>(
     let table_row = first_position + rows.index(axes - 1).modulo(row);
     let output_row = row * output.shape(axes);
     let x_row = row_offset(x, row, &rows);
-    rotate_slot::<E, T, A>(
-        x, x_row, output, output_row, cos, signed_sin, table_row, slot, half,
-    );
+    let pairs = cos.shape(1) / 2;
+    if slot < pairs {
+        let (first, second) = pair_features(slot, pairs, half);
+        let tables = read_pair_tables::<T, A>(cos, signed_sin, table_row, first, second);
+        rotate_pair::<E, A>(x, x_row, output, output_row, first, second, tables);
+    } else {
+        // slot − r/2 features past the r rotated ones.
+        copy_feature::<E>(x, x_row, output, output_row, slot + pairs);
+    }
 }
 
 /// [`rotary_kernel`] for a query and a key of one shape: one unit per slot of both, so the
-/// row's position and table row are worked out once for the two.
+/// row's position and the tables' values are worked out and read once for the two.
 #[cube(launch, address_type = "dynamic")]
 #[allow(clippy::too_many_arguments)]
 fn rotary_pair_kernel<E: Float, T: Float, A: Float>(
@@ -180,12 +217,16 @@ fn rotary_pair_kernel<E: Float, T: Float, A: Float>(
     let output_row = row * q_output.shape(axes);
     let q_row = row_offset(q, row, &rows);
     let k_row = row_offset(k, row, &rows);
-    rotate_slot::<E, T, A>(
-        q, q_row, q_output, output_row, cos, signed_sin, table_row, slot, half,
-    );
-    rotate_slot::<E, T, A>(
-        k, k_row, k_output, output_row, cos, signed_sin, table_row, slot, half,
-    );
+    let pairs = cos.shape(1) / 2;
+    if slot < pairs {
+        let (first, second) = pair_features(slot, pairs, half);
+        let tables = read_pair_tables::<T, A>(cos, signed_sin, table_row, first, second);
+        rotate_pair::<E, A>(q, q_row, q_output, output_row, first, second, tables);
+        rotate_pair::<E, A>(k, k_row, k_output, output_row, first, second, tables);
+    } else {
+        copy_feature::<E>(q, q_row, q_output, output_row, slot + pairs);
+        copy_feature::<E>(k, k_row, k_output, output_row, slot + pairs);
+    }
 }
 
 /// What a launch needs besides the tensors: the three types of the kernel, and the tables
