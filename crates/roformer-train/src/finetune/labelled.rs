@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::error::TrainError;
 
@@ -112,18 +112,7 @@ fn json_rows(
     fields: &LabelFields,
     source: &str,
 ) -> Result<Vec<(usize, LabelledExample)>, TrainError> {
-    let mut rows = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let number = index + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let at = |message: String| TrainError::data(source, format!("line {number}: {message}"));
-        let value: Value =
-            serde_json::from_str(line).map_err(|e| at(format!("not a JSON object: {e}")))?;
-        let Value::Object(object) = value else {
-            return Err(at("not a JSON object".into()));
-        };
+    json_object_rows(text, source, |object, at| {
         let string = |name: &str| -> Result<String, TrainError> {
             match object.get(name) {
                 None => Err(at(format!("missing field `{name}`"))),
@@ -140,14 +129,35 @@ fn json_rows(
                 ))
             })?,
         };
-        rows.push((
-            number,
-            LabelledExample {
-                text: string(&fields.text)?,
-                text_pair: fields.text_pair.as_deref().map(string).transpose()?,
-                label,
-            },
-        ));
+        Ok(LabelledExample {
+            text: string(&fields.text)?,
+            text_pair: fields.text_pair.as_deref().map(string).transpose()?,
+            label,
+        })
+    })
+}
+
+/// The objects of a JSON-lines text, one per non-blank line, each made into a row by
+/// `row` with its line number (from 1); `row` gets the object and a maker of errors that
+/// name the file and the line.
+fn json_object_rows<T>(
+    text: &str,
+    source: &str,
+    mut row: impl FnMut(&Map<String, Value>, &dyn Fn(String) -> TrainError) -> Result<T, TrainError>,
+) -> Result<Vec<(usize, T)>, TrainError> {
+    let mut rows = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let number = index + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = |message: String| TrainError::data(source, format!("line {number}: {message}"));
+        let value: Value =
+            serde_json::from_str(line).map_err(|e| at(format!("not a JSON object: {e}")))?;
+        let Value::Object(object) = value else {
+            return Err(at("not a JSON object".into()));
+        };
+        rows.push((number, row(&object, &at)?));
     }
     Ok(rows)
 }
@@ -269,18 +279,7 @@ fn tagged_json_rows(
     fields: &TagFields,
     source: &str,
 ) -> Result<Vec<(usize, TaggedExample)>, TrainError> {
-    let mut rows = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let number = index + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let at = |message: String| TrainError::data(source, format!("line {number}: {message}"));
-        let value: Value =
-            serde_json::from_str(line).map_err(|e| at(format!("not a JSON object: {e}")))?;
-        let Value::Object(object) = value else {
-            return Err(at("not a JSON object".into()));
-        };
+    json_object_rows(text, source, |object, at| {
         let words = match object.get(&fields.words) {
             None => return Err(at(format!("missing field `{}`", fields.words))),
             Some(Value::String(text)) => text.split_whitespace().map(str::to_string).collect(),
@@ -321,9 +320,8 @@ fn tagged_json_rows(
                 )));
             }
         };
-        rows.push((number, TaggedExample { words, labels }));
-    }
-    Ok(rows)
+        Ok(TaggedExample { words, labels })
+    })
 }
 
 fn conll_rows(text: &str, source: &str) -> Result<Vec<(usize, TaggedExample)>, TrainError> {
