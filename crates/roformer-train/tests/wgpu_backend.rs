@@ -7,7 +7,8 @@
 //! (f16; lavapipe has shader f16, and WGSL no bf16) tracks f32 in inference and in mixed-
 //! precision training.
 
-use burn::backend::{Autodiff, NdArray, Wgpu};
+use burn::backend::wgpu::{CubeBackend, WgpuRuntime};
+use burn::backend::{Autodiff, NdArray};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::{Int, Tensor, TensorData};
 use roformer::RoFormerBackend;
@@ -17,6 +18,11 @@ use roformer::{
 };
 use roformer_testing::tensor_values;
 use roformer_testing::{max_abs_diff, rows_where};
+
+/// burn's WGPU backend without its fusion wrapper, whichever features the build turns on:
+/// burn's own `Wgpu` alias becomes the fusion wrapper when `burn/fusion` is on (as in a
+/// build with this crate's `wgpu` or `cuda` feature).
+type Wgpu = CubeBackend<WgpuRuntime, f32, i32, u32>;
 
 /// burn-ndarray draws from one generator per process: tests that seed it, or draw from it,
 /// hold this lock from the seed to the last draw, so that tests running beside each other
@@ -425,7 +431,6 @@ fn f16_embeddings_and_encodings_track_f32() {
 ///   layout avoids.
 #[test]
 fn attention_takes_the_flash_form_and_matches_the_reference() {
-    use burn::backend::wgpu::WgpuRuntime;
     use burn::tensor::{DType, TensorPrimitive};
     use burn_cubecl::kernel::attention::{AttentionStrategy, attention};
     use roformer::MASKED_SCORE;

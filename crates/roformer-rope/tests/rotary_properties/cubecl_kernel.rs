@@ -11,7 +11,7 @@
 //! misplaced read that a rotation's structure could hide.
 
 use burn::backend::wgpu::{CubeBackend, WgpuRuntime};
-use burn::backend::{Autodiff, NdArray, Wgpu};
+use burn::backend::{Autodiff, NdArray};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 use burn_fusion::Fusion;
@@ -19,8 +19,9 @@ use roformer_rope::dispatch::{self, Launch};
 use roformer_rope::{RopeLayout, RotaryBackend, RotaryEmbeddingConfig, rotary_reference};
 use roformer_testing::{gap, random_values, tensor_values};
 
-/// burn's CubeBackend on WGPU.
-type Cube = Wgpu;
+/// burn's CubeBackend on WGPU (named in full: burn's `Wgpu` alias is the fusion wrapper
+/// when burn's `fusion` feature is on in the build).
+type Cube = CubeBackend<WgpuRuntime, f32, i32, u32>;
 /// burn's fusion wrapper of it.
 type Fused = Fusion<CubeBackend<WgpuRuntime, f32, i32, u32>>;
 /// Where the expected values come from: the reference on ndarray, with f64 tensors.

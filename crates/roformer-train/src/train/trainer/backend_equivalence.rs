@@ -15,7 +15,7 @@
 use std::path::Path;
 
 use burn::backend::wgpu::{CubeBackend, WgpuRuntime};
-use burn::backend::{Autodiff, NdArray, Wgpu};
+use burn::backend::{Autodiff, NdArray};
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn_fusion::Fusion;
@@ -37,7 +37,7 @@ const LOSS_TOLERANCE: f64 = 1e-5;
 
 type Kernels = Autodiff<NdArray>;
 type Reference = Autodiff<NdArray<f64>>;
-type Gpu = Autodiff<Wgpu>;
+type Gpu = Autodiff<CubeBackend<WgpuRuntime, f32, i32, u32>>;
 type FusedGpu = Autodiff<Fusion<CubeBackend<WgpuRuntime, f32, i32, u32>>>;
 
 /// A 2-layer model of width 32, no dropout, a short warmup, a clipping norm that binds and
