@@ -5,13 +5,14 @@
 //! reads the pair from `x` by `x`'s strides (so a head split by `swap_dims` is read in place,
 //! without a copy first) and its row of the tables, also by strides, from `first_position`
 //! on, and writes both into a contiguous output; in a query and key pair one unit does the
-//! same pair of both, reading the tables' values once for the two. The row's offset is worked out once per pair, not once per element:
-//! the index arithmetic, not the memory traffic, is what an element-per-unit kernel spends
-//! its time on (`benches/rotary.rs`, `rotary_wgpu`). It works in the
-//! tensor's float type as burn's kernels do (the type is a run-time property of a burn 0.21
-//! tensor, so an f16 or bf16 tensor on an f32 backend is rotated as f16 or bf16), reads the
-//! tables in theirs, and computes in f32 (f64 for f64 tensors) before rounding once: the
-//! tables are f32 host values, and casting them to f16 first would round them needlessly.
+//! same pair of both, reading the tables' values once for the two. The row's offset is
+//! worked out once per pair, not once per element: the index arithmetic, not the memory
+//! traffic, is what an element-per-unit kernel spends its time on (`benches/rotary.rs`,
+//! `rotary_wgpu`). It works in the tensor's float type as burn's kernels do (the type is a
+//! run-time property of a burn 0.21 tensor, so an f16 or bf16 tensor on an f32 backend is
+//! rotated as f16 or bf16), reads the tables in theirs, and computes in f32 (f64 for f64
+//! tensors) before rounding once: the tables are f32 host values, and casting them to f16
+//! first would round them needlessly.
 
 use burn::tensor::{DType, Shape, TensorMetadata};
 use burn_cubecl::cubecl;

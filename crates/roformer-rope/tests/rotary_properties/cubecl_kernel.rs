@@ -23,7 +23,7 @@ use roformer_testing::{gap, random_values, tensor_values};
 /// when burn's `fusion` feature is on in the build).
 type Cube = CubeBackend<WgpuRuntime, f32, i32, u32>;
 /// burn's fusion wrapper of it.
-type Fused = Fusion<CubeBackend<WgpuRuntime, f32, i32, u32>>;
+type Fused = Fusion<Cube>;
 /// Where the expected values come from: the reference on ndarray, with f64 tensors.
 /// (`NdArray<f64>` would not do: burn 0.21 keeps one default float type per device, set by
 /// the first backend to use it, and `NdArray<f32>` shares the device.)

@@ -137,13 +137,16 @@ fn json_rows(
     })
 }
 
+/// Makes an error that names the file and the line being read.
+type LineError<'a> = &'a dyn Fn(String) -> TrainError;
+
 /// The objects of a JSON-lines text, one per non-blank line, each made into a row by
 /// `row` with its line number (from 1); `row` gets the object and a maker of errors that
 /// name the file and the line.
 fn json_object_rows<T>(
     text: &str,
     source: &str,
-    mut row: impl FnMut(&Map<String, Value>, &dyn Fn(String) -> TrainError) -> Result<T, TrainError>,
+    mut row: impl FnMut(&Map<String, Value>, LineError<'_>) -> Result<T, TrainError>,
 ) -> Result<Vec<(usize, T)>, TrainError> {
     let mut rows = Vec::new();
     for (index, line) in text.lines().enumerate() {

@@ -37,8 +37,11 @@ const LOSS_TOLERANCE: f64 = 1e-5;
 
 type Kernels = Autodiff<NdArray>;
 type Reference = Autodiff<NdArray<f64>>;
-type Gpu = Autodiff<CubeBackend<WgpuRuntime, f32, i32, u32>>;
-type FusedGpu = Autodiff<Fusion<CubeBackend<WgpuRuntime, f32, i32, u32>>>;
+/// burn's WGPU backend named in full: burn's `Wgpu` alias is the fusion wrapper when
+/// burn's `fusion` feature is on in the build.
+type WgpuCube = CubeBackend<WgpuRuntime, f32, i32, u32>;
+type Gpu = Autodiff<WgpuCube>;
+type FusedGpu = Autodiff<Fusion<WgpuCube>>;
 
 /// A 2-layer model of width 32, no dropout, a short warmup, a clipping norm that binds and
 /// a large weight decay, on three short works of the shipped corpus in `corpus`.
