@@ -2,27 +2,20 @@
 //! softmax of the head's logits, a bad label file is one clear error, and a resumed run
 //! repeats an uninterrupted one.
 
-use std::ops::ControlFlow;
 use std::path::Path;
 
-use burn::backend::{Autodiff, NdArray};
+use burn::backend::NdArray;
 use burn::tensor::activation::softmax;
 use roformer::hf_weights::load_hf_sequence_classification;
 use roformer::{PositionEmbeddingType, RoFormerConfig, RoFormerInput};
 use roformer_testing::hf_fixture::fixture_dir;
 use roformer_train::finetune::classifier_dir::read_labels;
-use roformer_train::finetune::{
-    FinetuneConfig, FinetuneEvent, FinetuneRecord, FinetuneStart, finetune,
-};
 use roformer_train::model_dir::load_tokenizer;
-use roformer_train::train::METRICS_FILE;
-use roformer_train::train::metrics::read_step_records;
 
 use crate::common::{
     finetune_config_toml, roformer, write_model_dir, write_model_dir_with, write_word_set_examples,
 };
-
-type Training = Autodiff<NdArray>;
+use crate::finetune_runs::{assert_resume_repeats_the_run, finetune_cli, records};
 
 /// A model directory and word-set data in `dir`; returns the config text for `steps` steps.
 fn setup(dir: &Path, dropout: f64, steps: usize, every: usize) -> String {
@@ -37,26 +30,6 @@ fn setup(dir: &Path, dropout: f64, steps: usize, every: usize) -> String {
         steps,
         every,
     )
-}
-
-fn run(config: &str, run_dir: &Path, stop_at: Option<usize>) {
-    let config = FinetuneConfig::from_toml_str(config, "test.toml").unwrap();
-    finetune::<Training>(
-        FinetuneStart::Fresh(Box::new(config)),
-        run_dir,
-        &Default::default(),
-        &mut |event| match event {
-            FinetuneEvent::Checkpointed { step, .. } if Some(step) == stop_at => {
-                ControlFlow::Break(())
-            }
-            _ => ControlFlow::Continue(()),
-        },
-    )
-    .unwrap();
-}
-
-fn records(run_dir: &Path) -> Vec<FinetuneRecord> {
-    read_step_records(&run_dir.join(METRICS_FILE)).unwrap()
 }
 
 #[test]
@@ -217,17 +190,6 @@ fn finetuning_learns_and_classify_is_the_heads_softmax() {
 }
 
 /// `roformer finetune --config CONFIG --output RUN_DIR`: (success, stderr).
-fn finetune_cli(config: &Path, run_dir: &Path) -> (bool, String) {
-    let (ok, _, stderr) = roformer(&[
-        "finetune",
-        "--config",
-        config.to_str().unwrap(),
-        "--output",
-        run_dir.to_str().unwrap(),
-    ]);
-    (ok, stderr)
-}
-
 /// `roformer classify --json` of `text` with the classifier in `dir`.
 fn classify_json(dir: &Path, text: &str) -> serde_json::Value {
     let (ok, stdout, stderr) =
@@ -351,35 +313,7 @@ fn a_bad_label_file_is_one_error_naming_file_and_line() {
 fn a_resumed_run_repeats_the_uninterrupted_one() {
     let dir = tempfile::tempdir().unwrap();
     let config = setup(dir.path(), 0.0, 24, 8);
-    let reference = dir.path().join("reference");
-    run(&config, &reference, None);
-    let resumed = dir.path().join("resumed");
-    run(&config, &resumed, Some(8));
-    assert_eq!(
-        records(&resumed).len(),
-        1,
-        "stopped after the first checkpoint"
-    );
-    finetune::<Training>(
-        FinetuneStart::Resume,
-        &resumed,
-        &Default::default(),
-        &mut |_| ControlFlow::Continue(()),
-    )
-    .unwrap();
-    let (want, got) = (records(&reference), records(&resumed));
-    assert_eq!(want.len(), 3);
-    assert_eq!(got.len(), want.len());
-    for (a, b) in want.iter().zip(&got) {
-        assert_eq!(a.step, b.step);
-        for (x, y) in [
-            (a.train_loss, b.train_loss),
-            (a.valid_loss, b.valid_loss),
-            (a.valid_macro_f1, b.valid_macro_f1),
-        ] {
-            assert!((x - y).abs() < 1e-6, "{want:?} vs {got:?}");
-        }
-    }
+    assert_resume_repeats_the_run(&config, dir.path(), 8, 3);
 }
 
 /// A rotary model pretrained on 32 positions fine-tunes and classifies 48-token inputs

@@ -10,6 +10,7 @@ mod bad_input;
 mod embeddings;
 mod eval_mlm;
 mod finetune;
+mod finetune_runs;
 mod kill_resume;
 mod multi_node;
 mod position_encodings_run;

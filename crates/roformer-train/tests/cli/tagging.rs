@@ -3,23 +3,18 @@
 //! model's length, in windows of whole words), exports as a transformers token
 //! classifier, resumes to the uninterrupted result, and a bad tagged file is one error.
 
-use std::ops::ControlFlow;
 use std::path::Path;
 
-use burn::backend::{Autodiff, NdArray};
+use burn::backend::NdArray;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Tensor, TensorData};
 use roformer::hf_weights::load_hf_token_classification;
 use roformer::{PositionEmbeddingType, RoFormerConfig, RoFormerInput};
 use roformer_train::finetune::classifier_dir::read_labels;
-use roformer_train::finetune::{FinetuneConfig, FinetuneRecord, FinetuneStart, finetune};
 use roformer_train::model_dir::load_tokenizer;
-use roformer_train::train::METRICS_FILE;
-use roformer_train::train::metrics::read_step_records;
 
 use crate::common::{MODEL_DIR_WORDS, finetune_config_toml, roformer, write_model_dir_with};
-
-type Training = Autodiff<NdArray>;
+use crate::finetune_runs::{assert_resume_repeats_the_run, finetune_cli, records};
 
 /// The words tagged as entities: `B-THING`, or `I-THING` right after another of them.
 const THINGS: &[&str] = &["fox", "dog", "stage", "world", "question"];
@@ -82,23 +77,6 @@ fn setup(dir: &Path, dropout: f64, steps: usize, every: usize) -> String {
     )
     .replace("sequence-classification", "token-classification")
     .replace("[task]\n", "[task]\ntext_field = \"words\"\n")
-}
-
-fn records(run_dir: &Path) -> Vec<FinetuneRecord> {
-    read_step_records(&run_dir.join(METRICS_FILE)).unwrap()
-}
-
-fn finetune_cli(config_text: &str, dir: &Path, run_dir: &Path) -> (bool, String) {
-    let config = dir.join("finetune.toml");
-    std::fs::write(&config, config_text).unwrap();
-    let (ok, _, stderr) = roformer(&[
-        "finetune",
-        "--config",
-        config.to_str().unwrap(),
-        "--output",
-        run_dir.to_str().unwrap(),
-    ]);
-    (ok, stderr)
 }
 
 /// `roformer tag --json` of `text` with the tagger in `dir`.
@@ -173,7 +151,9 @@ fn token_classification_learns_and_tag_is_the_heads_softmax() {
     let dir = tempfile::tempdir().unwrap();
     let config = setup(dir.path(), 0.1, 480, 160);
     let run_dir = dir.path().join("run");
-    let (ok, stderr) = finetune_cli(&config, dir.path(), &run_dir);
+    let config_path = dir.path().join("finetune.toml");
+    std::fs::write(&config_path, &config).unwrap();
+    let (ok, stderr) = finetune_cli(&config_path, &run_dir);
     assert!(ok, "{stderr}");
 
     // It learns: entity F1 near 1 on an easy task whose majority label (O) scores 0.
@@ -293,53 +273,12 @@ fn token_classification_learns_and_tag_is_the_heads_softmax() {
 fn a_resumed_tagging_run_repeats_the_uninterrupted_one() {
     let dir = tempfile::tempdir().unwrap();
     let config = setup(dir.path(), 0.0, 18, 6);
-    let parsed = || FinetuneConfig::from_toml_str(&config, "test.toml").unwrap();
-    let run = |run_dir: &Path, stop_at: Option<usize>| {
-        finetune::<Training>(
-            FinetuneStart::Fresh(Box::new(parsed())),
-            run_dir,
-            &Default::default(),
-            &mut |event| match event {
-                roformer_train::finetune::FinetuneEvent::Checkpointed { step, .. }
-                    if Some(step) == stop_at =>
-                {
-                    ControlFlow::Break(())
-                }
-                _ => ControlFlow::Continue(()),
-            },
-        )
-        .unwrap();
-    };
-    let reference = dir.path().join("reference");
-    run(&reference, None);
-    let resumed = dir.path().join("resumed");
-    run(&resumed, Some(6));
-    assert_eq!(
-        records(&resumed).len(),
-        1,
-        "stopped after the first checkpoint"
+    assert_resume_repeats_the_run(&config, dir.path(), 6, 3);
+    let evaluations = records(&dir.path().join("reference"));
+    assert!(
+        evaluations.iter().all(|r| r.valid_entity_f1.is_some()),
+        "BIO labels give an entity F1 at every evaluation: {evaluations:?}"
     );
-    finetune::<Training>(
-        FinetuneStart::Resume,
-        &resumed,
-        &Default::default(),
-        &mut |_| ControlFlow::Continue(()),
-    )
-    .unwrap();
-    let (want, got) = (records(&reference), records(&resumed));
-    assert_eq!(want.len(), 3);
-    assert_eq!(got.len(), want.len());
-    for (a, b) in want.iter().zip(&got) {
-        assert_eq!(a.step, b.step);
-        for (x, y) in [
-            (a.train_loss, b.train_loss),
-            (a.valid_loss, b.valid_loss),
-            (a.valid_macro_f1, b.valid_macro_f1),
-            (a.valid_entity_f1.unwrap(), b.valid_entity_f1.unwrap()),
-        ] {
-            assert!((x - y).abs() < 1e-6, "{want:?} vs {got:?}");
-        }
-    }
 }
 
 #[test]
@@ -351,7 +290,9 @@ fn a_bad_tagged_file_is_one_error_naming_file_and_line() {
     lines.push_str("{\"words\": [\"the\", \"fox\"], \"labels\": [\"O\"]}\n");
     std::fs::write(&train, lines).unwrap();
     let run_dir = dir.path().join("run");
-    let (ok, stderr) = finetune_cli(&config, dir.path(), &run_dir);
+    let config_path = dir.path().join("finetune.toml");
+    std::fs::write(&config_path, &config).unwrap();
+    let (ok, stderr) = finetune_cli(&config_path, &run_dir);
     assert!(!ok);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
