@@ -363,7 +363,8 @@ fn every_command_reports_bad_input_in_one_line_and_keeps_existing_files() {
             vec!["bench", "--config", &config, "--seq", "12x"],
             "--seq",
         ),
-        // precision: the default build is the CPU one, which computes in f32 only
+        // precision: the CPU builds compute in f32 only (these cases are left out of GPU
+        // builds below)
         (
             "bf16 inference on the CPU",
             vec![
@@ -432,6 +433,11 @@ fn every_command_reports_bad_input_in_one_line_and_keeps_existing_files() {
         snapshot(Path::new(&exported)),
         snapshot(Path::new(&model)),
     ];
+    let gpu_build = cfg!(any(feature = "wgpu", feature = "cuda"));
+    let cases: Vec<_> = cases
+        .into_iter()
+        .filter(|(_, _, needle)| !(gpu_build && needle.starts_with("precision ")))
+        .collect();
     for (case, args, needle) in &cases {
         let (ok, stdout, stderr) = roformer(args);
         assert!(!ok, "{case}: {args:?} should fail; stdout {stdout}");
