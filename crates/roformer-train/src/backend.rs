@@ -98,13 +98,7 @@ pub fn captured_by_probe(info: &std::panic::PanicHookInfo<'_>) -> bool {
     let Some(panics) = probe.as_mut() else {
         return false;
     };
-    let payload = info.payload();
-    let message = payload
-        .downcast_ref::<&str>()
-        .map(|m| m.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".into());
-    panics.push(message);
+    panics.push(crate::panic_report::message(info));
     true
 }
 

@@ -5,6 +5,7 @@
 
 mod backend;
 mod cli;
+mod panic_report;
 
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
@@ -37,33 +38,54 @@ use crate::cli::{
 fn main() {
     // burn's network layer (multi-node training) runs on tokio worker threads, whose tasks
     // panic when a peer goes away; the run reports that as its own error line. Panics while
-    // the backend is probed become the probe's error line (`backend::device`).
+    // the backend is probed become the probe's error line (`backend::device`); any other
+    // panic ends the run with one error line (`panic_report`).
     let default_hook = std::panic::take_hook();
+    let panics_in_full = panic_report::printed_in_full();
     std::panic::set_hook(Box::new(move |info| {
         let thread = std::thread::current();
-        if backend::captured_by_probe(info) {
+        if backend::captured_by_probe(info)
+            || thread.name().is_some_and(|name| name.starts_with("tokio-"))
+        {
             return;
         }
-        if !thread.name().is_some_and(|name| name.starts_with("tokio-")) {
+        if panics_in_full {
             default_hook(info);
+        } else {
+            panic_report::keep(info);
         }
     }));
     // Set first, so that burn's network layer keeps its INFO lines.
-    // The backends' own warnings about a failed probe are left to the probe's error line.
-    let quiet_while_probing = tracing_subscriber::filter::filter_fn(|_| !backend::probing());
+    // The backends' own warnings about a failed probe, or about tasks that failed after a
+    // panic, are left to the error line.
+    let quiet = tracing_subscriber::filter::filter_fn(|metadata| {
+        let after_a_panic = panic_report::any() && metadata.target().starts_with("cubecl");
+        !(backend::probing() || after_a_panic)
+    });
     let _ = tracing_subscriber::fmt()
         .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
         .with_writer(std::io::stderr)
         .finish()
-        .with(quiet_while_probing)
+        .with(quiet)
         .try_init();
     let cli = Cli::try_parse().unwrap_or_else(|error| exit_on_usage_error(error));
-    if let Err(error) = run(cli) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli)));
+    let message = match (outcome, panic_report::first()) {
+        (Ok(Ok(())), None) => return,
+        (Ok(Ok(())), Some(panic)) => {
+            eprintln!("warning: a thread of the run panicked: {panic}");
+            return;
+        }
         // One line: the chain of causes joined, no backtrace.
-        let message = format!("{error:#}").replace('\n', " ");
-        eprintln!("error: {message}");
-        std::process::exit(1);
-    }
+        (Ok(Err(error)), None) => format!("{error:#}"),
+        (Ok(Err(error)), Some(panic)) => format!("{error:#} (after a panic: {panic})"),
+        (Err(_), panic) => format!(
+            "the run stopped on an internal failure (RUST_BACKTRACE=1 shows where): {}",
+            panic.unwrap_or_else(|| "a panic".into())
+        ),
+    };
+    eprintln!("error: {}", message.replace('\n', " "));
+    std::process::exit(1);
 }
 
 /// `--help` and `--version` print as clap prints them; a usage error becomes one
