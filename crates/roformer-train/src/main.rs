@@ -59,7 +59,8 @@ fn main() {
     // The backends' own warnings about a failed probe, or about tasks that failed after a
     // panic, are left to the error line.
     let quiet = tracing_subscriber::filter::filter_fn(|metadata| {
-        let after_a_panic = panic_report::any() && metadata.target().starts_with("cubecl");
+        // The target first: the lock behind `any` is then taken only for cubecl's events.
+        let after_a_panic = metadata.target().starts_with("cubecl") && panic_report::any();
         !(backend::probing() || after_a_panic)
     });
     let _ = tracing_subscriber::fmt()
