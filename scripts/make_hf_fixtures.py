@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Builds the HF transformers parity fixtures used by `crates/roformer/tests/model/hf_parity.rs`.
+"""Builds the HF transformers parity fixtures used by `crates/roformer/tests/hf_parity.rs`.
 
 Run by hand (not by CI), from the repository root:
 

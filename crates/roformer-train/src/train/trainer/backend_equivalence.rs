@@ -4,11 +4,9 @@
 //! - the ndarray kernels (fused forward, recorded backward steps, fused AdamW; checked to
 //!   run),
 //! - the references in f64 (`NdArray<f64>`, where no kernel runs; checked), and
-//! - WGPU as the `wgpu` feature builds it, burn's fusion wrapper of its CubeBackend
-//!   (burn's fused attention and LayerNorm, the references elsewhere, fused by burn's
-//!   fusion; lavapipe on a machine without a GPU). The CubeBackend without fusion trains
-//!   in `tests/wgpu_backend.rs`; each backend more here is the whole training loop
-//!   compiled once more into this crate's unit tests,
+//! - WGPU, as burn's CubeBackend and as burn's fusion wrapper of it, the backend the `wgpu`
+//!   feature builds (burn's fused attention and LayerNorm, the references elsewhere, fused
+//!   by burn's fusion; lavapipe on a machine without a GPU),
 //!
 //! with the learning-rate schedule, gradient clipping and weight decay all acting. Each
 //! step's loss and the validation loss after the last step agree to [`LOSS_TOLERANCE`],
@@ -42,6 +40,7 @@ type Reference = Autodiff<NdArray<f64>>;
 /// burn's WGPU backend named in full: burn's `Wgpu` alias is the fusion wrapper when
 /// burn's `fusion` feature is on in the build.
 type WgpuCube = CubeBackend<WgpuRuntime, f32, i32, u32>;
+type Gpu = Autodiff<WgpuCube>;
 type FusedGpu = Autodiff<Fusion<WgpuCube>>;
 
 /// A 2-layer model of width 32, no dropout, a short warmup, a clipping norm that binds and
@@ -171,6 +170,7 @@ fn kernels_references_and_wgpu_train_alike() {
         train_from::<Reference>(&config, &corpus, &tokenizer, &start, &Default::default())
     });
     assert!(ran.is_empty(), "kernels ran on the f64 references: {ran:?}");
+    let gpu = train_from::<Gpu>(&config, &corpus, &tokenizer, &start, &Default::default());
     let fused_gpu =
         train_from::<FusedGpu>(&config, &corpus, &tokenizer, &start, &Default::default());
 
@@ -181,12 +181,13 @@ fn kernels_references_and_wgpu_train_alike() {
     );
     let gaps = [
         ("ndarray kernels", loss_gap(&kernels, &reference)),
+        ("WGPU", loss_gap(&gpu, &reference)),
         ("WGPU with fusion", loss_gap(&fused_gpu, &reference)),
     ];
     assert!(
         gaps.iter().all(|(_, gap)| *gap <= LOSS_TOLERANCE),
-        "largest loss gap to the f64 references {gaps:?}\n kernels: {kernels:?}\n WGPU with fusion: \
-         {fused_gpu:?}\n references: {reference:?}"
+        "largest loss gap to the f64 references {gaps:?}\n kernels: {kernels:?}\n WGPU: \
+         {gpu:?}\n WGPU with fusion: {fused_gpu:?}\n references: {reference:?}"
     );
     assert!(
         (kernels.valid_accuracy - reference.valid_accuracy).abs() < 0.02,

@@ -5,7 +5,9 @@
 //! position encodings other than rotation (`position_encodings`), and linear attention
 //! with rotation (`linear_attention`).
 
+#[path = "encoder_properties/linear_attention.rs"]
 mod linear_attention;
+#[path = "encoder_properties/position_encodings.rs"]
 mod position_encodings;
 
 use roformer_testing::tensor_values;
@@ -51,7 +53,6 @@ fn ids(rows: &[&[i64]]) -> Tensor<B, 2, Int> {
 
 #[test]
 fn padding_does_not_change_real_token_outputs() {
-    let _draws = crate::ndarray_generator::exclusive();
     let model = RoFormerModel::<B>::new(&small_config(), &Default::default()).unwrap();
     let sentence: &[i64] = &[5, 17, 99, 3, 42, 8];
     let alone = tensor_values(model.forward(RoFormerInput::new(ids(&[sentence]))));
@@ -67,7 +68,6 @@ fn padding_does_not_change_real_token_outputs() {
 
 #[test]
 fn a_position_offset_leaves_outputs_unchanged() {
-    let _draws = crate::ndarray_generator::exclusive();
     let model = RoFormerModel::<B>::new(&small_config(), &Default::default()).unwrap();
     let tokens: &[i64] = &[11, 4, 87, 23, 23, 60, 2];
     let at_zero = tensor_values(model.forward(RoFormerInput::new(ids(&[tokens]))));
@@ -88,7 +88,6 @@ fn a_position_offset_leaves_outputs_unchanged() {
 
 #[test]
 fn masked_lm_loss_at_initialisation_is_near_ln_vocab() {
-    let _draws = crate::ndarray_generator::exclusive();
     let config = RoFormerConfig {
         vocab_size: 1000,
         initializer_range: 0.02,
@@ -128,7 +127,6 @@ fn masked_lm_loss_at_initialisation_is_near_ln_vocab() {
 
 #[test]
 fn masked_lm_loss_counts_only_labelled_positions() {
-    let _draws = crate::ndarray_generator::exclusive();
     // Two positions over a 3-token vocabulary, computed by hand.
     let device = Default::default();
     let logits = Tensor::<B, 3>::from_data(
@@ -151,7 +149,6 @@ fn masked_lm_loss_counts_only_labelled_positions() {
 
 #[test]
 fn one_training_step_lowers_the_loss() {
-    let _draws = crate::ndarray_generator::exclusive();
     type AD = Autodiff<NdArray>;
     let device = Default::default();
     let config = RoFormerConfig {
@@ -203,7 +200,6 @@ fn linear_parts(linear: &burn::nn::Linear<B>) -> (Vec<f32>, Vec<f32>) {
 
 #[test]
 fn sequence_classification_reads_the_first_token() {
-    let _draws = crate::ndarray_generator::exclusive();
     let config = RoFormerConfig {
         hidden_act: HiddenAct::Relu,
         ..small_config()
@@ -230,7 +226,6 @@ fn sequence_classification_reads_the_first_token() {
 
 #[test]
 fn token_classification_projects_every_token() {
-    let _draws = crate::ndarray_generator::exclusive();
     let model =
         RoFormerForTokenClassification::<B>::new(&small_config(), 5, &Default::default()).unwrap();
     let input = RoFormerInput::new(ids(&[&[2, 40, 41, 3]]));
@@ -246,7 +241,6 @@ fn token_classification_projects_every_token() {
 
 #[test]
 fn hf_default_config_matches_ours() {
-    let _draws = crate::ndarray_generator::exclusive();
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf/default_config.json");
     let mut hf = RoFormerConfig::from_json_file(&path).unwrap();
     // HF writes `embedding_size` out explicitly as hidden_size.

@@ -72,7 +72,6 @@ fn embed(embeddings: &RoFormerEmbeddings<B>, offset: usize) -> Vec<f32> {
 
 #[test]
 fn learned_table_rows_are_added_at_each_position() {
-    let _draws = crate::ndarray_generator::exclusive();
     let model = RoFormerModel::<B>::new(
         &config(PositionEmbeddingType::Absolute),
         &Default::default(),
@@ -104,7 +103,6 @@ fn learned_table_rows_are_added_at_each_position() {
 #[test]
 #[should_panic(expected = "learned position table has 12 rows")]
 fn a_learned_table_refuses_positions_past_its_rows() {
-    let _draws = crate::ndarray_generator::exclusive();
     let model = RoFormerModel::<B>::new(
         &config(PositionEmbeddingType::Absolute),
         &Default::default(),
@@ -115,7 +113,6 @@ fn a_learned_table_refuses_positions_past_its_rows() {
 
 #[test]
 fn sinusoidal_table_is_the_transformer_formula() {
-    let _draws = crate::ndarray_generator::exclusive();
     let model = RoFormerModel::<B>::new(
         &config(PositionEmbeddingType::Sinusoidal),
         &Default::default(),
@@ -144,7 +141,6 @@ fn sinusoidal_table_is_the_transformer_formula() {
 
 #[test]
 fn without_positions_the_encoder_is_order_blind_and_with_rotation_it_is_not() {
-    let _draws = crate::ndarray_generator::exclusive();
     let sentence: [i64; 6] = [5, 17, 33, 3, 42, 8];
     let order = [3, 0, 5, 1, 4, 2];
     let permuted: Vec<i64> = order.iter().map(|&i| sentence[i]).collect();
@@ -184,7 +180,6 @@ fn without_positions_the_encoder_is_order_blind_and_with_rotation_it_is_not() {
 
 #[test]
 fn an_absolute_model_saves_and_loads_exactly() {
-    let _draws = crate::ndarray_generator::exclusive();
     let config = config(PositionEmbeddingType::Absolute);
     let device = Default::default();
     let model = RoFormerForMaskedLM::<B>::new(&config, &device).unwrap();

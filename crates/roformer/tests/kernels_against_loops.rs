@@ -548,7 +548,6 @@ fn attention_gradients_on_autodiff_ndarray_match_f64_tensor_operations() {
 /// 64-bit masks by chance: under 1e-13).
 #[test]
 fn attention_dropout_drops_at_its_rate_with_independent_masks() {
-    let _draws = crate::ndarray_generator::exclusive();
     type AD = Autodiff<NdArray>;
     let device = Default::default();
     let (batch, h, seq) = (2, 3, 64);
@@ -588,7 +587,6 @@ fn attention_dropout_drops_at_its_rate_with_independent_masks() {
 
 #[test]
 fn attention_dropout_repeats_under_a_seed_and_its_gradient_matches_finite_differences() {
-    let _draws = crate::ndarray_generator::exclusive();
     type AD = Autodiff<NdArray>;
     let device = Default::default();
     let (batch, h, seq, d) = (1, 2, 20, 4);
