@@ -19,7 +19,7 @@ use crate::train::loss_scale::LossScale;
 
 const CHECKPOINT: &str = "checkpoint";
 
-/// Fault injection for the crash tests (`tests/kill_resume.rs`):
+/// Fault injection for the crash tests (`tests/cli/kill_resume.rs`):
 /// `ROFORMER_PAUSE_CHECKPOINT=STAGE:STEP:FILE` makes the checkpoint write after step STEP
 /// create FILE and then wait, at STAGE, until the process is killed. Stages: `records`
 /// (the temporary folder holds the model record, not yet the optimizer's) and `swap` (the
