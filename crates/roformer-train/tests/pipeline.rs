@@ -6,7 +6,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 mod common;
 
@@ -42,12 +42,9 @@ fn small_config_toml(steps: usize) -> String {
     common::small_config_toml(small_corpus(), steps, 20)
 }
 
-/// burn's ndarray backend seeds one global generator, so runs in parallel test threads
-/// would interleave their draws; one run at a time keeps each deterministic.
-static ONE_RUN_AT_A_TIME: Mutex<()> = Mutex::new(());
-
+/// One run at a time: each seeds burn-ndarray's one global generator and draws from it.
 fn run(config: RunStart, dir: &Path, stop_at: Option<usize>) {
-    let _guard = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _generator = common::ndarray_generator();
     train::<AD>(config, dir, &Default::default(), &mut |event| match event {
         TrainEvent::Checkpointed { step, .. } if Some(step) == stop_at => ControlFlow::Break(()),
         _ => ControlFlow::Continue(()),

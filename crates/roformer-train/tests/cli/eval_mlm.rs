@@ -13,7 +13,7 @@ use roformer::{PositionEmbeddingType, RoFormerConfig, RoFormerForMaskedLM, RoFor
 use roformer_train::eval_mlm::is_predicted;
 use roformer_train::model_dir::{load_tokenizer, save_model};
 
-use crate::common::{MODEL_DIR_WORDS, roformer, write_model_dir_with};
+use crate::common::{MODEL_DIR_WORDS, ndarray_generator, roformer, write_model_dir_with};
 
 /// A model directory whose weights are drawn large (initializer range 0.5), so that
 /// attention depends clearly on positions.
@@ -21,6 +21,7 @@ fn write_sensitive_model_dir(dir: &Path, kind: PositionEmbeddingType) {
     write_model_dir_with(dir, kind, 0.0);
     let mut config = RoFormerConfig::from_json_file(&dir.join("config.json")).unwrap();
     config.initializer_range = 0.5;
+    let _generator = ndarray_generator();
     let model = RoFormerForMaskedLM::<NdArray>::new(&config, &Default::default()).unwrap();
     save_model(dir, &config, &model).unwrap();
 }

@@ -12,7 +12,7 @@ use roformer_train::finetune::{
 use roformer_train::train::METRICS_FILE;
 use roformer_train::train::metrics::read_step_records;
 
-use crate::common::roformer;
+use crate::common::{ndarray_generator, roformer};
 
 pub type Training = Autodiff<NdArray>;
 
@@ -60,6 +60,7 @@ pub fn assert_resume_repeats_the_run(
     first_checkpoint: usize,
     evaluations: usize,
 ) {
+    let _generator = ndarray_generator();
     let reference = dir.join("reference");
     run(config, &reference, None);
     let resumed = dir.join("resumed");

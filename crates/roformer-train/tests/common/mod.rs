@@ -1,16 +1,26 @@
 //! Helpers shared by the tests that run the `roformer` binary: running it, a small corpus
-//! cut from the built-in one, and a small model directory.
+//! cut from the built-in one, a small model directory, and the lock on burn-ndarray's
+//! random generator.
 
 #![allow(dead_code)] // Each test file uses its own subset.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use burn::backend::NdArray;
 use roformer::{PositionEmbeddingType, RoFormerConfig, RoFormerForMaskedLM};
 use roformer_train::data::{TextTokenizer, shipped_file};
 use roformer_train::model_dir::{save_model, save_tokenizer};
+
+/// Held by every test of a binary that seeds or draws from burn-ndarray's random
+/// generator in process (a fresh model's weights, a seeded run): the generator is one
+/// global, so a draw from a test in another thread could otherwise fall between a run's
+/// seed and its draws, and two runs that must agree would not.
+pub fn ndarray_generator() -> MutexGuard<'static, ()> {
+    static GENERATOR: Mutex<()> = Mutex::new(());
+    GENERATOR.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A command for the `roformer` binary built with the tests.
 pub fn roformer_command(args: &[&str]) -> Command {
@@ -133,6 +143,7 @@ pub fn write_model_dir_with(dir: &Path, kind: PositionEmbeddingType, dropout: f6
         attention_probs_dropout_prob: dropout,
         ..Default::default()
     };
+    let _generator = ndarray_generator();
     let model = RoFormerForMaskedLM::<NdArray>::new(&config, &Default::default()).unwrap();
     save_model(dir, &config, &model).unwrap();
     save_tokenizer(dir, &tokenizer).unwrap();
