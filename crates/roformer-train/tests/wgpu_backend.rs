@@ -19,20 +19,17 @@ use roformer::{
 use roformer_testing::tensor_values;
 use roformer_testing::{max_abs_diff, rows_where};
 
+mod common;
+
 /// burn's WGPU backend without its fusion wrapper, whichever features the build turns on:
 /// burn's own `Wgpu` alias becomes the fusion wrapper when `burn/fusion` is on (as in a
 /// build with this crate's `wgpu` or `cuda` feature).
 type Wgpu = CubeBackend<WgpuRuntime, f32, i32, u32>;
 
-/// burn-ndarray draws from one generator per process: tests that seed it, or draw from it,
-/// hold this lock from the seed to the last draw, so that tests running beside each other
-/// get the same weights every run.
-static NDARRAY_DRAWS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 /// A model of [`config`] drawn on ndarray from seed 7 and saved to `path` (the draws
 /// happen as it is saved: burn's parameters are lazy).
 fn seeded_weights(path: &std::path::Path) -> RoFormerForMaskedLM<NdArray> {
-    let _draws = NDARRAY_DRAWS.lock().unwrap_or_else(|e| e.into_inner());
+    let _draws = common::ndarray_generator();
     let cpu = Default::default();
     <NdArray as burn::tensor::backend::Backend>::seed(&cpu, 7);
     let model = RoFormerForMaskedLM::<NdArray>::new(&config(), &cpu).unwrap();
@@ -135,7 +132,7 @@ fn wgpu_finetunes_a_tagger_that_ndarray_reads_alike() {
     };
     {
         // Drawn (when saved) under the lock, so the seeded draws of the other tests repeat.
-        let _draws = NDARRAY_DRAWS.lock().unwrap_or_else(|e| e.into_inner());
+        let _draws = common::ndarray_generator();
         let model =
             RoFormerForMaskedLM::<NdArray>::new(&model_config, &Default::default()).unwrap();
         save_model(&pretrained, &model_config, &model).unwrap();

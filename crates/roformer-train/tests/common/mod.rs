@@ -1,6 +1,6 @@
-//! Helpers shared by the tests that run the `roformer` binary: running it, a small corpus
-//! cut from the built-in one, a small model directory, and the lock on burn-ndarray's
-//! random generator.
+//! Helpers shared by roformer-train's integration tests: running the `roformer` binary, a
+//! small corpus cut from the built-in one, a small model directory, and the lock on
+//! burn-ndarray's random generator.
 
 #![allow(dead_code)] // Each test file uses its own subset.
 
