@@ -10,17 +10,20 @@
 # 2. the attention kernel autotuning picks per build and precision (cubecl's autotune log),
 #    and the side-by-side benchmark, DEVICE=cuda scripts/bench_vs_pytorch.sh (REPEATS runs
 #    per row and variant, default 1);
-# 3. configs/tiny.toml trained by each build for each of TRAIN_SEEDS (default "42"), each
+# 3. the matrix products of a base inference step at 32x512, per build and precision (f32,
+#    bf16), timed alone by `roformer bench --products` and by PyTorch on the same shapes
+#    (scripts/matmul_pytorch.py --products): how much of the gap is the products;
+# 4. configs/tiny.toml trained by each build for each of TRAIN_SEEDS (default "42"), each
 #    of TRAIN_DROPOUTS (default "0.1 0.0": dropout on and off) and each of
 #    TRAIN_PRECISIONS (default "f32 bf16"; a build whose device lacks one says so), to set
 #    against the CPU's final valid losses (docs/performance.md, "the valid-loss gap") and
 #    mixed precision against f32; TRAIN_SEEDS="" skips this.
 #
-# SECTIONS picks among 2 and 3 (default "bench train"; the machine is always described), so
-# that each fits a command's time limit on a lent machine. PYTHON names the interpreter
-# (default python3). The wgpu build needs a Vulkan loader
-# (libvulkan1) and the NVIDIA Vulkan driver. Writes
-# LOG_DIR/gpu_checks.log (default: a new folder under /tmp) and the runs' files beside it.
+# SECTIONS picks among 2, 3 and 4 (default "bench products train"; the machine is always
+# described), so that each fits a command's time limit on a lent machine. PYTHON names the
+# interpreter (default python3). The wgpu build needs a Vulkan loader (libvulkan1) and the
+# NVIDIA Vulkan driver. Writes LOG_DIR/gpu_checks.log (default: a new folder under /tmp)
+# and the runs' files beside it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -43,7 +46,7 @@ for build in "${builds[@]}"; do
   echo "$label: $("$bin" bench --config configs/tiny.toml --batch 1 --seq 8 --steps 1 --warmup 0 --json | grep '^{' || echo 'bench failed')"
 done
 
-sections=" ${SECTIONS:-bench train} "
+sections=" ${SECTIONS:-bench products train} "
 if [[ "$sections" == *" bench "* ]]; then
   # Which attention kernel autotuning picks (burn's flash kernels or its unfused fallback),
   # from cubecl's autotune log, for the base size in each precision.
@@ -65,6 +68,23 @@ if [[ "$sections" == *" bench "* ]]; then
   section "benchmark against PyTorch CUDA"
   DEVICE=cuda PYTHON="$python" REPEATS="${REPEATS:-1}" \
     BENCH_LOG="$logs/bench.jsonl" scripts/bench_vs_pytorch.sh || echo "benchmark failed: $?"
+fi
+
+if [[ "$sections" == *" products "* ]]; then
+  for build in "${builds[@]}"; do
+    label="${build%%=*}" bin="${build#*=}"
+    for precision in f32 bf16; do
+      section "matrix products, $label $precision, base 32x512"
+      products="$logs/products-$label-$precision.jsonl"
+      if "$bin" bench --config configs/base.toml --batch 32 --seq 512 --products \
+        --precision "$precision" --json >"$products"; then
+        "$python" scripts/matmul_pytorch.py --products "$products" --device cuda ||
+          echo "PyTorch products failed: $?"
+      else
+        echo "$label $precision: bench --products failed"
+      fi
+    done
+  done
 fi
 
 read -ra seeds <<<"${TRAIN_SEEDS-42}"

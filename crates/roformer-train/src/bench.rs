@@ -20,6 +20,10 @@ use crate::error::TrainError;
 use crate::train::loss_scale::{LossScale, optimise};
 use crate::train::{FusedAdamWConfig, masked_lm_step};
 
+mod products;
+
+pub use products::{Product, ProductReport, bench_products, inference_products};
+
 /// Fraction of positions masked in a training step (as in pretraining).
 const MASK_PROBABILITY: f64 = 0.15;
 /// Default step counts aim at a few seconds per run: about this many tokens are timed.
@@ -177,13 +181,20 @@ fn report(
     }
 }
 
-fn check(options: &BenchOptions) -> Result<usize, TrainError> {
+/// Refuses a step shape that cannot be measured.
+fn check_shape(options: &BenchOptions) -> Result<(), TrainError> {
     if options.batch == 0 || options.seq < 2 {
         return Err(TrainError::data(
             "bench",
             "--batch must be at least 1 and --seq at least 2",
         ));
     }
+    Ok(())
+}
+
+/// The timed steps of a run, after [`check_shape`].
+fn check(options: &BenchOptions) -> Result<usize, TrainError> {
+    check_shape(options)?;
     let tokens = if options.train {
         TRAIN_TOKENS
     } else {

@@ -312,13 +312,18 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "128")]
     pub seq: Vec<usize>,
     /// Time a training step (forward, backward, AdamW) instead of inference.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "products")]
     pub train: bool,
+    /// Time each matrix product of an inference step alone (burn's matmul on this build's
+    /// backend, in --precision) instead of the model: the step's floor on this device.
+    #[arg(long)]
+    pub products: bool,
     /// Compute precision: f32, or bf16 / f16 on a GPU build whose device has it
     /// (inference stores the weights in it; a training step keeps f32 master weights).
     #[arg(long, default_value = "f32", value_name = "f32|bf16|f16")]
     pub precision: Precision,
-    /// Timed steps (default: about 16k tokens of inference or 8k of training).
+    /// Timed steps (default: about 16k tokens of inference or 8k of training; with
+    /// --products, timed calls of each product, default 10).
     #[arg(long)]
     pub steps: Option<usize>,
     /// Untimed steps first.

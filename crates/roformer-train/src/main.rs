@@ -15,7 +15,9 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use roformer_train::TrainConfig;
-use roformer_train::bench::{BenchOptions, bench_inference, bench_train};
+use roformer_train::bench::{
+    BenchOptions, ProductReport, bench_inference, bench_products, bench_train,
+};
 use roformer_train::infer::{self, WithWarnings};
 use roformer_train::model_dir::{load_model, write_model_dir};
 use roformer_train::train::{RunStart, TrainEvent, train};
@@ -312,6 +314,16 @@ fn run_bench(args: BenchArgs) -> Result<()> {
             warmup: args.warmup,
             precision: args.precision,
         };
+        if args.products {
+            let reports = bench_products::<backend::Inference>(
+                &model_config,
+                &options,
+                backend::NAME,
+                &device,
+            )?;
+            report_products(&reports, args.json)?;
+            continue;
+        }
         let report = if args.train {
             bench_train::<backend::Training>(&model_config, &options, backend::NAME, &device)?
         } else {
@@ -340,6 +352,38 @@ fn run_bench(args: BenchArgs) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// Prints `bench --products` timings: a JSON object per product, or a line per product
+/// and their total in a step.
+fn report_products(reports: &[ProductReport], json: bool) -> Result<()> {
+    if json {
+        for report in reports {
+            println!("{}", serde_json::to_string(report)?);
+        }
+        return Ok(());
+    }
+    let Some(first) = reports.first() else {
+        return Ok(());
+    };
+    println!(
+        "{} {} matrix products of an inference step at {}x{} ({} calls each):",
+        first.backend, first.precision, first.sequences, first.seq, first.repeats
+    );
+    let mut step_ms = 0.0;
+    for report in reports {
+        step_ms += report.ms * report.per_step as f64;
+        let shape = format!(
+            "{} x [{},{}]·[{},{}] x{}",
+            report.batch, report.m, report.k, report.k, report.n, report.per_step
+        );
+        println!(
+            "  {:26} {shape:34}: {:9.3} ms each, {:7.0} GFLOP/s",
+            report.name, report.ms, report.gflops
+        );
+    }
+    println!("  all products of the step: {step_ms:.2} ms");
     Ok(())
 }
 

@@ -359,6 +359,11 @@ fn every_command_reports_bad_input_in_one_line_and_keeps_existing_files() {
             "--batch",
         ),
         (
+            "bench of products and a training step",
+            vec!["bench", "--config", &config, "--products", "--train"],
+            "--products",
+        ),
+        (
             "bench seq not a number",
             vec!["bench", "--config", &config, "--seq", "12x"],
             "--seq",
