@@ -373,14 +373,15 @@ fn report_products(reports: &[ProductReport], json: bool) -> Result<()> {
     );
     let mut step_ms = 0.0;
     for report in reports {
-        step_ms += report.ms * report.per_step as f64;
+        let product = report.product;
+        step_ms += report.ms * product.per_step as f64;
         let shape = format!(
             "{} x [{},{}]·[{},{}] x{}",
-            report.batch, report.m, report.k, report.k, report.n, report.per_step
+            product.batch, product.m, product.k, product.k, product.n, product.per_step
         );
         println!(
             "  {:26} {shape:34}: {:9.3} ms each, {:7.0} GFLOP/s",
-            report.name, report.ms, report.gflops
+            product.name, report.ms, report.gflops
         );
     }
     println!("  all products of the step: {step_ms:.2} ms");

@@ -26,7 +26,7 @@ const DEFAULT_REPEATS: usize = 10;
 
 /// One matrix product of an inference step: `batch` products of `[m, k]·[k, n]`, made
 /// `per_step` times in a step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Product {
     /// What the product computes.
     pub name: &'static str,
@@ -121,18 +121,9 @@ pub struct ProductReport {
     pub sequences: usize,
     /// Tokens per sequence.
     pub seq: usize,
-    /// [`Product::name`].
-    pub name: &'static str,
-    /// [`Product::batch`].
-    pub batch: usize,
-    /// [`Product::m`].
-    pub m: usize,
-    /// [`Product::k`].
-    pub k: usize,
-    /// [`Product::n`].
-    pub n: usize,
-    /// [`Product::per_step`].
-    pub per_step: usize,
+    /// The product timed (its fields at the top level of the JSON object).
+    #[serde(flatten)]
+    pub product: Product,
     /// Timed calls.
     pub repeats: usize,
     /// Mean wall time of one call, device work included.
@@ -179,12 +170,7 @@ pub fn bench_products<B: Backend>(
             mode: "product",
             sequences: options.batch,
             seq: options.seq,
-            name: product.name,
-            batch: product.batch,
-            m: product.m,
-            k: product.k,
-            n: product.n,
-            per_step: product.per_step,
+            product,
             repeats,
             ms,
             gflops: product.flops() / ms / 1e6,
