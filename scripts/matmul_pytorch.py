@@ -49,6 +49,10 @@ def compare_products(path, device):
     ours = [p for p in ours if p.get("mode") == "product"]
     if not ours:
         raise SystemExit(f"{path}: no product lines of `roformer bench --products --json`")
+    steps = {(p["sequences"], p["seq"], p["precision"]) for p in ours}
+    if len(steps) > 1:
+        raise SystemExit(f"{path}: products of {len(steps)} steps (sequences, seq, precision: "
+                         f"{sorted(steps)}); the totals need one, from a single --seq")
     cuda = device.startswith("cuda")
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     precision = ours[0]["precision"]

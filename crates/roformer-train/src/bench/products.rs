@@ -145,12 +145,12 @@ pub fn bench_products<B: Backend>(
     options.precision.check_supported::<B>(device)?;
     let repeats = options.steps.unwrap_or(DEFAULT_REPEATS).max(1);
     let sync = || B::sync(device).map_err(|error| TrainError::data("bench", format!("{error:?}")));
+    let factor = |shape: [usize; 3]| {
+        Tensor::<B, 3>::random(shape, Distribution::Uniform(-1.0, 1.0), device)
+            .cast(options.precision.float_dtype())
+    };
     let mut reports = Vec::new();
     for product in inference_products(config, options.batch, options.seq) {
-        let factor = |shape: [usize; 3]| {
-            Tensor::<B, 3>::random(shape, Distribution::Uniform(-1.0, 1.0), device)
-                .cast(options.precision.float_dtype())
-        };
         let left = factor([product.batch, product.m, product.k]);
         let right = factor([product.batch, product.k, product.n]);
         for _ in 0..options.warmup {
