@@ -227,7 +227,7 @@ fi
 
 # --- (b) the roformer binary --------------------------------------------------------
 if [ "${SKIP_BUILD:-0}" != 1 ] && [ -z "${ROFORMER_BINS:-}" ]; then
-  build=(cargo build --release -p roformer-train)
+  build=(cargo build --release -p roformer-cli)
   if [ -n "${CARGO_FEATURES:-}" ]; then
     build+=(--features "$CARGO_FEATURES")
   fi

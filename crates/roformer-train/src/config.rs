@@ -323,6 +323,23 @@ impl TrainingConfig {
     }
 }
 
+/// Values a command line sets over a pretraining config's (`roformer train --devices ...`).
+#[derive(Debug, Clone, Default)]
+pub struct TrainOverrides {
+    /// `training.devices`.
+    pub devices: Option<usize>,
+    /// `training.precision`.
+    pub precision: Option<Precision>,
+    /// `distributed.nodes`.
+    pub nodes: Option<usize>,
+    /// `distributed.rank`.
+    pub rank: Option<usize>,
+    /// `distributed.coordinator`.
+    pub coordinator: Option<String>,
+    /// `distributed.address`.
+    pub address: Option<String>,
+}
+
 impl TrainConfig {
     /// Reads, parses and validates a TOML config file.
     pub fn from_file(path: &Path) -> Result<Self, TrainError> {
@@ -384,6 +401,32 @@ impl TrainConfig {
         }
         self.distributed
             .validate(training.devices, training.batch_size)
+    }
+
+    /// The config with the command line's overrides (each `Some` replaces the file's
+    /// value), checked again; `source` names the file in errors.
+    pub fn with_overrides(
+        mut self,
+        overrides: TrainOverrides,
+        source: &str,
+    ) -> Result<Self, TrainError> {
+        let TrainOverrides {
+            devices,
+            precision,
+            nodes,
+            rank,
+            coordinator,
+            address,
+        } = overrides;
+        let (training, distributed) = (&mut self.training, &mut self.distributed);
+        training.devices = devices.unwrap_or(training.devices);
+        training.precision = precision.unwrap_or(training.precision);
+        distributed.nodes = nodes.unwrap_or(distributed.nodes);
+        distributed.rank = rank.unwrap_or(distributed.rank);
+        distributed.coordinator = coordinator.unwrap_or(distributed.coordinator.clone());
+        distributed.address = address.unwrap_or(distributed.address.clone());
+        self.revalidate(&format!("{source} with the command line's overrides"))?;
+        Ok(self)
     }
 
     /// Checks a config changed after it was read (command-line overrides) as a file's

@@ -1,19 +1,16 @@
-//! Training, data, tokenizer and inference for RoFormer on burn; the library behind the
-//! `roformer` binary. Everything is generic over the burn backend (training over
+//! Training RoFormer on burn: configs, data, one run loop for masked-LM pretraining and
+//! fine-tuning (sequence and token classification), data-parallel and multi-node
+//! training, eval-mlm and the benchmark. Models, tokenizers and inference are
+//! `roformer_infer`'s. Everything is generic over the burn backend (training over
 //! `B: AutodiffBackend`); the binary picks the backend by cargo feature. This library
 //! never prints: progress comes as [`train::TrainEvent`]s, problems as [`TrainError`]s.
 
 pub mod bench;
-pub mod classify;
 pub mod config;
 pub mod data;
 mod error;
 pub mod eval_mlm;
 pub mod finetune;
-pub mod fs_atomic;
-pub mod infer;
-pub mod model_dir;
-pub mod tag;
 pub mod train;
 
 pub use config::TrainConfig;

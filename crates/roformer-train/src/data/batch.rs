@@ -6,6 +6,8 @@ use burn::tensor::{Int, Tensor, TensorData};
 use roformer::RoFormerBackend;
 use roformer::{IGNORE_INDEX, RoFormerInput};
 
+use roformer_infer::inputs::pad_ids;
+
 use crate::data::masking::MaskedExample;
 
 /// A padded masked-LM batch. Only the selected positions carry targets, flattened over
@@ -22,28 +24,6 @@ pub struct MlmBatch<B: Backend> {
     pub masked_count: usize,
     /// Real (non-padding) tokens in the batch.
     pub real_tokens: usize,
-}
-
-/// `[rows, longest]` id and mask tensors for `sequences`, right-padded with `pad`.
-pub fn pad_ids<B: RoFormerBackend>(
-    sequences: &[&[u32]],
-    pad: u32,
-    device: &B::Device,
-) -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>) {
-    let longest = sequences.iter().map(|s| s.len()).max().unwrap_or(0);
-    let rows = sequences.len();
-    let mut ids = Vec::with_capacity(rows * longest);
-    let mut mask = Vec::with_capacity(rows * longest);
-    for sequence in sequences {
-        ids.extend(sequence.iter().map(|&id| id as i64));
-        ids.extend(std::iter::repeat_n(pad as i64, longest - sequence.len()));
-        mask.extend(std::iter::repeat_n(1i64, sequence.len()));
-        mask.extend(std::iter::repeat_n(0i64, longest - sequence.len()));
-    }
-    (
-        Tensor::from_data(TensorData::new(ids, [rows, longest]), device),
-        Tensor::from_data(TensorData::new(mask, [rows, longest]), device),
-    )
 }
 
 /// Pads masked examples into one batch.

@@ -2,8 +2,8 @@
 //! sequences of at most `max_seq_len` tokens (`[CLS] … [SEP]`), so examples have varied
 //! lengths and batches are padded; a line longer than that is cut into pieces.
 
-use crate::data::tokenizer::TextTokenizer;
 use crate::error::TrainError;
+use roformer_infer::tokenizer::TextTokenizer;
 
 /// Packs the lines of `text` into token sequences, each wrapped in `[CLS]`/`[SEP]`.
 pub fn pack_lines(

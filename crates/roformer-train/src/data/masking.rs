@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use roformer::IGNORE_INDEX;
 
-use crate::data::tokenizer::SpecialIds;
+use roformer_infer::tokenizer::SpecialIds;
 
 /// One corrupted sequence: model input and labels ([`IGNORE_INDEX`] where not selected).
 #[derive(Debug, Clone, PartialEq)]

@@ -5,10 +5,10 @@
 
 use crate::error::TrainError;
 use crate::finetune::config::FinetuneConfig;
-use crate::finetune::inputs::pair_input;
 use crate::finetune::scores::{Scores, scores};
 use crate::finetune::trainer::{LabelledSplits, labelled_splits};
-use crate::model_dir::load_tokenizer;
+use roformer_infer::inputs::pair_input;
+use roformer_infer::model_dir::load_tokenizer;
 
 /// The baselines' scores on the validation examples.
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::error::TrainError;
 use crate::finetune::scores::Scores;
-use crate::fs_atomic::write_atomic;
+use roformer_infer::fs_atomic::write_atomic;
 
 /// The scores file of a run directory.
 pub const SCORES_FILE: &str = "scores.json";

@@ -27,7 +27,7 @@ pub struct Scores {
     pub confusion: Vec<Vec<usize>>,
     /// Entity-level scores, for token classification with BIO labels.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub entities: Option<crate::finetune::entities::EntityScores>,
+    pub entities: Option<roformer_infer::entities::EntityScores>,
 }
 
 /// Scores `predicted` against `target` (equal lengths) over `classes` classes.

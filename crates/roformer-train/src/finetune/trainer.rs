@@ -27,22 +27,12 @@ use roformer::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::data::{TextTokenizer, mask_seed};
+use crate::data::mask_seed;
 use crate::error::TrainError;
-use crate::finetune::classifier_dir::{
-    CLASSIFIER_ARCHITECTURE, TAGGER_ARCHITECTURE, save_classifier_config, save_classifier_weights,
-};
 use crate::finetune::config::{FinetuneConfig, TaskType};
-use crate::finetune::entities::{entity_scores, is_bio};
-use crate::finetune::inputs::{
-    PairInput, label_tensor, pair_batch, pair_input, word_rows, word_windows,
-};
 use crate::finetune::labelled::{LabelledExample, TaggedExample, read_labelled, read_tagged};
 use crate::finetune::report::write_report;
 use crate::finetune::scores::{Scores, scores};
-use crate::finetune::task_model::TaskModel;
-use crate::fs_atomic::write_atomic;
-use crate::model_dir::{CONFIG_FILE, WEIGHTS_FILE, load_model, load_tokenizer, save_tokenizer};
 use crate::train::checkpoint::{
     TrainingState, latest_checkpoint, load_checkpoint, save_checkpoint,
 };
@@ -53,6 +43,19 @@ use crate::train::metrics::{
 };
 use crate::train::optimizer::FusedAdamW;
 use crate::train::{METRICS_FILE, PLOT_FILE};
+use roformer_infer::entities::{entity_scores, is_bio};
+use roformer_infer::fs_atomic::write_atomic;
+use roformer_infer::inputs::{
+    PairInput, label_tensor, pair_batch, pair_input, word_rows, word_windows,
+};
+use roformer_infer::model_dir::{
+    CLASSIFIER_ARCHITECTURE, TAGGER_ARCHITECTURE, save_classifier_config, save_classifier_weights,
+};
+use roformer_infer::model_dir::{
+    CONFIG_FILE, WEIGHTS_FILE, load_model, load_tokenizer, save_tokenizer,
+};
+use roformer_infer::task_model::TaskModel;
+use roformer_infer::tokenizer::TextTokenizer;
 
 /// The resolved fine-tuning config saved in a run directory (read back by `--resume`).
 pub const FINETUNE_CONFIG_FILE: &str = "finetune.toml";

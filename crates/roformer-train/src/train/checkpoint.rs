@@ -90,7 +90,7 @@ where
         .record(optimizer.to_record(), optimizer_path.clone())
         .map_err(|e| record_error(&optimizer_path, e))?;
     let state_json = serde_json::to_string_pretty(&state).expect("state serializes");
-    crate::fs_atomic::write_atomic(&tmp.join(STATE_FILE), state_json.as_bytes())?;
+    roformer_infer::fs_atomic::write_atomic(&tmp.join(STATE_FILE), state_json.as_bytes())?;
 
     let current = sibling(run_dir, "");
     let old = sibling(run_dir, ".old");

@@ -108,7 +108,10 @@ pub fn truncate_step_records<T: StepRecord>(path: &Path, step: usize) -> Result<
     if !text.is_empty() {
         text.push('\n');
     }
-    crate::fs_atomic::write_atomic(path, text.as_bytes())
+    Ok(roformer_infer::fs_atomic::write_atomic(
+        path,
+        text.as_bytes(),
+    )?)
 }
 
 /// A record with a training and a validation loss, as [`plot_losses`] draws it.

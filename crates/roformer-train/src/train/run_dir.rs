@@ -5,14 +5,15 @@
 use std::path::Path;
 
 use crate::config::TrainConfig;
-use crate::data::{Corpus, TextTokenizer};
+use crate::data::Corpus;
 use crate::error::TrainError;
-use crate::fs_atomic::write_atomic;
-use crate::model_dir::{
-    CONFIG_FILE, TOKENIZER_FILE, VOCAB_FILE, WEIGHTS_FILE, load_tokenizer, save_tokenizer,
-};
 use crate::train::checkpoint::latest_checkpoint;
 use crate::train::trainer::RunStart;
+use roformer_infer::fs_atomic::write_atomic;
+use roformer_infer::model_dir::{
+    CONFIG_FILE, TOKENIZER_FILE, VOCAB_FILE, WEIGHTS_FILE, load_tokenizer, save_tokenizer,
+};
+use roformer_infer::tokenizer::TextTokenizer;
 
 /// The resolved config saved in a run directory (and read back by `--resume`).
 pub const RUN_CONFIG_FILE: &str = "config.toml";
@@ -72,10 +73,10 @@ pub(super) fn start_run_dir(run: &OpenedRun, run_dir: &Path) -> Result<(), Train
         return Ok(());
     }
     std::fs::create_dir_all(run_dir).map_err(|e| TrainError::io(run_dir, e))?;
-    write_atomic(
+    Ok(write_atomic(
         &run_dir.join(RUN_CONFIG_FILE),
         run.config.to_toml_string().as_bytes(),
-    )
+    )?)
 }
 
 /// The run's tokenizer: the saved one when resuming; otherwise the config's file or one

@@ -5,10 +5,9 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use crate::data::{
-    Corpus, MaskedExample, SpecialIds, TextTokenizer, Work, mask_seed, mask_tokens, pack_lines,
-};
+use crate::data::{Corpus, MaskedExample, Work, mask_seed, mask_tokens, pack_lines};
 use crate::error::TrainError;
+use roformer_infer::tokenizer::{SpecialIds, TextTokenizer};
 
 /// Salt of the validation masks, so they differ from any training epoch's.
 const VALIDATION_SALT: u64 = 0x005E_ED0F_FA11;

@@ -18,9 +18,8 @@ use roformer::layout::reshape;
 use roformer::{IGNORE_INDEX, RoFormerForMaskedLM};
 
 use crate::config::TrainConfig;
-use crate::data::{Corpus, MaskedExample, MlmBatch, TextTokenizer, mask_seed, mlm_batch};
+use crate::data::{Corpus, MaskedExample, MlmBatch, mask_seed, mlm_batch};
 use crate::error::TrainError;
-use crate::model_dir::save_model;
 use crate::train::checkpoint::{TrainingState, load_checkpoint, save_checkpoint};
 use crate::train::data_parallel::{Setup, Share, Workers, masked_tokens, split_batch};
 use crate::train::loss_scale::{LossScale, optimise};
@@ -32,6 +31,8 @@ use crate::train::optimizer::FusedAdamW;
 use crate::train::run_dir::{METRICS_FILE, PLOT_FILE, open_run_dir, run_tokenizer, start_run_dir};
 use crate::train::schedule::LrSchedule;
 use crate::train::split::{Masking, Splits};
+use roformer_infer::model_dir::save_model;
+use roformer_infer::tokenizer::TextTokenizer;
 
 #[cfg(test)]
 mod backend_equivalence;
@@ -527,7 +528,11 @@ impl<'a, B: RoFormerTrainingBackend> Trainer<'a, B> {
 
     /// Writes the model (inference weights and config) into `run_dir`.
     fn save_model(&self, run_dir: &Path) -> Result<(), TrainError> {
-        save_model(run_dir, &self.config.model, &self.model().valid())
+        Ok(save_model(
+            run_dir,
+            &self.config.model,
+            &self.model().valid(),
+        )?)
     }
 }
 

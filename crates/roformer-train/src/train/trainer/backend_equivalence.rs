@@ -25,8 +25,9 @@ use roformer_testing::weights::copy_weights;
 
 use super::Trainer;
 use crate::config::TrainConfig;
-use crate::data::{Corpus, TextTokenizer, shipped_file};
+use crate::data::{Corpus, shipped_file};
 use crate::train::split::Splits;
+use roformer_infer::tokenizer::TextTokenizer;
 
 /// Steps each backend trains.
 const STEPS: usize = 8;

@@ -1,0 +1,152 @@
+//! `roformer train`: masked-LM pretraining from a config, or a run resumed.
+
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use roformer::Precision;
+use roformer_train::TrainConfig;
+use roformer_train::config::TrainOverrides;
+use roformer_train::train::{RUN_CONFIG_FILE, RunStart, TrainEvent, train};
+
+use crate::args::TrainArgs;
+use crate::backend;
+use crate::progress::Progress;
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    let (start, run_dir, saved) = start_of(args)?;
+    let (replicas, precision, distributed) = saved
+        .map(|c| (c.training.devices, c.training.precision, c.distributed))
+        .unwrap_or_default();
+    let replicas = replicas.max(1);
+    if replicas > 1 && !backend::REPLICAS_SHARE_THE_DEVICE {
+        bail!(
+            "training.devices = {replicas}: data-parallel replicas run on CPU backends in this build; {} trains on one device per machine",
+            backend::NAME
+        );
+    }
+    let device = backend::device()?;
+    let replicas = match (replicas, distributed.nodes) {
+        (1, 1) => String::new(),
+        (n, 1) => format!(", {n} data-parallel replicas"),
+        (n, nodes) => format!(
+            ", {n} data-parallel replica(s) on node {} of {nodes}, coordinator {}",
+            distributed.rank, distributed.coordinator
+        ),
+    };
+    let mut progress = Progress::new(header(&device, &replicas, precision, &run_dir));
+    let summary = train::<backend::Training>(start, &run_dir, &device, &mut |event| {
+        on_event(&mut progress, event);
+        ControlFlow::Continue(())
+    })?;
+    progress.finish();
+    if let Some(last) = &summary.last {
+        eprintln!(
+            "done in {:.1} min: step {}, valid loss {:.3}, valid accuracy {:.3} (most-frequent-token baseline {:.3})",
+            progress.minutes(),
+            last.step,
+            last.valid_loss,
+            last.valid_accuracy,
+            summary.majority_baseline_accuracy
+        );
+    }
+    eprintln!(
+        "model, tokenizer, metrics.jsonl and loss.png are in {}",
+        summary.run_dir.display()
+    );
+    Ok(())
+}
+
+/// A fresh run (the config with the command line's overrides) or a resumed one, its
+/// directory, and its config when it can be read.
+fn start_of(args: TrainArgs) -> Result<(RunStart, PathBuf, Option<TrainConfig>)> {
+    let TrainArgs {
+        config,
+        output,
+        resume,
+        devices,
+        precision,
+        nodes,
+        rank,
+        coordinator,
+        address,
+    } = args;
+    match (config, resume) {
+        (_, Some(dir)) => {
+            let saved = TrainConfig::from_file(&dir.join(RUN_CONFIG_FILE));
+            Ok((RunStart::Resume, dir, saved.ok()))
+        }
+        (Some(path), None) => {
+            let overrides = TrainOverrides {
+                devices,
+                precision,
+                nodes,
+                rank,
+                coordinator,
+                address,
+            };
+            let config = TrainConfig::from_file(&path)?
+                .with_overrides(overrides, &path.display().to_string())?;
+            let run_dir = output.unwrap_or_else(|| config.training.output_dir.clone());
+            Ok((
+                RunStart::Fresh(Box::new(config.clone())),
+                run_dir,
+                Some(config),
+            ))
+        }
+        (None, None) => bail!("give --config FILE or --resume DIR"),
+    }
+}
+
+fn header(
+    device: &backend::Device,
+    replicas: &str,
+    precision: Precision,
+    run_dir: &std::path::Path,
+) -> String {
+    format!(
+        "backend: {} (device {device:?}{replicas}), precision {precision}, run directory: {}",
+        backend::NAME,
+        run_dir.display()
+    )
+}
+
+fn on_event(progress: &mut Progress, event: TrainEvent) {
+    match event {
+        TrainEvent::Started {
+            start_step,
+            total_steps,
+            train_examples,
+            valid_examples,
+            vocab_size,
+            parameters,
+        } => {
+            let line = format!(
+                "{parameters} parameters, vocabulary {vocab_size}, {train_examples} training / {valid_examples} validation sequences, steps {start_step}..{total_steps}"
+            );
+            progress.start(&[line], start_step, total_steps);
+        }
+        TrainEvent::Step {
+            step,
+            total_steps,
+            loss,
+            learning_rate,
+            tokens_per_second,
+        } => {
+            let message =
+                format!("loss {loss:.3} lr {learning_rate:.2e} {tokens_per_second:.0} tok/s");
+            progress.step(step, total_steps, message);
+        }
+        TrainEvent::Evaluated(record) => progress.line(format!(
+            "eval step {}: train loss {:.3}, valid loss {:.3}, valid accuracy {:.3}, {:.0} tok/s",
+            record.step,
+            record.train_loss,
+            record.valid_loss,
+            record.valid_accuracy,
+            record.tokens_per_second
+        )),
+        TrainEvent::Checkpointed { step, path } => {
+            progress.line(format!("checkpoint at step {step}: {}", path.display()))
+        }
+    }
+}

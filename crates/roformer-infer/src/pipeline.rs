@@ -1,0 +1,167 @@
+//! The pipelines as values: a model directory loaded once, in a precision, on a device,
+//! then called many times (`FillMask::<B>::load(dir, &device, precision)?.run(..)`), as a
+//! CLI command, a server's worker or a user's program calls them.
+
+use std::path::Path;
+
+use roformer::{Precision, RoFormerBackend};
+
+use crate::error::InferError;
+use crate::model_dir::{
+    LoadedClassifier, LoadedModel, LoadedTagger, load_classifier, load_model, load_tagger,
+};
+use crate::pipelines::{
+    Classification, ClassifyInput, EncodeLine, Encoded, MaskPrediction, Pooling, Tagging,
+    WithWarnings, classify, embed, encode, fill_mask, similarity, tag,
+};
+
+/// A masked-LM or encoder directory loaded for inference in `precision`.
+fn load_encoder<B: RoFormerBackend>(
+    dir: &Path,
+    device: &B::Device,
+    precision: Precision,
+) -> Result<LoadedModel<B>, InferError> {
+    load_model::<B>(dir, device)?.in_precision(precision, device)
+}
+
+/// Fill-mask on a masked-LM directory.
+pub struct FillMask<B: RoFormerBackend> {
+    /// The model.
+    pub model: LoadedModel<B>,
+    device: B::Device,
+}
+
+impl<B: RoFormerBackend> FillMask<B> {
+    /// Loads `dir` in `precision` on `device`.
+    pub fn load(dir: &Path, device: &B::Device, precision: Precision) -> Result<Self, InferError> {
+        let model = load_encoder(dir, device, precision)?;
+        Ok(Self {
+            model,
+            device: device.clone(),
+        })
+    }
+
+    /// The `top_k` most likely tokens for each `[MASK]` of `text`.
+    pub fn run(
+        &self,
+        text: &str,
+        top_k: usize,
+    ) -> Result<WithWarnings<Vec<MaskPrediction>>, InferError> {
+        fill_mask(&self.model, text, top_k, &self.device)
+    }
+}
+
+/// Sentence embeddings (and similarity) on any encoder directory.
+pub struct Embed<B: RoFormerBackend> {
+    /// The model.
+    pub model: LoadedModel<B>,
+    device: B::Device,
+}
+
+impl<B: RoFormerBackend> Embed<B> {
+    /// Loads `dir` in `precision` on `device`.
+    pub fn load(dir: &Path, device: &B::Device, precision: Precision) -> Result<Self, InferError> {
+        let model = load_encoder(dir, device, precision)?;
+        Ok(Self {
+            model,
+            device: device.clone(),
+        })
+    }
+
+    /// One embedding per line, pooled as `pooling` says.
+    pub fn run(
+        &self,
+        lines: &[EncodeLine],
+        pooling: Pooling,
+    ) -> Result<WithWarnings<Vec<Vec<f32>>>, InferError> {
+        embed(&self.model, lines, pooling, &self.device)
+    }
+
+    /// The cosine similarity of the embeddings of `a` and `b`.
+    pub fn similarity(
+        &self,
+        a: &str,
+        b: &str,
+        pooling: Pooling,
+    ) -> Result<WithWarnings<f32>, InferError> {
+        similarity(&self.model, a, b, pooling, &self.device)
+    }
+}
+
+/// Raw encoder outputs on any encoder directory.
+pub struct Encode<B: RoFormerBackend> {
+    /// The model.
+    pub model: LoadedModel<B>,
+    device: B::Device,
+}
+
+impl<B: RoFormerBackend> Encode<B> {
+    /// Loads `dir` in `precision` on `device`.
+    pub fn load(dir: &Path, device: &B::Device, precision: Precision) -> Result<Self, InferError> {
+        let model = load_encoder(dir, device, precision)?;
+        Ok(Self {
+            model,
+            device: device.clone(),
+        })
+    }
+
+    /// The last hidden state of `lines` as one padded batch (and the masked-LM logits
+    /// with `with_logits`).
+    pub fn run(
+        &self,
+        lines: &[EncodeLine],
+        with_logits: bool,
+    ) -> Result<WithWarnings<Encoded>, InferError> {
+        encode(&self.model, lines, with_logits, &self.device)
+    }
+}
+
+/// Classification on a fine-tuned sequence classifier's directory.
+pub struct Classify<B: RoFormerBackend> {
+    /// The model.
+    pub model: LoadedClassifier<B>,
+    device: B::Device,
+}
+
+impl<B: RoFormerBackend> Classify<B> {
+    /// Loads `dir` in `precision` on `device`.
+    pub fn load(dir: &Path, device: &B::Device, precision: Precision) -> Result<Self, InferError> {
+        let model = load_classifier::<B>(dir, device)?.in_precision(precision, device)?;
+        Ok(Self {
+            model,
+            device: device.clone(),
+        })
+    }
+
+    /// The `top_k` most probable labels of each input.
+    pub fn run(
+        &self,
+        inputs: &[ClassifyInput],
+        top_k: usize,
+    ) -> Result<Vec<Classification>, InferError> {
+        classify(&self.model, inputs, top_k, &self.device)
+    }
+}
+
+/// Tagging on a fine-tuned token classifier's directory.
+pub struct Tag<B: RoFormerBackend> {
+    /// The model.
+    pub model: LoadedTagger<B>,
+    device: B::Device,
+}
+
+impl<B: RoFormerBackend> Tag<B> {
+    /// Loads `dir` in `precision` on `device`.
+    pub fn load(dir: &Path, device: &B::Device, precision: Precision) -> Result<Self, InferError> {
+        let model = load_tagger::<B>(dir, device)?.in_precision(precision, device)?;
+        Ok(Self {
+            model,
+            device: device.clone(),
+        })
+    }
+
+    /// A label per word of each input (and the entities of BIO labels).
+    pub fn run(&self, inputs: &[Vec<String>]) -> Result<Vec<Tagging>, InferError> {
+        tag(&self.model, inputs, &self.device)
+    }
+}

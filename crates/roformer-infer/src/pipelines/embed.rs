@@ -1,0 +1,105 @@
+//! Sentence embeddings: the last hidden state pooled (mean over real tokens, or `[CLS]`),
+//! and the cosine similarity of two texts' embeddings.
+
+use roformer::precision::widened;
+use roformer::{RoFormerBackend, RoFormerInput};
+
+use crate::error::InferError;
+use crate::model_dir::LoadedModel;
+use crate::pipelines::input_line::{EncodeLine, embed_line};
+use crate::pipelines::rows::{BATCH, WithWarnings, longest, model_row, pad_rows, values};
+
+/// How a sentence embedding is made from the last hidden state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Pooling {
+    /// The mean over the real (unpadded) tokens, `[CLS]` and `[SEP]` included.
+    #[default]
+    Mean,
+    /// The hidden state of the first token, `[CLS]` (what the roformer-sim models use).
+    Cls,
+}
+
+/// One sentence embedding per input line, pooled as `pooling` says. Lines of text are
+/// tokenized (with `[CLS]` and `[SEP]`); lines of token ids are used as they are and need
+/// no tokenizer.
+pub fn embed<B: RoFormerBackend>(
+    loaded: &LoadedModel<B>,
+    lines: &[EncodeLine],
+    pooling: Pooling,
+    device: &B::Device,
+) -> Result<WithWarnings<Vec<Vec<f32>>>, InferError> {
+    if lines.is_empty() {
+        return Err(InferError::data("input", "no lines to embed"));
+    }
+    let mut warnings = Vec::new();
+    let rows = lines
+        .iter()
+        .enumerate()
+        .map(|(index, line)| model_row(loaded, line, &format!("line {}", index + 1), &mut warnings))
+        .collect::<Result<Vec<_>, _>>()?;
+    let pad = loaded.pad_id();
+    let mut embeddings = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(BATCH) {
+        let padded = pad_rows::<B>(chunk, longest(chunk), pad, device);
+        let mask = padded.attention_mask;
+        // Pooled in f32 whatever the compute precision.
+        let hidden = widened(
+            loaded.encoder().forward(
+                RoFormerInput::new(padded.input_ids)
+                    .with_attention_mask(mask.clone())
+                    .with_token_type_ids(padded.token_type_ids),
+            ),
+        );
+        let [rows, _, width] = hidden.dims();
+        let pooled = match pooling {
+            Pooling::Mean => {
+                let weights = mask.float().unsqueeze_dim::<3>(2);
+                let sums = (hidden * weights.clone()).sum_dim(1).reshape([rows, width]);
+                let counts = weights.sum_dim(1).reshape([rows, 1]);
+                sums / counts
+            }
+            Pooling::Cls => hidden
+                .slice([0..rows, 0..1, 0..width])
+                .reshape([rows, width]),
+        };
+        embeddings.extend(values(pooled)?.chunks(width).map(<[f32]>::to_vec));
+    }
+    Ok(WithWarnings {
+        value: embeddings,
+        warnings,
+    })
+}
+
+/// Cosine similarity of the sentence embeddings of `a` and `b` (pooled as `pooling`
+/// says): in `[-1, 1]`, 1 for the same direction.
+pub fn similarity<B: RoFormerBackend>(
+    loaded: &LoadedModel<B>,
+    a: &str,
+    b: &str,
+    pooling: Pooling,
+    device: &B::Device,
+) -> Result<WithWarnings<f32>, InferError> {
+    let lines = [embed_line(a), embed_line(b)];
+    let WithWarnings { value, warnings } = embed(loaded, &lines, pooling, device)?;
+    Ok(WithWarnings {
+        value: cosine(&value[0], &value[1]),
+        warnings,
+    })
+}
+
+/// `x·y / (‖x‖ ‖y‖)`, accumulated in f64; 0 when either vector is zero.
+pub fn cosine(x: &[f32], y: &[f32]) -> f32 {
+    let dot = |u: &[f32], v: &[f32]| -> f64 {
+        u.iter()
+            .zip(v)
+            .map(|(p, q)| f64::from(*p) * f64::from(*q))
+            .sum()
+    };
+    let norms = (dot(x, x) * dot(y, y)).sqrt();
+    if norms == 0.0 {
+        0.0
+    } else {
+        (dot(x, y) / norms) as f32
+    }
+}
