@@ -19,10 +19,9 @@ use roformer_infer::tokenizer::{SPECIAL_TOKENS, SpecialIds, TextTokenizer};
 use roformer_testing::max_abs_diff;
 use roformer_train::TrainConfig;
 use roformer_train::data::{mask_seed, mask_tokens, pack_lines, shipped_file};
-use roformer_train::train::metrics::{EvalRecord, read_records};
-use roformer_train::train::{
-    METRICS_FILE, PLOT_FILE, RUN_CONFIG_FILE, RunStart, TrainEvent, train,
-};
+use roformer_train::run::metrics::{EvalRecord, read_records};
+use roformer_train::run::{METRICS_FILE, PLOT_FILE, RunEvent, RunStart};
+use roformer_train::train::{RUN_CONFIG_FILE, train};
 
 type B = NdArray;
 type AD = Autodiff<NdArray>;
@@ -42,10 +41,10 @@ fn small_config_toml(steps: usize) -> String {
 }
 
 /// One run at a time: each seeds burn-ndarray's one global generator and draws from it.
-fn run(config: RunStart, dir: &Path, stop_at: Option<usize>) {
+fn run(config: RunStart<TrainConfig>, dir: &Path, stop_at: Option<usize>) {
     let _generator = common::ndarray_generator();
     train::<AD>(config, dir, &Default::default(), &mut |event| match event {
-        TrainEvent::Checkpointed { step, .. } if Some(step) == stop_at => ControlFlow::Break(()),
+        RunEvent::Checkpointed { step, .. } if Some(step) == stop_at => ControlFlow::Break(()),
         _ => ControlFlow::Continue(()),
     })
     .unwrap();

@@ -177,7 +177,7 @@ fn wgpu_finetunes_a_tagger_that_ndarray_reads_alike() {
     )
     .unwrap();
     let records: Vec<roformer_train::finetune::FinetuneRecord> =
-        roformer_train::train::metrics::read_step_records(&run_dir.join("metrics.jsonl")).unwrap();
+        roformer_train::run::metrics::read_step_records(&run_dir.join("metrics.jsonl")).unwrap();
     assert_eq!(records.len(), 2);
     assert!(
         records[1].valid_loss < records[0].valid_loss,
@@ -287,8 +287,8 @@ fn reduced_precision_inference_tracks_f32() {
 #[test]
 fn mixed_precision_training_tracks_f32() {
     use burn::tensor::DType;
-    use roformer_train::train::FusedAdamWConfig;
-    use roformer_train::train::loss_scale::{LossScale, optimise};
+    use roformer_train::run::FusedAdamWConfig;
+    use roformer_train::run::loss_scale::{LossScale, optimise};
 
     type AD = Autodiff<Wgpu>;
     let dir = tempfile::tempdir().unwrap();

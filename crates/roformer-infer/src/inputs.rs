@@ -45,7 +45,8 @@ pub fn pair_input(
             }
         }
     }
-    let mut ids = Vec::with_capacity(max_len);
+    // Sized by the input, not by `max_len`, which may be far longer.
+    let mut ids = Vec::with_capacity(first.len() + second.as_ref().map_or(0, Vec::len) + 3);
     ids.push(special.cls);
     ids.extend(&first);
     ids.push(special.sep);

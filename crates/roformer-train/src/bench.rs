@@ -17,8 +17,9 @@ use serde::Serialize;
 
 use crate::data::MlmBatch;
 use crate::error::TrainError;
-use crate::train::loss_scale::{LossScale, optimise};
-use crate::train::{FusedAdamWConfig, masked_lm_step};
+use crate::run::FusedAdamWConfig;
+use crate::run::loss_scale::{LossScale, optimise};
+use crate::train::masked_lm_step;
 
 mod products;
 

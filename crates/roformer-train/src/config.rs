@@ -302,8 +302,8 @@ impl TrainingConfig {
     }
 
     /// The learning-rate schedule of a run of `total_steps`.
-    pub fn schedule(&self, total_steps: usize) -> crate::train::schedule::LrSchedule {
-        crate::train::schedule::LrSchedule {
+    pub fn schedule(&self, total_steps: usize) -> crate::run::schedule::LrSchedule {
+        crate::run::schedule::LrSchedule {
             peak: self.learning_rate,
             warmup: self.warmup_steps,
             total: total_steps,
@@ -313,11 +313,11 @@ impl TrainingConfig {
 
     /// The optimizer these settings describe: AdamW with `weight_decay`, and per-tensor
     /// norm clipping at `max_grad_norm` unless it is 0.
-    pub fn optimizer(&self) -> crate::train::optimizer::FusedAdamWConfig {
+    pub fn optimizer(&self) -> crate::run::optimizer::FusedAdamWConfig {
         let clipping = (self.max_grad_norm > 0.0).then_some(
             burn::grad_clipping::GradientClippingConfig::Norm(self.max_grad_norm as f32),
         );
-        crate::train::optimizer::FusedAdamWConfig::new()
+        crate::run::optimizer::FusedAdamWConfig::new()
             .with_weight_decay(self.weight_decay as f32)
             .with_grad_clipping(clipping)
     }

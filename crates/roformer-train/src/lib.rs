@@ -11,6 +11,7 @@ pub mod data;
 mod error;
 pub mod eval_mlm;
 pub mod finetune;
+pub mod run;
 pub mod train;
 
 pub use config::TrainConfig;

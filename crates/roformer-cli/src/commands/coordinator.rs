@@ -9,7 +9,7 @@ pub fn run(args: CoordinatorArgs) -> Result<()> {
     let coordinator = Coordinator::bind(args.port)?;
     eprintln!(
         "coordinator listening on port {} (every interface); stop it with Ctrl-C once the run is over",
-        args.port
+        coordinator.port()
     );
     coordinator.run();
     Ok(())

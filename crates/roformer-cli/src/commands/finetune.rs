@@ -5,8 +5,9 @@ use std::ops::ControlFlow;
 
 use anyhow::{Result, bail};
 use roformer_train::finetune::{
-    FinetuneConfig, FinetuneEvent, FinetuneStart, FinetuneSummary, finetune,
+    FinetuneConfig, FinetuneDetails, FinetuneEvent, FinetuneStart, FinetuneSummary, finetune,
 };
+use roformer_train::run::RunEvent;
 
 use crate::args::FinetuneArgs;
 use crate::backend;
@@ -44,7 +45,14 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
 
 fn on_event(progress: &mut Progress, event: FinetuneEvent) {
     match event {
-        FinetuneEvent::Started { start_step, total_steps, train_examples, valid_examples, labels, parameters, extended_positions_from } => {
+        RunEvent::Started {
+            start_step,
+            total_steps,
+            train_examples,
+            valid_examples,
+            parameters,
+            details: FinetuneDetails { labels, extended_positions_from },
+        } => {
             let mut lines = Vec::new();
             if start_step == 0 {
                 lines.push(format!(
@@ -63,11 +71,11 @@ fn on_event(progress: &mut Progress, event: FinetuneEvent) {
             ));
             progress.start(&lines, start_step, total_steps);
         }
-        FinetuneEvent::Step { step, total_steps, loss, learning_rate } => {
+        RunEvent::Step { step, total_steps, loss, learning_rate, .. } => {
             let eta = progress.eta(step, total_steps);
             progress.step(step, total_steps, format!("loss {loss:.3} lr {learning_rate:.2e} ETA {eta}"));
         }
-        FinetuneEvent::Evaluated { record, best } => progress.line(format!(
+        RunEvent::Evaluated { record, best } => progress.line(format!(
             "eval step {}: train loss {:.3}, valid loss {:.3}, valid accuracy {:.3}, macro-F1 {:.3}{}{}",
             record.step,
             record.train_loss,
@@ -77,7 +85,7 @@ fn on_event(progress: &mut Progress, event: FinetuneEvent) {
             entity_f1_text(record.valid_entity_f1),
             if best { " (best so far: saved)" } else { "" }
         )),
-        FinetuneEvent::Checkpointed { step, path } => {
+        RunEvent::Checkpointed { step, path } => {
             progress.line(format!("checkpoint at step {step}: {}", path.display()))
         }
     }

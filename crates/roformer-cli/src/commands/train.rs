@@ -7,7 +7,8 @@ use anyhow::{Result, bail};
 use roformer::Precision;
 use roformer_train::TrainConfig;
 use roformer_train::config::TrainOverrides;
-use roformer_train::train::{RUN_CONFIG_FILE, RunStart, TrainEvent, train};
+use roformer_train::run::{RunEvent, RunStart};
+use roformer_train::train::{PretrainingDetails, RUN_CONFIG_FILE, TrainEvent, train};
 
 use crate::args::TrainArgs;
 use crate::backend;
@@ -59,7 +60,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
 
 /// A fresh run (the config with the command line's overrides) or a resumed one, its
 /// directory, and its config when it can be read.
-fn start_of(args: TrainArgs) -> Result<(RunStart, PathBuf, Option<TrainConfig>)> {
+fn start_of(args: TrainArgs) -> Result<(RunStart<TrainConfig>, PathBuf, Option<TrainConfig>)> {
     let TrainArgs {
         config,
         output,
@@ -113,20 +114,20 @@ fn header(
 
 fn on_event(progress: &mut Progress, event: TrainEvent) {
     match event {
-        TrainEvent::Started {
+        RunEvent::Started {
             start_step,
             total_steps,
             train_examples,
             valid_examples,
-            vocab_size,
             parameters,
+            details: PretrainingDetails { vocab_size },
         } => {
             let line = format!(
                 "{parameters} parameters, vocabulary {vocab_size}, {train_examples} training / {valid_examples} validation sequences, steps {start_step}..{total_steps}"
             );
             progress.start(&[line], start_step, total_steps);
         }
-        TrainEvent::Step {
+        RunEvent::Step {
             step,
             total_steps,
             loss,
@@ -137,7 +138,7 @@ fn on_event(progress: &mut Progress, event: TrainEvent) {
                 format!("loss {loss:.3} lr {learning_rate:.2e} {tokens_per_second:.0} tok/s");
             progress.step(step, total_steps, message);
         }
-        TrainEvent::Evaluated(record) => progress.line(format!(
+        RunEvent::Evaluated { record, .. } => progress.line(format!(
             "eval step {}: train loss {:.3}, valid loss {:.3}, valid accuracy {:.3}, {:.0} tok/s",
             record.step,
             record.train_loss,
@@ -145,7 +146,7 @@ fn on_event(progress: &mut Progress, event: TrainEvent) {
             record.valid_accuracy,
             record.tokens_per_second
         )),
-        TrainEvent::Checkpointed { step, path } => {
+        RunEvent::Checkpointed { step, path } => {
             progress.line(format!("checkpoint at step {step}: {}", path.display()))
         }
     }

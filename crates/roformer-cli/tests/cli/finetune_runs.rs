@@ -6,11 +6,9 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use burn::backend::{Autodiff, NdArray};
-use roformer_train::finetune::{
-    FinetuneConfig, FinetuneEvent, FinetuneRecord, FinetuneStart, finetune,
-};
-use roformer_train::train::METRICS_FILE;
-use roformer_train::train::metrics::read_step_records;
+use roformer_train::finetune::{FinetuneConfig, FinetuneRecord, FinetuneStart, finetune};
+use roformer_train::run::metrics::read_step_records;
+use roformer_train::run::{METRICS_FILE, RunEvent};
 
 use crate::common::{ndarray_generator, roformer};
 
@@ -25,9 +23,7 @@ pub fn run(config: &str, run_dir: &Path, stop_at: Option<usize>) {
         run_dir,
         &Default::default(),
         &mut |event| match event {
-            FinetuneEvent::Checkpointed { step, .. } if Some(step) == stop_at => {
-                ControlFlow::Break(())
-            }
+            RunEvent::Checkpointed { step, .. } if Some(step) == stop_at => ControlFlow::Break(()),
             _ => ControlFlow::Continue(()),
         },
     )

@@ -5,9 +5,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use roformer_train::train::METRICS_FILE;
-use roformer_train::train::checkpoint::PAUSE_CHECKPOINT_ENV;
-use roformer_train::train::metrics::{EvalRecord, read_records};
+use roformer_train::run::METRICS_FILE;
+use roformer_train::run::checkpoint::PAUSE_CHECKPOINT_ENV;
+use roformer_train::run::metrics::{EvalRecord, read_records};
 
 use crate::common::{roformer, small_config_toml, spawn_roformer, write_small_corpus};
 

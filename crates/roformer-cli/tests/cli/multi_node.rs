@@ -9,8 +9,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use roformer_testing::max_abs_diff;
-use roformer_train::train::METRICS_FILE;
-use roformer_train::train::metrics::read_records;
+use roformer_train::run::METRICS_FILE;
+use roformer_train::run::metrics::read_records;
 
 use crate::common;
 

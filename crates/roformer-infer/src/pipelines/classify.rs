@@ -50,6 +50,18 @@ pub fn label_probabilities<B: RoFormerBackend>(
     inputs: &[ClassifyInput],
     device: &B::Device,
 ) -> Result<Vec<Vec<f64>>, InferError> {
+    for input in inputs {
+        if input.text.trim().is_empty() {
+            return Err(InferError::data("input", "empty text"));
+        }
+        if input
+            .text_pair
+            .as_ref()
+            .is_some_and(|pair| pair.trim().is_empty())
+        {
+            return Err(InferError::data("input", "empty text_pair"));
+        }
+    }
     let max_len = classifier.config.max_position_embeddings;
     let encoded: Vec<PairInput> = inputs
         .iter()

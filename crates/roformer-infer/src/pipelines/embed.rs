@@ -80,6 +80,14 @@ pub fn similarity<B: RoFormerBackend>(
     pooling: Pooling,
     device: &B::Device,
 ) -> Result<WithWarnings<f32>, InferError> {
+    for (text, which) in [(a, "first"), (b, "second")] {
+        if text.trim().is_empty() {
+            return Err(InferError::data(
+                "input",
+                format!("the {which} text is empty"),
+            ));
+        }
+    }
     let lines = [embed_line(a), embed_line(b)];
     let WithWarnings { value, warnings } = embed(loaded, &lines, pooling, device)?;
     Ok(WithWarnings {

@@ -148,6 +148,9 @@ pub(crate) fn model_row<B: RoFormerBackend>(
     let max_len = loaded.config.max_position_embeddings;
     match line {
         EncodeLine::Text { text } => {
+            if text.trim().is_empty() {
+                return Err(InferError::data("input", format!("{what}: empty text")));
+            }
             let tokenizer = loaded.tokenizer()?;
             let mut ids = tokenizer.encode_with_special(text)?;
             truncate(&mut ids, max_len, tokenizer.special().sep, what, warnings);

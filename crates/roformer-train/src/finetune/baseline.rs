@@ -6,7 +6,7 @@
 use crate::error::TrainError;
 use crate::finetune::config::FinetuneConfig;
 use crate::finetune::scores::{Scores, scores};
-use crate::finetune::trainer::{LabelledSplits, labelled_splits};
+use crate::finetune::splits::{LabelledSplits, labelled_splits};
 use roformer_infer::inputs::pair_input;
 use roformer_infer::model_dir::load_tokenizer;
 

@@ -73,6 +73,10 @@ pub struct TaskConfig {
     pub label_field: Option<String>,
 }
 
+/// The longest input a fine-tuning run takes: the model's position tables grow with it,
+/// so an absurd value is refused by name instead of exhausting memory.
+pub const MAX_SEQ_LEN: usize = 65_536;
+
 fn default_max_seq_len() -> usize {
     128
 }
@@ -159,6 +163,15 @@ impl FinetuneConfig {
                 "task.max_seq_len",
                 format!(
                     "expected at least 3 ([CLS], a token, [SEP]), got {}",
+                    self.task.max_seq_len
+                ),
+            );
+        }
+        if self.task.max_seq_len > MAX_SEQ_LEN {
+            return fail(
+                "task.max_seq_len",
+                format!(
+                    "expected at most {MAX_SEQ_LEN} tokens (a rotary model's tables are built for that many positions), got {}",
                     self.task.max_seq_len
                 ),
             );

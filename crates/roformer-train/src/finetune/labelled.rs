@@ -283,7 +283,9 @@ fn tagged_json_rows(
     source: &str,
 ) -> Result<Vec<(usize, TaggedExample)>, TrainError> {
     json_object_rows(text, source, |object, at| {
-        let words = match object.get(&fields.words) {
+        // `words` is what `roformer tag --input` and HF's token-classification data sets
+        // call the field, so a line that has it needs no `text_field` setting.
+        let words = match object.get(&fields.words).or_else(|| object.get("words")) {
             None => return Err(at(format!("missing field `{}`", fields.words))),
             Some(Value::String(text)) => text.split_whitespace().map(str::to_string).collect(),
             Some(Value::Array(items)) => items

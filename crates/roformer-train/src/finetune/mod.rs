@@ -5,16 +5,21 @@
 
 pub mod baseline;
 pub mod config;
+mod examples;
+mod head;
 pub mod labelled;
+mod record;
 pub mod report;
 pub mod scores;
+mod splits;
 pub mod trainer;
 
 pub use config::{FinetuneConfig, TaskType};
 pub use labelled::{
     LabelFields, LabelledExample, TagFields, TaggedExample, read_labelled, read_tagged,
 };
+pub use record::FinetuneRecord;
 pub use scores::{ClassScores, Scores, scores};
 pub use trainer::{
-    FINETUNE_CONFIG_FILE, FinetuneEvent, FinetuneRecord, FinetuneStart, FinetuneSummary, finetune,
+    FINETUNE_CONFIG_FILE, FinetuneDetails, FinetuneEvent, FinetuneStart, FinetuneSummary, finetune,
 };

@@ -52,7 +52,7 @@ fn plot_confusion(
     confusion: &[Vec<usize>],
     path: &Path,
 ) -> Result<(), TrainError> {
-    crate::train::metrics::register_font();
+    crate::run::metrics::register_font();
     let plot_error = |e: &dyn std::fmt::Display| {
         TrainError::io(path, format!("cannot draw the confusion matrix: {e}"))
     };

@@ -27,9 +27,9 @@ use roformer::{RoFormerForMaskedLM, RoFormerTrainingBackend};
 
 use crate::data::{MaskedExample, mlm_batch};
 use crate::error::TrainError;
+use crate::run::optimizer::FusedAdamW;
+use crate::train::masked_lm_step;
 use crate::train::nodes::{Placement, check_fingerprints, fingerprint};
-use crate::train::optimizer::FusedAdamW;
-use crate::train::trainer::masked_lm_step;
 
 type Model<B> = RoFormerForMaskedLM<B>;
 type AdamW<B> = OptimizerAdaptor<FusedAdamW, Model<B>, B>;

@@ -76,13 +76,25 @@ impl Coordinator {
     /// A coordinator for `port` on every interface; fails if the port cannot be taken.
     pub fn bind(port: u16) -> Result<Self, TrainError> {
         // The orchestrator only logs a port it cannot bind: try it first for a clear error.
-        std::net::TcpListener::bind(("0.0.0.0", port))
+        // Port 0 asks the system for a free port, which the orchestrator then takes, so
+        // that it can be named to the nodes.
+        let probe = std::net::TcpListener::bind(("0.0.0.0", port))
             .map_err(|e| TrainError::Distributed(format!("coordinator port {port}: {e}")))?;
+        let port = probe
+            .local_addr()
+            .map_err(|e| TrainError::Distributed(format!("coordinator port {port}: {e}")))?
+            .port();
+        drop(probe);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .map_err(|e| TrainError::Distributed(format!("coordinator runtime: {e}")))?;
         Ok(Self { port, runtime })
+    }
+
+    /// The port it listens on (the one the system picked when asked for port 0).
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// Serves until the process is interrupted (Ctrl-C).

@@ -1,5 +1,5 @@
-//! The run directory: its file names, opening it for a fresh or resumed run, and the
-//! run's tokenizer (trained or loaded, and kept there so inference and `--resume` use
+//! A pretraining run's directory: its config file, opening it for a fresh or resumed run,
+//! and the run's tokenizer (trained or loaded, and kept there so inference and `--resume` use
 //! the same one).
 
 use std::path::Path;
@@ -7,8 +7,7 @@ use std::path::Path;
 use crate::config::TrainConfig;
 use crate::data::Corpus;
 use crate::error::TrainError;
-use crate::train::checkpoint::latest_checkpoint;
-use crate::train::trainer::RunStart;
+use crate::run::{RunStart, refuse_taken};
 use roformer_infer::fs_atomic::write_atomic;
 use roformer_infer::model_dir::{
     CONFIG_FILE, TOKENIZER_FILE, VOCAB_FILE, WEIGHTS_FILE, load_tokenizer, save_tokenizer,
@@ -17,10 +16,6 @@ use roformer_infer::tokenizer::TextTokenizer;
 
 /// The resolved config saved in a run directory (and read back by `--resume`).
 pub const RUN_CONFIG_FILE: &str = "config.toml";
-/// Evaluation history.
-pub const METRICS_FILE: &str = "metrics.jsonl";
-/// Loss curves.
-pub const PLOT_FILE: &str = "loss.png";
 
 /// A run directory ready for training, with the run's config.
 pub(super) struct OpenedRun {
@@ -34,26 +29,14 @@ pub(super) struct OpenedRun {
 /// a run (nothing is overwritten); a resume reads the saved config back. Writes nothing:
 /// [`start_run_dir`] does, once the data and tokenizer are ready, so a run that fails on
 /// its data leaves no run behind to block a corrected retry.
-pub(super) fn open_run_dir(start: RunStart, run_dir: &Path) -> Result<OpenedRun, TrainError> {
+pub(super) fn open_run_dir(
+    start: RunStart<TrainConfig>,
+    run_dir: &Path,
+) -> Result<OpenedRun, TrainError> {
     match start {
         RunStart::Fresh(config) => {
-            if latest_checkpoint(run_dir).is_some() || run_dir.join(RUN_CONFIG_FILE).exists() {
-                return Err(TrainError::model_dir(
-                    run_dir,
-                    "already holds a run; continue it with --resume or choose another --output",
-                ));
-            }
-            let taken = [CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, VOCAB_FILE]
-                .into_iter()
-                .find(|name| run_dir.join(name).exists());
-            if let Some(name) = taken {
-                return Err(TrainError::model_dir(
-                    run_dir,
-                    format!(
-                        "already holds {name}, which training would overwrite; choose another --output"
-                    ),
-                ));
-            }
+            let model_files = [CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, VOCAB_FILE];
+            refuse_taken(run_dir, RUN_CONFIG_FILE, &model_files, "training")?;
             Ok(OpenedRun {
                 config: *config,
                 resuming: false,

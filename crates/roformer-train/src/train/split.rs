@@ -1,10 +1,6 @@
 //! The training and validation splits as packed sequences, and the masked examples drawn
 //! from them: per-epoch order and masks for training, fixed masks for validation.
 
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
-
 use crate::data::{Corpus, MaskedExample, Work, mask_seed, mask_tokens, pack_lines};
 use crate::error::TrainError;
 use roformer_infer::tokenizer::{SpecialIds, TextTokenizer};
@@ -60,18 +56,6 @@ impl Split {
             masking.probability,
             seed,
         )
-    }
-
-    /// The order in which `epoch` visits the sequences: a shuffle that depends on (seed,
-    /// epoch) alone, so a resumed run sees the same batches.
-    pub fn epoch_order(&self, seed: u64, epoch: usize) -> Vec<usize> {
-        let mut indices: Vec<usize> = (0..self.sequences.len()).collect();
-        indices.shuffle(&mut StdRng::seed_from_u64(mask_seed(
-            seed,
-            epoch as u64,
-            u64::MAX,
-        )));
-        indices
     }
 
     /// Sequence `index` of a training epoch, with that epoch's masks.

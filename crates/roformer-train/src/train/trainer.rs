@@ -1,35 +1,33 @@
-//! Masked-LM pretraining: the loop that turns a [`TrainConfig`] into a run directory.
+//! Masked-LM pretraining: a [`TrainConfig`] turned into a run directory. The run loop is
+//! [`crate::run`]'s; this file is the masked-LM [`Task`]: the model and optimizer (and the
+//! data-parallel replicas), the masked batches of a step, and the validation loss and
+//! accuracy with fixed masks.
 //!
-//! Generic over `B: AutodiffBackend`; the binary picks the backend. Progress is reported
-//! through [`TrainEvent`]s (this library never prints). Deterministic for a seed on a
-//! backend: example order and masks derive from (seed, epoch, example) and the dropout
-//! masks from (seed, step), so a resumed run sees the same batches and drops the same
-//! units as an uninterrupted one.
+//! Generic over `B: AutodiffBackend`; the binary picks the backend. Masks derive from
+//! (seed, epoch, example), so a resumed run sees the same batches as an uninterrupted one.
 
-use roformer::{RoFormerBackend, RoFormerTrainingBackend};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use burn::module::{AutodiffModule, Module};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorPrimitive};
 use roformer::layout::reshape;
-use roformer::{IGNORE_INDEX, RoFormerForMaskedLM};
+use roformer::{IGNORE_INDEX, RoFormerBackend, RoFormerForMaskedLM, RoFormerTrainingBackend};
 
 use crate::config::TrainConfig;
 use crate::data::{Corpus, MaskedExample, MlmBatch, mask_seed, mlm_batch};
 use crate::error::TrainError;
-use crate::train::checkpoint::{TrainingState, load_checkpoint, save_checkpoint};
-use crate::train::data_parallel::{Setup, Share, Workers, masked_tokens, split_batch};
-use crate::train::loss_scale::{LossScale, optimise};
-use crate::train::metrics::{
-    EvalRecord, append_record, plot_losses, read_records, truncate_records,
+use crate::run::checkpoint::{TrainingState, load_checkpoint, save_checkpoint};
+use crate::run::loss_scale::{LossScale, optimise};
+use crate::run::metrics::EvalRecord;
+use crate::run::optimizer::FusedAdamW;
+use crate::run::{
+    RunEvent, RunRecord, RunSettings, RunStart, StepBatch, StepLoss, Task, TrainFigures, run_loop,
 };
+use crate::train::data_parallel::{Setup, Share, Workers, masked_tokens, split_batch};
 use crate::train::nodes::{Placement, collective_config, positional_ids, run_digest};
-use crate::train::optimizer::FusedAdamW;
-use crate::train::run_dir::{METRICS_FILE, PLOT_FILE, open_run_dir, run_tokenizer, start_run_dir};
-use crate::train::schedule::LrSchedule;
+use crate::train::run_dir::{open_run_dir, run_tokenizer, start_run_dir};
 use crate::train::split::{Masking, Splits};
 use roformer_infer::model_dir::save_model;
 use roformer_infer::tokenizer::TextTokenizer;
@@ -37,56 +35,15 @@ use roformer_infer::tokenizer::TextTokenizer;
 #[cfg(test)]
 mod backend_equivalence;
 
-/// Salt of the per-step seeds of the backend's random stream (dropout masks).
-const DROPOUT_SALT: u64 = 0xD20F_0A75_7EED;
-
-/// The backend's seed for `step`: dropout masks are a function of (seed, step) alone, so a
-/// run resumed from a checkpoint draws the same masks as one never stopped.
-pub(crate) fn dropout_seed(seed: u64, step: usize) -> u64 {
-    mask_seed(seed ^ DROPOUT_SALT, step as u64, u64::MAX)
+/// What pretraining says when it starts, beside the run loop's figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PretrainingDetails {
+    /// Entries in the tokenizer's vocabulary.
+    pub vocab_size: usize,
 }
 
-/// What the loop reports while it runs.
-#[derive(Debug, Clone)]
-pub enum TrainEvent {
-    /// Data, tokenizer and model are ready.
-    Started {
-        /// Steps already done (non-zero when resuming).
-        start_step: usize,
-        /// Steps the run will have done when it ends.
-        total_steps: usize,
-        /// Training examples (packed sequences).
-        train_examples: usize,
-        /// Validation examples.
-        valid_examples: usize,
-        /// Entries in the tokenizer's vocabulary.
-        vocab_size: usize,
-        /// Trainable parameters of the model.
-        parameters: usize,
-    },
-    /// One optimisation step is done.
-    Step {
-        /// Steps done.
-        step: usize,
-        /// Steps the run will do.
-        total_steps: usize,
-        /// This step's masked-LM loss.
-        loss: f64,
-        /// Learning rate used.
-        learning_rate: f64,
-        /// Real tokens per second over the steps since the last evaluation.
-        tokens_per_second: f64,
-    },
-    /// An evaluation on the validation split.
-    Evaluated(EvalRecord),
-    /// A checkpoint was written.
-    Checkpointed {
-        /// Steps done.
-        step: usize,
-        /// The checkpoint folder.
-        path: PathBuf,
-    },
-}
+/// What pretraining reports while it runs.
+pub type TrainEvent = RunEvent<EvalRecord, PretrainingDetails>;
 
 /// What a finished run produced.
 #[derive(Debug, Clone)]
@@ -99,19 +56,13 @@ pub struct TrainSummary {
     pub majority_baseline_accuracy: f64,
 }
 
-/// Where a run starts.
-pub enum RunStart {
-    /// A new run into an empty (or new) directory.
-    Fresh(Box<TrainConfig>),
-    /// Continue the run in this directory from its last checkpoint.
-    Resume,
-}
+impl RunRecord for EvalRecord {}
 
 /// Trains as the config says, writing into `run_dir`. `observe` receives progress; when it
-/// answers `Break` to a [`TrainEvent::Checkpointed`], training stops there (the run can be
+/// answers `Break` to a [`RunEvent::Checkpointed`], training stops there (the run can be
 /// continued with [`RunStart::Resume`]), e.g. on Ctrl-C.
 pub fn train<B: RoFormerTrainingBackend>(
-    start: RunStart,
+    start: RunStart<TrainConfig>,
     run_dir: &Path,
     device: &B::Device,
     observe: &mut dyn FnMut(TrainEvent) -> ControlFlow<()>,
@@ -127,97 +78,30 @@ pub fn train<B: RoFormerTrainingBackend>(
     let tokenizer = run_tokenizer(&run, &corpus, run_dir)?;
     let splits = Splits::new(&corpus, &tokenizer, config.data.max_seq_len)?;
     start_run_dir(&run, run_dir)?;
-    let metrics_path = run_dir.join(METRICS_FILE);
     let resume_from = run.resuming.then_some(run_dir);
     let mut trainer = Trainer::<B>::new(config, splits, &tokenizer, resume_from, device)?;
-    if run.resuming {
-        // Evaluations past the checkpoint are redone.
-        truncate_records(&metrics_path, trainer.start_step)?;
-    }
-
-    let _ = observe(TrainEvent::Started {
-        start_step: trainer.start_step,
-        total_steps: trainer.total_steps,
-        train_examples: trainer.splits.train.len(),
-        valid_examples: trainer.splits.valid.len(),
-        vocab_size: trainer.masking.vocab,
-        parameters: trainer.model().num_params(),
-    });
-
     let majority_baseline_accuracy = trainer.majority_baseline();
-    let mut last = read_records(&metrics_path)?.pop();
-    for step in trainer.start_step..trainer.total_steps {
-        let report = trainer.step(step)?;
-        let done = step + 1;
-        let _ = observe(TrainEvent::Step {
-            step: done,
-            total_steps: trainer.total_steps,
-            loss: report.loss,
-            learning_rate: report.learning_rate,
-            tokens_per_second: report.tokens_per_second,
-        });
-        if trainer.evaluates_after(done) && config.distributed.rank == 0 {
-            let record = trainer.evaluation(done, &report);
-            append_record(&metrics_path, &record)?;
-            let _ = observe(TrainEvent::Evaluated(record.clone()));
-            last = Some(record);
-        }
-        if trainer.checkpoints_after(done) {
-            let path = trainer.checkpoint(run_dir, done)?;
-            if observe(TrainEvent::Checkpointed { step: done, path }).is_break() {
-                break;
-            }
-        }
-    }
-
-    trainer.save_model(run_dir)?;
-    if let Some(workers) = trainer.workers.take() {
-        workers.finish(device)?;
-    }
-    plot_losses(
-        &read_records(&metrics_path)?,
-        "masked-LM loss",
-        &run_dir.join(PLOT_FILE),
-    )?;
+    let settings = RunSettings {
+        training: &config.training,
+        run_dir,
+        start_step: trainer.start_step,
+        resuming: run.resuming,
+        loss_caption: "masked-LM loss",
+        details: PretrainingDetails {
+            vocab_size: trainer.masking.vocab,
+        },
+    };
+    let outcome = run_loop(&mut trainer, settings, observe)?;
     Ok(TrainSummary {
         run_dir: run_dir.to_path_buf(),
-        last,
+        last: outcome.last,
         majority_baseline_accuracy,
     })
 }
 
-/// What one optimisation step reports.
-struct StepReport {
-    /// The step's masked-LM loss.
-    loss: f64,
-    /// The learning rate it used.
-    learning_rate: f64,
-    /// Real tokens per second since the last evaluation.
-    tokens_per_second: f64,
-}
-
-/// Training totals since the last evaluation.
-#[derive(Debug, Default)]
-struct SinceEvaluation {
-    loss_sum: f64,
-    steps: usize,
-    tokens: usize,
-    seconds: f64,
-}
-
-impl SinceEvaluation {
-    fn mean_loss(&self) -> f64 {
-        self.loss_sum / self.steps as f64
-    }
-
-    fn tokens_per_second(&self) -> f64 {
-        self.tokens as f64 / self.seconds.max(1e-9)
-    }
-}
-
-/// A run in progress: model and optimizer, the learning-rate schedule, the data, and the
-/// totals the next evaluation reports.
-struct Trainer<'a, B: RoFormerTrainingBackend> {
+/// The masked-LM task: model and optimizer, the data and its masking, and the replicas of
+/// data-parallel training.
+pub(crate) struct Trainer<'a, B: RoFormerTrainingBackend> {
     config: &'a TrainConfig,
     device: &'a B::Device,
     splits: Splits,
@@ -228,15 +112,8 @@ struct Trainer<'a, B: RoFormerTrainingBackend> {
     /// `None` only inside [`Trainer::step`] with several replicas, while replica 0's
     /// thread owns it.
     optimizer: Option<OptimizerAdaptor<FusedAdamW, RoFormerForMaskedLM<B>, B>>,
-    schedule: LrSchedule,
     /// Steps already done when this process started (non-zero when resuming).
     start_step: usize,
-    /// Steps the run will have done when it ends.
-    total_steps: usize,
-    steps_per_epoch: usize,
-    /// The current epoch and its example order.
-    order: Option<(usize, Vec<usize>)>,
-    since_evaluation: SinceEvaluation,
     /// The replicas of data-parallel training (several devices or nodes); this struct's
     /// model and optimizer are this process's replica 0.
     workers: Option<Workers<B>>,
@@ -255,10 +132,6 @@ impl<'a, B: RoFormerTrainingBackend> Trainer<'a, B> {
         device: &'a B::Device,
     ) -> Result<Self, TrainError> {
         let training = &config.training;
-        let steps_per_epoch = training.steps_per_epoch(splits.train.len());
-        let total_steps = training.total_steps(splits.train.len());
-        let schedule = training.schedule(total_steps);
-
         // The initial weights are the backend generator's first draws.
         B::seed(device, training.seed);
         let model = RoFormerForMaskedLM::<B>::new(&config.model, device)?
@@ -279,61 +152,68 @@ impl<'a, B: RoFormerTrainingBackend> Trainer<'a, B> {
                 optimizer,
             ),
         };
-        let distributed = &config.distributed;
-        let (model, workers) = if distributed.replicas(training.devices) > 1 {
-            // burn draws a parameter's initial values when it is first used; the replicas
-            // start from replica 0's values, so those are drawn here, in field order.
-            let mut model = model.clone().load_record(model.into_record());
-            if distributed.nodes > 1 && resume_from.is_none() {
-                model = positional_ids(model);
-            }
-            let sizes = [
-                splits.train.len(),
-                splits.valid.len(),
-                tokenizer.vocab_size(),
-            ];
-            let setup = Setup {
-                collective: collective_config(distributed, training.devices)?,
-                placement: Placement::new(distributed, training.devices),
-                digest: run_digest(config, &sizes, start_step, &model),
-                timeout: distributed.timeout(),
-            };
-            // Copies of replica 0, parameter ids included: the all-reduce pairs gradients
-            // by id, in id order.
-            let replicas = (1..training.devices)
-                .map(|_| {
-                    (
-                        model.clone().fork(device),
-                        optimizer.clone(),
-                        device.clone(),
-                    )
-                })
-                .collect();
-            let workers = Workers::start(replicas, device, tokenizer.special().pad, setup)?;
-            (model, Some(workers))
-        } else {
-            (model, None)
-        };
-        Ok(Self {
+        let mut trainer = Self {
             config,
             device,
-            splits,
             masking: Masking {
                 special: tokenizer.special(),
                 vocab: tokenizer.vocab_size(),
                 probability: config.data.mask_probability,
             },
+            splits,
             model: Some(model),
             optimizer: Some(optimizer),
-            schedule,
             start_step,
-            total_steps,
-            steps_per_epoch,
-            order: None,
-            since_evaluation: SinceEvaluation::default(),
-            workers,
+            workers: None,
             loss_scale,
-        })
+        };
+        if config.distributed.replicas(training.devices) > 1 {
+            trainer.start_replicas(resume_from.is_none())?;
+        }
+        Ok(trainer)
+    }
+
+    /// Starts the data-parallel replicas as copies of this process's model (replica 0).
+    fn start_replicas(&mut self, fresh: bool) -> Result<(), TrainError> {
+        let (config, device) = (self.config, self.device);
+        let (training, distributed) = (&config.training, &config.distributed);
+        let model = self.model.take().expect("a new trainer holds its model");
+        // burn draws a parameter's initial values when it is first used; the replicas
+        // start from replica 0's values, so those are drawn here, in field order.
+        let mut model = model.clone().load_record(model.into_record());
+        if distributed.nodes > 1 && fresh {
+            model = positional_ids(model);
+        }
+        let sizes = [
+            self.splits.train.len(),
+            self.splits.valid.len(),
+            self.masking.vocab,
+        ];
+        let setup = Setup {
+            collective: collective_config(distributed, training.devices)?,
+            placement: Placement::new(distributed, training.devices),
+            digest: run_digest(config, &sizes, self.start_step, &model),
+            timeout: distributed.timeout(),
+        };
+        // Copies of replica 0, parameter ids included: the all-reduce pairs gradients
+        // by id, in id order.
+        let replicas = (1..training.devices)
+            .map(|_| {
+                (
+                    model.clone().fork(device),
+                    self.optimizer().clone(),
+                    device.clone(),
+                )
+            })
+            .collect();
+        self.workers = Some(Workers::start(
+            replicas,
+            device,
+            self.masking.special.pad,
+            setup,
+        )?);
+        self.model = Some(model);
+        Ok(())
     }
 
     fn model(&self) -> &RoFormerForMaskedLM<B> {
@@ -348,115 +228,79 @@ impl<'a, B: RoFormerTrainingBackend> Trainer<'a, B> {
             .expect("replica 0's thread hands the optimizer back")
     }
 
-    /// The training examples of `step` (0-based): a slice of its epoch's order.
-    fn examples(&mut self, step: usize) -> Vec<MaskedExample> {
+    /// The masked training examples of a step.
+    fn examples(&self, batch: &StepBatch<'_>) -> Vec<MaskedExample> {
         let seed = self.config.training.seed;
-        let batch_size = self.config.training.batch_size;
-        let epoch = step / self.steps_per_epoch;
-        if self.order.as_ref().is_none_or(|(e, _)| *e != epoch) {
-            self.order = Some((epoch, self.splits.train.epoch_order(seed, epoch)));
-        }
-        let indices = &self.order.as_ref().expect("set above").1;
-        let within = step % self.steps_per_epoch;
-        indices[within * batch_size..((within + 1) * batch_size).min(indices.len())]
+        batch
+            .examples
             .iter()
             .map(|&i| {
                 self.splits
                     .train
-                    .training_example(i, &self.masking, seed, epoch)
+                    .training_example(i, &self.masking, seed, batch.epoch)
             })
             .collect()
     }
 
-    /// Runs optimisation step `step` (0-based).
-    fn step(&mut self, step: usize) -> Result<StepReport, TrainError> {
-        let started = Instant::now();
-        let examples = self.examples(step);
-        let dropout = dropout_seed(self.config.training.seed, step);
-        let model = self
-            .model
-            .take()
-            .expect("the optimizer hands the model back");
-        let learning_rate = self.schedule.at(step);
-        let (model, loss_value) = match &mut self.workers {
-            None => {
-                let batch = mlm_batch::<B>(&examples, self.masking.special.pad, self.device);
-                self.since_evaluation.tokens += batch.real_tokens;
-                B::seed(self.device, dropout);
-                let (loss, _) = masked_lm_step(&model, batch);
-                let loss_value: f64 = loss.clone().into_scalar().elem();
-                let optimizer = self.optimizer.as_mut().expect("kept between steps");
-                let optimised = optimise(
-                    model,
-                    loss,
-                    optimizer,
-                    learning_rate,
-                    self.loss_scale.as_mut(),
-                );
-                (optimised.model, loss_value)
-            }
-            Some(workers) => {
-                self.since_evaluation.tokens +=
-                    examples.iter().map(|e| e.input_ids.len()).sum::<usize>();
-                let batch_masked = masked_tokens(&examples);
-                let placement = workers.placement().clone();
-                let mut shares = split_batch(examples, placement.total)
-                    .into_iter()
-                    .enumerate()
-                    .skip(placement.first)
-                    .take(workers.local_replicas())
-                    .map(|(replica, examples)| Share {
-                        examples,
-                        batch_masked,
-                        learning_rate,
-                        dropout_seed: mask_seed(dropout, replica as u64, u64::MAX),
-                        replica,
-                        replicas: placement.total,
-                    });
-                let own = shares.next().expect("a replica per node at least");
-                let optimizer = self.optimizer.take().expect("kept between steps");
-                let (model, optimizer, loss) =
-                    workers.step(model, optimizer, own, shares.collect(), self.device)?;
-                self.optimizer = Some(optimizer);
-                (model, loss)
-            }
-        };
-        self.model = Some(model);
-        let totals = &mut self.since_evaluation;
-        totals.seconds += started.elapsed().as_secs_f64();
-        totals.loss_sum += loss_value;
-        totals.steps += 1;
-        Ok(StepReport {
-            loss: loss_value,
-            learning_rate,
-            tokens_per_second: totals.tokens_per_second(),
-        })
+    /// One step on this process alone: forward, backward and the optimizer.
+    fn step_alone(
+        &mut self,
+        model: RoFormerForMaskedLM<B>,
+        examples: &[MaskedExample],
+        batch: &StepBatch<'_>,
+    ) -> (RoFormerForMaskedLM<B>, StepLoss) {
+        let masked = mlm_batch::<B>(examples, self.masking.special.pad, self.device);
+        let tokens = masked.real_tokens;
+        B::seed(self.device, batch.dropout_seed);
+        let (loss, _) = masked_lm_step(&model, masked);
+        let loss_value: f64 = loss.clone().into_scalar().elem();
+        let optimizer = self.optimizer.as_mut().expect("kept between steps");
+        let optimised = optimise(
+            model,
+            loss,
+            optimizer,
+            batch.learning_rate,
+            self.loss_scale.as_mut(),
+        );
+        (
+            optimised.model,
+            StepLoss {
+                loss: loss_value,
+                tokens,
+            },
+        )
     }
 
-    /// Whether the run evaluates once `done` steps are done.
-    fn evaluates_after(&self, done: usize) -> bool {
-        done.is_multiple_of(self.config.training.eval_every) || done == self.total_steps
-    }
-
-    /// Whether the run writes a checkpoint once `done` steps are done.
-    fn checkpoints_after(&self, done: usize) -> bool {
-        done.is_multiple_of(self.config.training.checkpoint_every) || done == self.total_steps
-    }
-
-    /// Evaluates after `done` steps (`last` is the step just taken) and starts new
-    /// training totals for the next record.
-    fn evaluation(&mut self, done: usize, last: &StepReport) -> EvalRecord {
-        let (valid_loss, valid_accuracy) = self.evaluate();
-        let record = EvalRecord {
-            step: done,
-            train_loss: self.since_evaluation.mean_loss(),
-            valid_loss,
-            valid_accuracy,
-            tokens_per_second: last.tokens_per_second,
-            learning_rate: last.learning_rate,
-        };
-        self.since_evaluation = SinceEvaluation::default();
-        record
+    /// One step shared among the data-parallel replicas.
+    fn step_shared(
+        &mut self,
+        model: RoFormerForMaskedLM<B>,
+        examples: Vec<MaskedExample>,
+        batch: &StepBatch<'_>,
+    ) -> Result<(RoFormerForMaskedLM<B>, StepLoss), TrainError> {
+        let workers = self.workers.as_mut().expect("several replicas");
+        let tokens = examples.iter().map(|e| e.input_ids.len()).sum::<usize>();
+        let batch_masked = masked_tokens(&examples);
+        let placement = workers.placement().clone();
+        let mut shares = split_batch(examples, placement.total)
+            .into_iter()
+            .enumerate()
+            .skip(placement.first)
+            .take(workers.local_replicas())
+            .map(|(replica, examples)| Share {
+                examples,
+                batch_masked,
+                learning_rate: batch.learning_rate,
+                dropout_seed: mask_seed(batch.dropout_seed, replica as u64, u64::MAX),
+                replica,
+                replicas: placement.total,
+            });
+        let own = shares.next().expect("a replica per node at least");
+        let optimizer = self.optimizer.take().expect("kept between steps");
+        let (model, optimizer, loss) =
+            workers.step(model, optimizer, own, shares.collect(), self.device)?;
+        self.optimizer = Some(optimizer);
+        Ok((model, StepLoss { loss, tokens }))
     }
 
     /// The validation examples an evaluation covers (`eval_batches` batches, or all).
@@ -469,7 +313,7 @@ impl<'a, B: RoFormerTrainingBackend> Trainer<'a, B> {
     }
 
     /// Mean masked-LM loss and accuracy over the validation split, with fixed masks.
-    fn evaluate(&self) -> (f64, f64) {
+    fn validation_scores(&self) -> (f64, f64) {
         let model = self.model().valid();
         let (seed, batch_size) = (self.config.training.seed, self.config.training.batch_size);
         let covered = self.evaluated_sequences();
@@ -495,7 +339,7 @@ impl<'a, B: RoFormerTrainingBackend> Trainer<'a, B> {
     }
 
     /// Accuracy of predicting the most frequent masked token for every masked validation
-    /// position (the same examples and masks [`Trainer::evaluate`] uses): the floor a
+    /// position (the same examples and masks [`Trainer::validation_scores`] uses): the floor a
     /// trained model must beat.
     fn majority_baseline(&self) -> f64 {
         let seed = self.config.training.seed;
@@ -513,26 +357,74 @@ impl<'a, B: RoFormerTrainingBackend> Trainer<'a, B> {
         }
         counts.values().copied().max().unwrap_or(0) as f64 / total.max(1) as f64
     }
+}
 
-    /// Writes a checkpoint after `done` steps and the model directory beside it, so that
-    /// a stopped run can be used as it is.
+impl<B: RoFormerTrainingBackend> Task<B> for Trainer<'_, B> {
+    type Record = EvalRecord;
+
+    fn train_len(&self) -> usize {
+        self.splits.train.len()
+    }
+
+    fn valid_len(&self) -> usize {
+        self.splits.valid.len()
+    }
+
+    fn parameters(&self) -> usize {
+        self.model().num_params()
+    }
+
+    fn step(&mut self, batch: StepBatch<'_>) -> Result<StepLoss, TrainError> {
+        let examples = self.examples(&batch);
+        let model = self
+            .model
+            .take()
+            .expect("the optimizer hands the model back");
+        let (model, outcome) = match self.workers {
+            None => self.step_alone(model, &examples, &batch),
+            Some(_) => self.step_shared(model, examples, &batch)?,
+        };
+        self.model = Some(model);
+        Ok(outcome)
+    }
+
+    fn evaluates(&self) -> bool {
+        self.config.distributed.rank == 0
+    }
+
+    fn evaluate(&mut self, done: usize, train: TrainFigures) -> EvalRecord {
+        let (valid_loss, valid_accuracy) = self.validation_scores();
+        EvalRecord {
+            step: done,
+            train_loss: train.mean_loss,
+            valid_loss,
+            valid_accuracy,
+            tokens_per_second: train.tokens_per_second,
+            learning_rate: train.learning_rate,
+        }
+    }
+
     fn checkpoint(&self, run_dir: &Path, done: usize) -> Result<PathBuf, TrainError> {
         let state = TrainingState {
             step: done,
             loss_scale: self.loss_scale,
         };
-        let path = save_checkpoint(run_dir, state, self.model(), self.optimizer())?;
-        self.save_model(run_dir)?;
-        Ok(path)
+        save_checkpoint(run_dir, state, self.model(), self.optimizer())
     }
 
-    /// Writes the model (inference weights and config) into `run_dir`.
     fn save_model(&self, run_dir: &Path) -> Result<(), TrainError> {
         Ok(save_model(
             run_dir,
             &self.config.model,
             &self.model().valid(),
         )?)
+    }
+
+    fn finish(&mut self) -> Result<(), TrainError> {
+        match self.workers.take() {
+            Some(workers) => workers.finish(self.device),
+            None => Ok(()),
+        }
     }
 }
 

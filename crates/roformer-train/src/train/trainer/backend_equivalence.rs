@@ -26,6 +26,7 @@ use roformer_testing::weights::copy_weights;
 use super::Trainer;
 use crate::config::TrainConfig;
 use crate::data::{Corpus, shipped_file};
+use crate::run::{Epochs, Task};
 use crate::train::split::Splits;
 use roformer_infer::tokenizer::TextTokenizer;
 
@@ -103,10 +104,24 @@ fn train_from<B: RoFormerTrainingBackend>(
     let mut trainer = Trainer::<B>::new(config, splits, tokenizer, None, device).unwrap();
     let fresh = trainer.model.take().expect("a new trainer holds its model");
     trainer.model = Some(copy_weights(start, fresh, device));
+    // The batches, learning rates and dropout seeds the run loop gives these steps.
+    let training = &config.training;
+    let train_len = trainer.train_len();
+    let schedule = training.schedule(training.total_steps(train_len));
+    let steps_per_epoch = training.steps_per_epoch(train_len);
+    let mut epochs = Epochs::new(
+        train_len,
+        training.seed,
+        training.batch_size,
+        steps_per_epoch,
+    );
     let steps = (0..STEPS)
-        .map(|step| trainer.step(step).unwrap().loss)
+        .map(|step| {
+            let batch = epochs.step(step, schedule.at(step));
+            trainer.step(batch).unwrap().loss
+        })
         .collect();
-    let (valid_loss, valid_accuracy) = trainer.evaluate();
+    let (valid_loss, valid_accuracy) = trainer.validation_scores();
     Losses {
         steps,
         valid_loss,

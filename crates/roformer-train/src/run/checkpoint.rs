@@ -15,7 +15,7 @@ use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
-use crate::train::loss_scale::LossScale;
+use crate::run::loss_scale::LossScale;
 
 const CHECKPOINT: &str = "checkpoint";
 
