@@ -2,12 +2,14 @@
 //! that its handler in `commands/` takes, and the argument groups they share
 //! ([`ModelArgs`], [`JsonFlag`]).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 use roformer::Precision;
 use roformer_infer::pipelines::Pooling;
+use roformer_train::config::TrainOverrides;
 use roformer_train::eval_mlm::ScalingRule;
+use roformer_train::run::RunStart;
 
 /// Train and run RoFormer (rotary position embedding) encoders.
 #[derive(Parser, Debug)]
@@ -39,35 +41,12 @@ pub enum Command {
 
 /// Pretrain a masked-LM from a TOML config (or continue a run with --resume).
 #[derive(Args, Debug)]
+#[command(mut_arg("config", |arg| arg.help("The config file, e.g. configs/tiny.toml")))]
 pub struct TrainArgs {
-    /// The config file, e.g. configs/tiny.toml.
-    #[arg(long, required_unless_present = "resume", conflicts_with = "resume")]
-    pub config: Option<PathBuf>,
-    /// Run directory (default: the config's training.output_dir).
-    #[arg(long)]
-    pub output: Option<PathBuf>,
-    /// Continue the run in this directory from its last checkpoint.
-    #[arg(long, value_name = "DIR")]
-    pub resume: Option<PathBuf>,
-    /// Model replicas trained data-parallel (overrides the config's training.devices).
-    #[arg(long, value_name = "N", conflicts_with = "resume")]
-    pub devices: Option<usize>,
-    /// Compute precision (overrides the config's training.precision).
-    #[arg(long, value_name = "f32|bf16|f16", conflicts_with = "resume")]
-    pub precision: Option<Precision>,
-    /// Machines training together (overrides distributed.nodes).
-    #[arg(long, value_name = "N", conflicts_with = "resume")]
-    pub nodes: Option<usize>,
-    /// This machine's rank, 0 to nodes - 1 (overrides distributed.rank).
-    #[arg(long, value_name = "R", conflicts_with = "resume")]
-    pub rank: Option<usize>,
-    /// host:port of the `roformer coordinator` (overrides distributed.coordinator).
-    #[arg(long, value_name = "HOST:PORT", conflicts_with = "resume")]
-    pub coordinator: Option<String>,
-    /// host:port at which the other machines reach this one (overrides
-    /// distributed.address).
-    #[arg(long, value_name = "HOST:PORT", conflicts_with = "resume")]
-    pub address: Option<String>,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub overrides: TrainOverrides,
 }
 
 /// Run the coordinator of a multi-machine training run (every `roformer train` with
@@ -82,16 +61,10 @@ pub struct CoordinatorArgs {
 /// Fine-tune a pretrained model for sequence classification or sentence pairs from a
 /// TOML config (or continue a run with --resume). The run directory is the classifier.
 #[derive(Args, Debug)]
+#[command(mut_arg("config", |arg| arg.help("The config file ([task], [data], [training])")))]
 pub struct FinetuneArgs {
-    /// The config file ([task], [data], [training]).
-    #[arg(long, required_unless_present = "resume", conflicts_with = "resume")]
-    pub config: Option<PathBuf>,
-    /// Run directory (default: the config's training.output_dir).
-    #[arg(long)]
-    pub output: Option<PathBuf>,
-    /// Continue the run in this directory from its last checkpoint.
-    #[arg(long, value_name = "DIR")]
-    pub resume: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// Score the baselines of a fine-tuning config on its validation examples: the majority
@@ -134,12 +107,8 @@ pub struct ClassifyArgs {
     pub top_k: Option<usize>,
     #[command(flatten)]
     pub json: JsonFlag,
-    /// Read inputs from this JSON-lines file instead of the arguments.
-    #[arg(long, requires = "output", conflicts_with = "text")]
-    pub input: Option<PathBuf>,
-    /// Write one JSON object per input line here (with --input).
-    #[arg(long, requires = "input")]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub files: InputFiles,
     /// The text.
     #[arg(required_unless_present = "input")]
     pub text: Option<String>,
@@ -152,17 +121,14 @@ pub struct ClassifyArgs {
 /// JSON-lines file ({"words": [...]} or {"text": ...}) into another.
 #[derive(Args, Debug)]
 #[command(mut_arg("model", |arg| arg.help("A fine-tuned token classifier (config.json naming RoFormerForTokenClassification)")))]
+#[command(mut_arg("input", |arg| arg.help("Read inputs from this JSON-lines file instead of the argument")))]
 pub struct TagArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
     pub json: JsonFlag,
-    /// Read inputs from this JSON-lines file instead of the argument.
-    #[arg(long, requires = "output", conflicts_with = "text")]
-    pub input: Option<PathBuf>,
-    /// Write one JSON object per input line here (with --input).
-    #[arg(long, requires = "input")]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub files: InputFiles,
     /// The text (split into words at whitespace).
     #[arg(required_unless_present = "input")]
     pub text: Option<String>,
@@ -342,4 +308,51 @@ pub struct JsonFlag {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--input FILE --output FILE`: every line of a JSON-lines file answered into another,
+/// instead of the text arguments.
+#[derive(Args, Debug)]
+pub struct InputFiles {
+    /// Read inputs from this JSON-lines file instead of the arguments.
+    #[arg(long, requires = "output", conflicts_with = "text")]
+    pub input: Option<PathBuf>,
+    /// Write one JSON object per input line here (with --input).
+    #[arg(long, requires = "input")]
+    pub output: Option<PathBuf>,
+}
+
+/// A training run's start: a config file for a fresh run (into `--output`), or the run
+/// directory to resume.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The config file.
+    #[arg(long, required_unless_present = "resume", conflicts_with = "resume")]
+    pub config: Option<PathBuf>,
+    /// Run directory (default: the config's training.output_dir).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Continue the run in this directory from its last checkpoint.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+}
+
+impl RunArgs {
+    /// The run's start and directory: the directory to resume, or the config `load`
+    /// reads and its run directory (`--output`, else the one `output_dir` names).
+    pub fn start<C>(
+        self,
+        load: impl FnOnce(&Path) -> anyhow::Result<C>,
+        output_dir: impl FnOnce(&C) -> PathBuf,
+    ) -> anyhow::Result<(RunStart<C>, PathBuf)> {
+        match (self.config, self.resume) {
+            (_, Some(dir)) => Ok((RunStart::Resume, dir)),
+            (Some(path), None) => {
+                let config = load(&path)?;
+                let run_dir = self.output.unwrap_or_else(|| output_dir(&config));
+                Ok((RunStart::Fresh(Box::new(config)), run_dir))
+            }
+            (None, None) => anyhow::bail!("give --config FILE or --resume DIR"),
+        }
+    }
 }

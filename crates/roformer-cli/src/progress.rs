@@ -82,6 +82,11 @@ impl Progress {
         }
     }
 
+    /// A checkpoint written after `step` steps.
+    pub fn checkpointed(&self, step: usize, path: &std::path::Path) {
+        self.line(format!("checkpoint at step {step}: {}", path.display()));
+    }
+
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();

@@ -1,10 +1,11 @@
 //! JSON lines, the one format of inputs and results files: each non-blank line one JSON
-//! value. [`lines`] numbers the lines for errors that name them; [`write`] writes one
-//! object per line, atomically.
+//! value. [`lines`] numbers the lines for errors that name them, [`parse`] reads them as
+//! one type; [`write`] writes one object per line, atomically.
 
 use std::path::Path;
 
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::error::InferError;
 use crate::fs_atomic::write_atomic;
@@ -41,6 +42,14 @@ pub fn lines<'a>(text: &'a str, source: &'a str) -> impl Iterator<Item = Line<'a
             text: line,
             source,
         })
+}
+
+/// Each non-blank line of `text` (read from `source`) as a `T`; an error names the line
+/// and what serde found wrong.
+pub fn parse<T: DeserializeOwned>(text: &str, source: &str) -> Result<Vec<T>, InferError> {
+    lines(text, source)
+        .map(|line| serde_json::from_str(line.text).map_err(|e| line.error(e)))
+        .collect()
 }
 
 /// `items` as JSON lines, one object a line.

@@ -15,32 +15,66 @@ use crate::pipelines::{
     WithWarnings, classify, embed, encode, fill_mask, similarity, tag,
 };
 
-/// A masked-LM or encoder directory loaded for inference in `precision`.
-fn load_encoder<B: RoFormerBackend>(
-    dir: &Path,
-    device: &B::Device,
-    precision: Precision,
-) -> Result<LoadedModel<B>, InferError> {
-    load_model::<B>(dir, device)?.in_precision(precision, device)
+/// A pipeline type: the model it loads with `load_model` (then set to the precision),
+/// and the device it runs on.
+macro_rules! pipeline {
+    ($(#[$doc:meta])* $name:ident, $model:ident, $load:expr) => {
+        $(#[$doc])*
+        pub struct $name<B: RoFormerBackend> {
+            /// The model.
+            pub model: $model<B>,
+            device: B::Device,
+        }
+
+        impl<B: RoFormerBackend> $name<B> {
+            /// Loads the model directory `dir` in `precision` on `device`.
+            pub fn load(
+                dir: &Path,
+                device: &B::Device,
+                precision: Precision,
+            ) -> Result<Self, InferError> {
+                let model = $load(dir, device)?.in_precision(precision, device)?;
+                Ok(Self {
+                    model,
+                    device: device.clone(),
+                })
+            }
+        }
+    };
 }
 
-/// Fill-mask on a masked-LM directory.
-pub struct FillMask<B: RoFormerBackend> {
-    /// The model.
-    pub model: LoadedModel<B>,
-    device: B::Device,
-}
+pipeline!(
+    /// Fill-mask on a masked-LM directory.
+    FillMask,
+    LoadedModel,
+    load_model::<B>
+);
+pipeline!(
+    /// Sentence embeddings (and similarity) on any encoder directory.
+    Embed,
+    LoadedModel,
+    load_model::<B>
+);
+pipeline!(
+    /// Raw encoder outputs on any encoder directory.
+    Encode,
+    LoadedModel,
+    load_model::<B>
+);
+pipeline!(
+    /// Classification on a fine-tuned sequence classifier's directory.
+    Classify,
+    LoadedClassifier,
+    load_classifier::<B>
+);
+pipeline!(
+    /// Tagging on a fine-tuned token classifier's directory.
+    Tag,
+    LoadedTagger,
+    load_tagger::<B>
+);
 
 impl<B: RoFormerBackend> FillMask<B> {
-    /// Loads `dir` in `precision` on `device`.
-    pub fn load(dir: &Path, device: &B::Device, precision: Precision) -> Result<Self, InferError> {
-        let model = load_encoder(dir, device, precision)?;
-        Ok(Self {
-            model,
-            device: device.clone(),
-        })
-    }
-
     /// The `top_k` most likely tokens for each `[MASK]` of `text`.
     pub fn run(
         &self,
@@ -51,23 +85,7 @@ impl<B: RoFormerBackend> FillMask<B> {
     }
 }
 
-/// Sentence embeddings (and similarity) on any encoder directory.
-pub struct Embed<B: RoFormerBackend> {
-    /// The model.
-    pub model: LoadedModel<B>,
-    device: B::Device,
-}
-
 impl<B: RoFormerBackend> Embed<B> {
-    /// Loads `dir` in `precision` on `device`.
-    pub fn load(dir: &Path, device: &B::Device, precision: Precision) -> Result<Self, InferError> {
-        let model = load_encoder(dir, device, precision)?;
-        Ok(Self {
-            model,
-            device: device.clone(),
-        })
-    }
-
     /// One embedding per line, pooled as `pooling` says.
     pub fn run(
         &self,
@@ -88,23 +106,7 @@ impl<B: RoFormerBackend> Embed<B> {
     }
 }
 
-/// Raw encoder outputs on any encoder directory.
-pub struct Encode<B: RoFormerBackend> {
-    /// The model.
-    pub model: LoadedModel<B>,
-    device: B::Device,
-}
-
 impl<B: RoFormerBackend> Encode<B> {
-    /// Loads `dir` in `precision` on `device`.
-    pub fn load(dir: &Path, device: &B::Device, precision: Precision) -> Result<Self, InferError> {
-        let model = load_encoder(dir, device, precision)?;
-        Ok(Self {
-            model,
-            device: device.clone(),
-        })
-    }
-
     /// The last hidden state of `lines` as one padded batch (and the masked-LM logits
     /// with `with_logits`).
     pub fn run(
@@ -116,23 +118,7 @@ impl<B: RoFormerBackend> Encode<B> {
     }
 }
 
-/// Classification on a fine-tuned sequence classifier's directory.
-pub struct Classify<B: RoFormerBackend> {
-    /// The model.
-    pub model: LoadedClassifier<B>,
-    device: B::Device,
-}
-
 impl<B: RoFormerBackend> Classify<B> {
-    /// Loads `dir` in `precision` on `device`.
-    pub fn load(dir: &Path, device: &B::Device, precision: Precision) -> Result<Self, InferError> {
-        let model = load_classifier::<B>(dir, device)?.in_precision(precision, device)?;
-        Ok(Self {
-            model,
-            device: device.clone(),
-        })
-    }
-
     /// The `top_k` most probable labels of each input.
     pub fn run(
         &self,
@@ -143,23 +129,7 @@ impl<B: RoFormerBackend> Classify<B> {
     }
 }
 
-/// Tagging on a fine-tuned token classifier's directory.
-pub struct Tag<B: RoFormerBackend> {
-    /// The model.
-    pub model: LoadedTagger<B>,
-    device: B::Device,
-}
-
 impl<B: RoFormerBackend> Tag<B> {
-    /// Loads `dir` in `precision` on `device`.
-    pub fn load(dir: &Path, device: &B::Device, precision: Precision) -> Result<Self, InferError> {
-        let model = load_tagger::<B>(dir, device)?.in_precision(precision, device)?;
-        Ok(Self {
-            model,
-            device: device.clone(),
-        })
-    }
-
     /// A label per word of each input (and the entities of BIO labels).
     pub fn run(&self, inputs: &[Vec<String>]) -> Result<Vec<Tagging>, InferError> {
         tag(&self.model, inputs, &self.device)

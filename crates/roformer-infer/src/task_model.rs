@@ -65,46 +65,57 @@ pub trait TaskModel<B: RoFormerBackend>: Module<B> {
     ) -> Result<Self, RoFormerError>;
 }
 
+/// The methods both heads implement alike: each is an HF head struct with its encoder in
+/// `roformer`, saved and loaded by `roformer::hf_weights`' `$save` and `$load`.
+macro_rules! encoder_head_methods {
+    ($save:ident, $load:ident) => {
+        fn fresh(
+            config: &RoFormerConfig,
+            num_labels: usize,
+            device: &B::Device,
+        ) -> Result<Self, RoFormerError> {
+            Self::new(config, num_labels, device)
+        }
+
+        fn encoder(&self) -> &RoFormerModel<B> {
+            &self.roformer
+        }
+
+        fn with_precision(self, precision: Precision) -> Self {
+            Self::with_precision(self, precision)
+        }
+
+        fn with_encoder_weights(mut self, encoder: RoFormerModel<B>) -> Self {
+            self.roformer = self.roformer.load_record(encoder.into_record());
+            self
+        }
+
+        fn save_hf(&self, config: &RoFormerConfig, path: &Path) -> Result<(), RoFormerError> {
+            $save(self, config, path)
+        }
+
+        fn load_hf(
+            config: &RoFormerConfig,
+            num_labels: usize,
+            path: &Path,
+            device: &B::Device,
+        ) -> Result<Self, RoFormerError> {
+            $load(config, num_labels, path, device)
+        }
+    };
+}
+
 impl<B: RoFormerBackend> TaskModel<B> for RoFormerForSequenceClassification<B> {
     const ARCHITECTURE: &'static str = "RoFormerForSequenceClassification";
     const LABELS_WORDS: bool = false;
 
-    fn fresh(
-        config: &RoFormerConfig,
-        num_labels: usize,
-        device: &B::Device,
-    ) -> Result<Self, RoFormerError> {
-        Self::new(config, num_labels, device)
-    }
-
-    fn encoder(&self) -> &RoFormerModel<B> {
-        &self.roformer
-    }
-
-    fn with_precision(self, precision: Precision) -> Self {
-        Self::with_precision(self, precision)
-    }
-
-    fn with_encoder_weights(mut self, encoder: RoFormerModel<B>) -> Self {
-        self.roformer = self.roformer.load_record(encoder.into_record());
-        self
-    }
+    encoder_head_methods!(
+        save_hf_sequence_classification,
+        load_hf_sequence_classification
+    );
 
     fn unit_logits(&self, input: RoFormerInput<B>, _: Option<Tensor<B, 1, Int>>) -> Tensor<B, 2> {
         self.forward(input)
-    }
-
-    fn save_hf(&self, config: &RoFormerConfig, path: &Path) -> Result<(), RoFormerError> {
-        save_hf_sequence_classification(self, config, path)
-    }
-
-    fn load_hf(
-        config: &RoFormerConfig,
-        num_labels: usize,
-        path: &Path,
-        device: &B::Device,
-    ) -> Result<Self, RoFormerError> {
-        load_hf_sequence_classification(config, num_labels, path, device)
     }
 }
 
@@ -112,26 +123,7 @@ impl<B: RoFormerBackend> TaskModel<B> for RoFormerForTokenClassification<B> {
     const ARCHITECTURE: &'static str = "RoFormerForTokenClassification";
     const LABELS_WORDS: bool = true;
 
-    fn fresh(
-        config: &RoFormerConfig,
-        num_labels: usize,
-        device: &B::Device,
-    ) -> Result<Self, RoFormerError> {
-        Self::new(config, num_labels, device)
-    }
-
-    fn encoder(&self) -> &RoFormerModel<B> {
-        &self.roformer
-    }
-
-    fn with_precision(self, precision: Precision) -> Self {
-        Self::with_precision(self, precision)
-    }
-
-    fn with_encoder_weights(mut self, encoder: RoFormerModel<B>) -> Self {
-        self.roformer = self.roformer.load_record(encoder.into_record());
-        self
-    }
+    encoder_head_methods!(save_hf_token_classification, load_hf_token_classification);
 
     fn unit_logits(
         &self,
@@ -142,18 +134,5 @@ impl<B: RoFormerBackend> TaskModel<B> for RoFormerForTokenClassification<B> {
         let [batch, seq, classes] = logits.dims();
         let rows = unit_rows.expect("a word-labelling model is given the rows of its words");
         logits.reshape([batch * seq, classes]).select(0, rows)
-    }
-
-    fn save_hf(&self, config: &RoFormerConfig, path: &Path) -> Result<(), RoFormerError> {
-        save_hf_token_classification(self, config, path)
-    }
-
-    fn load_hf(
-        config: &RoFormerConfig,
-        num_labels: usize,
-        path: &Path,
-        device: &B::Device,
-    ) -> Result<Self, RoFormerError> {
-        load_hf_token_classification(config, num_labels, path, device)
     }
 }

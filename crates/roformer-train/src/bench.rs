@@ -220,6 +220,18 @@ fn timed<S>(mut state: S, warmup: usize, steps: usize, mut step: impl FnMut(S) -
     (state, started.elapsed().as_secs_f64())
 }
 
+/// The timed steps of a run and the model config at its length, once the shape and the
+/// precision are checked.
+fn prepare<B: RoFormerBackend>(
+    config: &RoFormerConfig,
+    options: &BenchOptions,
+    device: &B::Device,
+) -> Result<(usize, RoFormerConfig), TrainError> {
+    let steps = check(options)?;
+    options.precision.check_supported::<B>(device)?;
+    Ok((steps, bench_config(config, options.seq)))
+}
+
 /// Times inference: masked-LM logits at every position of `batch × seq` random tokens.
 pub fn bench_inference<B: RoFormerBackend>(
     config: &RoFormerConfig,
@@ -227,9 +239,7 @@ pub fn bench_inference<B: RoFormerBackend>(
     backend: &str,
     device: &B::Device,
 ) -> Result<BenchReport, TrainError> {
-    let steps = check(options)?;
-    options.precision.check_supported::<B>(device)?;
-    let config = bench_config(config, options.seq);
+    let (steps, config) = prepare::<B>(config, options, device)?;
     let model = cast_parameters(
         RoFormerForMaskedLM::<B>::new(&config, device)?.with_precision(options.precision),
         options.precision,
@@ -259,9 +269,7 @@ pub fn bench_train<B: RoFormerTrainingBackend>(
     backend: &str,
     device: &B::Device,
 ) -> Result<BenchReport, TrainError> {
-    let steps = check(options)?;
-    options.precision.check_supported::<B>(device)?;
-    let config = bench_config(config, options.seq);
+    let (steps, config) = prepare::<B>(config, options, device)?;
     let model = RoFormerForMaskedLM::<B>::new(&config, device)?.with_precision(options.precision);
     let params = model.num_params();
     let mut loss_scale = LossScale::for_precision(options.precision);

@@ -323,20 +323,47 @@ impl TrainingConfig {
     }
 }
 
-/// Values a command line sets over a pretraining config's (`roformer train --devices ...`).
+/// Values a command line sets over a pretraining config's (`roformer train --devices ...`);
+/// each field's doc is its command-line help.
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct TrainOverrides {
-    /// `training.devices`.
+    /// Model replicas trained data-parallel (overrides the config's training.devices).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_name = "N", conflicts_with = "resume")
+    )]
     pub devices: Option<usize>,
-    /// `training.precision`.
+    /// Compute precision (overrides the config's training.precision).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_name = "f32|bf16|f16", conflicts_with = "resume")
+    )]
     pub precision: Option<Precision>,
-    /// `distributed.nodes`.
+    /// Machines training together (overrides distributed.nodes).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_name = "N", conflicts_with = "resume")
+    )]
     pub nodes: Option<usize>,
-    /// `distributed.rank`.
+    /// This machine's rank, 0 to nodes - 1 (overrides distributed.rank).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_name = "R", conflicts_with = "resume")
+    )]
     pub rank: Option<usize>,
-    /// `distributed.coordinator`.
+    /// host:port of the `roformer coordinator` (overrides distributed.coordinator).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_name = "HOST:PORT", conflicts_with = "resume")
+    )]
     pub coordinator: Option<String>,
-    /// `distributed.address`.
+    /// host:port at which the other machines reach this one (overrides
+    /// distributed.address).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_name = "HOST:PORT", conflicts_with = "resume")
+    )]
     pub address: Option<String>,
 }
 

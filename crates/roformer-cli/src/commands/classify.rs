@@ -13,7 +13,7 @@ pub fn run(args: ClassifyArgs) -> Result<()> {
     if args.top_k == Some(0) {
         bail!("--top-k must be at least 1");
     }
-    let inputs = match (&args.input, args.text) {
+    let inputs = match (&args.files.input, args.text) {
         (Some(path), _) => read_classify_inputs(path)?,
         (None, Some(text)) => vec![ClassifyInput {
             text,
@@ -26,7 +26,7 @@ pub fn run(args: ClassifyArgs) -> Result<()> {
         Classify::<backend::Inference>::load(&args.model.model, &device, args.model.precision)?;
     let top_k = args.top_k.unwrap_or(pipeline.model.labels.len());
     let results = pipeline.run(&inputs, top_k)?;
-    if let Some(output) = &args.output {
+    if let Some(output) = &args.files.output {
         write_results(output, &results)?;
     } else if args.json.json {
         println!("{}", serde_json::to_string_pretty(&results[0])?);

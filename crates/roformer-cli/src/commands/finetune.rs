@@ -3,9 +3,9 @@
 
 use std::ops::ControlFlow;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use roformer_train::finetune::{
-    FinetuneConfig, FinetuneDetails, FinetuneEvent, FinetuneStart, FinetuneSummary, finetune,
+    FinetuneConfig, FinetuneDetails, FinetuneEvent, FinetuneSummary, finetune,
 };
 use roformer_train::run::RunEvent;
 
@@ -14,20 +14,10 @@ use crate::backend;
 use crate::progress::Progress;
 
 pub fn run(args: FinetuneArgs) -> Result<()> {
-    let FinetuneArgs {
-        config,
-        output,
-        resume,
-    } = args;
-    let (start, run_dir) = match (config, resume) {
-        (_, Some(dir)) => (FinetuneStart::Resume, dir),
-        (Some(path), None) => {
-            let config = FinetuneConfig::from_file(&path)?;
-            let run_dir = output.unwrap_or_else(|| config.training.output_dir.clone());
-            (FinetuneStart::Fresh(Box::new(config)), run_dir)
-        }
-        (None, None) => bail!("give --config FILE or --resume DIR"),
-    };
+    let (start, run_dir) = args.run.start(
+        |path| Ok(FinetuneConfig::from_file(path)?),
+        |config| config.training.output_dir.clone(),
+    )?;
     let device = backend::device()?;
     let mut progress = Progress::new(format!(
         "backend: {} (device {device:?}), run directory: {}",
@@ -85,9 +75,7 @@ fn on_event(progress: &mut Progress, event: FinetuneEvent) {
             entity_f1_text(record.valid_entity_f1),
             if best { " (best so far: saved)" } else { "" }
         )),
-        RunEvent::Checkpointed { step, path } => {
-            progress.line(format!("checkpoint at step {step}: {}", path.display()))
-        }
+        RunEvent::Checkpointed { step, path } => progress.checkpointed(step, &path),
     }
 }
 

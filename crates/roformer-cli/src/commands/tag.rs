@@ -10,7 +10,7 @@ use crate::backend;
 use crate::output::write_results;
 
 pub fn run(args: TagArgs) -> Result<()> {
-    let inputs = match (&args.input, &args.text) {
+    let inputs = match (&args.files.input, &args.text) {
         (Some(path), _) => read_tag_inputs(path)?,
         (None, Some(text)) => {
             let words = words_of(text);
@@ -25,7 +25,7 @@ pub fn run(args: TagArgs) -> Result<()> {
     let pipeline =
         Tag::<backend::Inference>::load(&args.model.model, &device, args.model.precision)?;
     let results = pipeline.run(&inputs)?;
-    if let Some(output) = &args.output {
+    if let Some(output) = &args.files.output {
         write_results(output, &results)?;
     } else if args.json.json {
         println!("{}", serde_json::to_string_pretty(&results[0])?);

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use roformer::Precision;
 use roformer_train::TrainConfig;
-use roformer_train::config::TrainOverrides;
 use roformer_train::run::{RunEvent, RunStart};
 use roformer_train::train::{PretrainingDetails, RUN_CONFIG_FILE, TrainEvent, train};
 
@@ -61,42 +60,19 @@ pub fn run(args: TrainArgs) -> Result<()> {
 /// A fresh run (the config with the command line's overrides) or a resumed one, its
 /// directory, and its config when it can be read.
 fn start_of(args: TrainArgs) -> Result<(RunStart<TrainConfig>, PathBuf, Option<TrainConfig>)> {
-    let TrainArgs {
-        config,
-        output,
-        resume,
-        devices,
-        precision,
-        nodes,
-        rank,
-        coordinator,
-        address,
-    } = args;
-    match (config, resume) {
-        (_, Some(dir)) => {
-            let saved = TrainConfig::from_file(&dir.join(RUN_CONFIG_FILE));
-            Ok((RunStart::Resume, dir, saved.ok()))
-        }
-        (Some(path), None) => {
-            let overrides = TrainOverrides {
-                devices,
-                precision,
-                nodes,
-                rank,
-                coordinator,
-                address,
-            };
-            let config = TrainConfig::from_file(&path)?
-                .with_overrides(overrides, &path.display().to_string())?;
-            let run_dir = output.unwrap_or_else(|| config.training.output_dir.clone());
-            Ok((
-                RunStart::Fresh(Box::new(config.clone())),
-                run_dir,
-                Some(config),
-            ))
-        }
-        (None, None) => bail!("give --config FILE or --resume DIR"),
-    }
+    let TrainArgs { run, overrides } = args;
+    let (start, run_dir) = run.start(
+        |path| {
+            Ok(TrainConfig::from_file(path)?
+                .with_overrides(overrides, &path.display().to_string())?)
+        },
+        |config| config.training.output_dir.clone(),
+    )?;
+    let saved = match &start {
+        RunStart::Fresh(config) => Some(config.as_ref().clone()),
+        RunStart::Resume => TrainConfig::from_file(&run_dir.join(RUN_CONFIG_FILE)).ok(),
+    };
+    Ok((start, run_dir, saved))
 }
 
 fn header(
@@ -146,8 +122,6 @@ fn on_event(progress: &mut Progress, event: TrainEvent) {
             record.valid_accuracy,
             record.tokens_per_second
         )),
-        RunEvent::Checkpointed { step, path } => {
-            progress.line(format!("checkpoint at step {step}: {}", path.display()))
-        }
+        RunEvent::Checkpointed { step, path } => progress.checkpointed(step, &path),
     }
 }

@@ -17,7 +17,8 @@ use crate::error::InferError;
 use crate::fs_atomic::{produce_atomic, write_atomic};
 use crate::model_dir::architecture::{TAGGER_ARCHITECTURE, read_labels, task_architecture};
 use crate::model_dir::files::{
-    CONFIG_FILE, WEIGHTS_FILE, has_tokenizer_files, load_tokenizer, save_tokenizer, weights_file,
+    CONFIG_FILE, WEIGHTS_FILE, has_tokenizer_files, load_tokenizer, prepare_hf_dir, read_config,
+    save_tokenizer, weights_file,
 };
 use crate::tokenizer::TextTokenizer;
 
@@ -140,14 +141,7 @@ pub fn load_model<B: RoFormerBackend>(
     if !dir.is_dir() {
         return Err(InferError::model_dir(dir, "no such model directory"));
     }
-    let config_path = dir.join(CONFIG_FILE);
-    if !config_path.is_file() {
-        return Err(InferError::model_dir(
-            dir,
-            format!("not a model directory: no {CONFIG_FILE}"),
-        ));
-    }
-    let config = RoFormerConfig::from_json_file(&config_path)?;
+    let (config_path, config) = read_config(dir)?;
     let weights_path = weights_file(dir)?;
     // A fine-tuned classifier serves (and initialises fine-tuning) as its encoder; the
     // head is checked strictly and set aside.
@@ -182,16 +176,7 @@ pub fn write_model_dir<'m, B: RoFormerBackend>(
     model: &'m LoadedModel<B>,
     out: &Path,
 ) -> Result<Option<&'m TextTokenizer>, InferError> {
-    if let Some(reason) = model.config.hf_incompatibility() {
-        return Err(InferError::model_dir(&model.dir, reason));
-    }
-    if out.join(CONFIG_FILE).exists() || out.join(WEIGHTS_FILE).exists() {
-        return Err(InferError::model_dir(
-            out,
-            "already holds a model; choose an empty or new directory",
-        ));
-    }
-    std::fs::create_dir_all(out).map_err(|e| InferError::io(out, e))?;
+    prepare_hf_dir(&model.config, &model.dir, out)?;
     let architecture = match model.weights.masked_lm() {
         Some(_) => "RoFormerForMaskedLM",
         None => "RoFormerModel",

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use roformer::RoFormerConfig;
 use serde::Deserialize;
 
 use crate::error::InferError;
@@ -120,4 +121,32 @@ pub fn has_tokenizer_files(dir: &Path) -> bool {
     [TOKENIZER_FILE, VOCAB_FILE]
         .iter()
         .any(|name| dir.join(name).is_file())
+}
+
+/// Checks that a model with `config`, read from `from`, can be written in HF layout to
+/// `out`, which must not already hold a model, and creates `out`.
+pub fn prepare_hf_dir(config: &RoFormerConfig, from: &Path, out: &Path) -> Result<(), InferError> {
+    if let Some(reason) = config.hf_incompatibility() {
+        return Err(InferError::model_dir(from, reason));
+    }
+    if out.join(CONFIG_FILE).exists() || out.join(WEIGHTS_FILE).exists() {
+        return Err(InferError::model_dir(
+            out,
+            "already holds a model; choose an empty or new directory",
+        ));
+    }
+    std::fs::create_dir_all(out).map_err(|e| InferError::io(out, e))
+}
+
+/// The path of `dir`'s `config.json` and the model config it holds.
+pub fn read_config(dir: &Path) -> Result<(PathBuf, RoFormerConfig), InferError> {
+    let config_path = dir.join(CONFIG_FILE);
+    if !config_path.is_file() {
+        return Err(InferError::model_dir(
+            dir,
+            format!("not a model directory: no {CONFIG_FILE}"),
+        ));
+    }
+    let config = RoFormerConfig::from_json_file(&config_path)?;
+    Ok((config_path, config))
 }

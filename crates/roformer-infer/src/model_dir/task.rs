@@ -17,7 +17,8 @@ use crate::model_dir::architecture::{
     CLASSIFIER_ARCHITECTURE, TAGGER_ARCHITECTURE, read_labels, task_architecture,
 };
 use crate::model_dir::files::{
-    CONFIG_FILE, WEIGHTS_FILE, load_tokenizer, save_tokenizer, weights_file,
+    CONFIG_FILE, WEIGHTS_FILE, load_tokenizer, prepare_hf_dir, read_config, save_tokenizer,
+    weights_file,
 };
 use crate::task_model::TaskModel;
 use crate::tokenizer::TextTokenizer;
@@ -116,16 +117,7 @@ pub fn write_classifier_dir<B: RoFormerBackend, M: TaskModel<B>>(
     classifier: &LoadedTask<B, M>,
     out: &Path,
 ) -> Result<(), InferError> {
-    if let Some(reason) = classifier.config.hf_incompatibility() {
-        return Err(InferError::model_dir(&classifier.dir, reason));
-    }
-    if out.join(CONFIG_FILE).exists() || out.join(WEIGHTS_FILE).exists() {
-        return Err(InferError::model_dir(
-            out,
-            "already holds a model; choose an empty or new directory",
-        ));
-    }
-    std::fs::create_dir_all(out).map_err(|e| InferError::io(out, e))?;
+    prepare_hf_dir(&classifier.config, &classifier.dir, out)?;
     save_classifier_weights(out, &classifier.config, &classifier.model)?;
     save_tokenizer(out, &classifier.tokenizer)?;
     save_classifier_config(out, &classifier.config, &classifier.labels, M::ARCHITECTURE)
@@ -155,14 +147,7 @@ pub fn load_task<B: RoFormerBackend, M: TaskModel<B>>(
     dir: &Path,
     device: &B::Device,
 ) -> Result<LoadedTask<B, M>, InferError> {
-    let config_path = dir.join(CONFIG_FILE);
-    if !config_path.is_file() {
-        return Err(InferError::model_dir(
-            dir,
-            format!("not a model directory: no {CONFIG_FILE}"),
-        ));
-    }
-    let config = RoFormerConfig::from_json_file(&config_path)?;
+    let (config_path, config) = read_config(dir)?;
     match task_architecture(dir) {
         Some(found) if found == M::ARCHITECTURE => {}
         Some(found) => {

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::error::InferError;
 use crate::inputs::{PairInput, pair_batch, pair_input};
+use crate::json_lines;
 use crate::model_dir::LoadedClassifier;
 
 /// Sequences run through the model at once.
@@ -122,22 +123,18 @@ pub fn classify<B: RoFormerBackend>(
 /// `text_pair` (blank lines skipped). Errors name the file and line.
 pub fn read_classify_inputs(path: &Path) -> Result<Vec<ClassifyInput>, InferError> {
     let source = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| InferError::io(path, e))?;
+    let text = json_lines::read(path)?;
     let mut inputs = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let at =
-            |message: &str| InferError::data(&source, format!("line {}: {message}", index + 1));
-        let value: Value = serde_json::from_str(line).map_err(|_| at("not a JSON object"))?;
+    for line in json_lines::lines(&text, &source) {
+        let value: Value =
+            serde_json::from_str(line.text).map_err(|_| line.error("not a JSON object"))?;
         let field = |name: &str| match value.get(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.clone())),
-            Some(Value::String(_)) => Err(at(&format!("empty `{name}`"))),
-            Some(_) => Err(at(&format!("field `{name}` is not a string"))),
+            Some(Value::String(_)) => Err(line.error(format!("empty `{name}`"))),
+            Some(_) => Err(line.error(format!("field `{name}` is not a string"))),
         };
-        let text = field("text")?.ok_or_else(|| at("missing field `text`"))?;
+        let text = field("text")?.ok_or_else(|| line.error("missing field `text`"))?;
         inputs.push(ClassifyInput {
             text,
             text_pair: field("text_pair")?,

@@ -7,7 +7,7 @@ use roformer::{RoFormerBackend, RoFormerInput};
 use crate::error::InferError;
 use crate::model_dir::LoadedModel;
 use crate::pipelines::input_line::{EncodeLine, embed_line};
-use crate::pipelines::rows::{BATCH, WithWarnings, longest, model_row, pad_rows, values};
+use crate::pipelines::rows::{BATCH, WithWarnings, longest, model_rows, pad_rows, values};
 
 /// How a sentence embedding is made from the last hidden state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -33,11 +33,7 @@ pub fn embed<B: RoFormerBackend>(
         return Err(InferError::data("input", "no lines to embed"));
     }
     let mut warnings = Vec::new();
-    let rows = lines
-        .iter()
-        .enumerate()
-        .map(|(index, line)| model_row(loaded, line, &format!("line {}", index + 1), &mut warnings))
-        .collect::<Result<Vec<_>, _>>()?;
+    let rows = model_rows(loaded, lines, &mut warnings)?;
     let pad = loaded.pad_id();
     let mut embeddings = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(BATCH) {

@@ -8,7 +8,7 @@ use roformer::{RoFormerBackend, RoFormerInput};
 use crate::error::InferError;
 use crate::model_dir::LoadedModel;
 use crate::pipelines::input_line::EncodeLine;
-use crate::pipelines::rows::{BATCH, WithWarnings, longest, model_row, pad_rows, values};
+use crate::pipelines::rows::{BATCH, WithWarnings, longest, model_rows, pad_rows, values};
 
 /// Encoder outputs of a whole input file as one padded batch (row-major f32).
 #[derive(Debug, Clone)]
@@ -37,11 +37,7 @@ pub fn encode<B: RoFormerBackend>(
 ) -> Result<WithWarnings<Encoded>, InferError> {
     let config = &loaded.config;
     let mut warnings = Vec::new();
-    let rows = lines
-        .iter()
-        .enumerate()
-        .map(|(index, line)| model_row(loaded, line, &format!("line {}", index + 1), &mut warnings))
-        .collect::<Result<Vec<_>, _>>()?;
+    let rows = model_rows(loaded, lines, &mut warnings)?;
     let mlm_head = if with_logits {
         Some(loaded.masked_lm()?)
     } else {
@@ -128,7 +124,7 @@ mod tests {
     use roformer_testing::max_abs_diff;
 
     use super::*;
-    use crate::pipelines::rows::Row;
+    use crate::pipelines::rows::{Row, model_row};
     use crate::tokenizer::TextTokenizer;
 
     type B = NdArray;

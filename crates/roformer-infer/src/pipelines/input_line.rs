@@ -5,6 +5,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::error::InferError;
+use crate::json_lines;
 
 /// One line of an `encode` input file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -28,37 +29,14 @@ pub enum EncodeLine {
     },
 }
 
-/// Encoder outputs of a whole input file as one padded batch (row-major f32).
-#[derive(Debug, Clone)]
-pub struct Encoded {
-    /// `[lines, longest]`.
-    pub shape: [usize; 2],
-    /// Width of the hidden states.
-    pub hidden_size: usize,
-    /// Vocabulary size (when logits were asked for).
-    pub vocab_size: usize,
-    /// `last_hidden_state`, `[lines, longest, hidden]`.
-    pub last_hidden_state: Vec<f32>,
-    /// `attention_mask`, `[lines, longest]`.
-    pub attention_mask: Vec<i64>,
-    /// `mlm_logits`, `[lines, longest, vocab]`, if asked for.
-    pub mlm_logits: Option<Vec<f32>>,
-}
-
 /// Reads `path` (JSON lines) into id sequences with masks and token types.
 pub fn read_encode_lines(path: &Path) -> Result<Vec<EncodeLine>, InferError> {
-    let text = std::fs::read_to_string(path).map_err(|e| InferError::io(path, e))?;
+    let text = json_lines::read(path)?;
     let name = path.display().to_string();
-    let lines: Vec<EncodeLine> = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, line)| {
-            serde_json::from_str(line).map_err(|_| {
-                InferError::data(&name, format!(
-                    "line {}: expected {{\"text\": ...}} or {{\"input_ids\": [...], \"attention_mask\"?: [...], \"token_type_ids\"?: [...]}}",
-                    i + 1
-                ))
+    let lines: Vec<EncodeLine> = json_lines::lines(&text, &name)
+        .map(|line| {
+            serde_json::from_str(line.text).map_err(|_| {
+                line.error("expected {\"text\": ...} or {\"input_ids\": [...], \"attention_mask\"?: [...], \"token_type_ids\"?: [...]}")
             })
         })
         .collect::<Result<_, _>>()?;

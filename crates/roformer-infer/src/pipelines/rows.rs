@@ -136,6 +136,20 @@ pub(crate) fn truncate(
     }
 }
 
+/// The input lines as rows that fit the model (see [`model_row`]), each named by its line
+/// number in errors and warnings.
+pub(crate) fn model_rows<B: RoFormerBackend>(
+    loaded: &LoadedModel<B>,
+    lines: &[EncodeLine],
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Row>, InferError> {
+    lines
+        .iter()
+        .enumerate()
+        .map(|(index, line)| model_row(loaded, line, &format!("line {}", index + 1), warnings))
+        .collect()
+}
+
 /// One input line as a row that fits the model: text tokenized with `[CLS]` and `[SEP]`
 /// and cut to `max_position_embeddings` keeping `[SEP]`; ids checked by [`ids_row`] and
 /// cut as they are. Each cut adds a warning naming `what`.

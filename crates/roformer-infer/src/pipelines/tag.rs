@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::entities::{entities, is_bio};
 use crate::error::InferError;
 use crate::inputs::{PairInput, WordWindow, pair_batch, word_rows, word_windows};
+use crate::json_lines;
 use crate::model_dir::LoadedTagger;
 use crate::task_model::TaskModel;
 
@@ -149,15 +150,11 @@ pub fn words_of(text: &str) -> Vec<String> {
 /// `text` (split at whitespace); blank lines skipped. Errors name the file and line.
 pub fn read_tag_inputs(path: &Path) -> Result<Vec<Vec<String>>, InferError> {
     let source = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| InferError::io(path, e))?;
+    let text = json_lines::read(path)?;
     let mut inputs = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let at =
-            |message: &str| InferError::data(&source, format!("line {}: {message}", index + 1));
-        let value: Value = serde_json::from_str(line).map_err(|_| at("not a JSON object"))?;
+    for line in json_lines::lines(&text, &source) {
+        let at = |message: &str| line.error(message);
+        let value: Value = serde_json::from_str(line.text).map_err(|_| at("not a JSON object"))?;
         let words = match (value.get("words"), value.get("text")) {
             (Some(Value::Array(items)), _) => items
                 .iter()

@@ -8,6 +8,7 @@
 //! CoNLL files (`.conll`): a word per line with its label in the last column, a blank line
 //! between sentences, `-DOCSTART-` lines skipped.
 
+use roformer_infer::json_lines;
 use std::path::Path;
 
 use serde_json::{Map, Value};
@@ -149,18 +150,14 @@ fn json_object_rows<T>(
     mut row: impl FnMut(&Map<String, Value>, LineError<'_>) -> Result<T, TrainError>,
 ) -> Result<Vec<(usize, T)>, TrainError> {
     let mut rows = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let number = index + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let at = |message: String| TrainError::data(source, format!("line {number}: {message}"));
+    for line in json_lines::lines(text, source) {
+        let at = |message: String| TrainError::from(line.error(message));
         let value: Value =
-            serde_json::from_str(line).map_err(|e| at(format!("not a JSON object: {e}")))?;
+            serde_json::from_str(line.text).map_err(|e| at(format!("not a JSON object: {e}")))?;
         let Value::Object(object) = value else {
             return Err(at("not a JSON object".into()));
         };
-        rows.push((number, row(&object, &at)?));
+        rows.push((line.number, row(&object, &at)?));
     }
     Ok(rows)
 }

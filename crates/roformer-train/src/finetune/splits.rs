@@ -16,23 +16,19 @@ use crate::finetune::labelled::{LabelledExample, TaggedExample, read_labelled, r
 /// Salt of the seed of the validation split drawn from the training file.
 const SPLIT_SALT: u64 = 0x5B11_7FAC_7104;
 
-/// The labelled examples of a fine-tuning config, split.
-pub(crate) struct LabelledSplits {
-    pub train: Vec<LabelledExample>,
-    pub validation: Vec<LabelledExample>,
+/// A run's rows (labelled texts, or tagged sentences), split.
+pub(crate) struct Splits<T> {
+    pub train: Vec<T>,
+    pub validation: Vec<T>,
     /// By output index: the config's list, or the sorted distinct labels of the training
     /// file.
     pub labels: Vec<String>,
 }
 
+/// The labelled texts of a classification config, split.
+pub(crate) type LabelledSplits = Splits<LabelledExample>;
 /// The tagged sentences of a token-classification config, split.
-pub(crate) struct TaggedSplits {
-    pub train: Vec<TaggedExample>,
-    pub validation: Vec<TaggedExample>,
-    /// By output index: the config's list, or the sorted distinct labels of the training
-    /// file.
-    pub labels: Vec<String>,
-}
+pub(crate) type TaggedSplits = Splits<TaggedExample>;
 
 /// The labels of a config, or the sorted distinct labels of the training file (at least 2).
 fn labels_of<'a>(
@@ -55,39 +51,40 @@ fn labels_of<'a>(
     Ok(distinct.into_iter().cloned().collect())
 }
 
+/// The rows of `config`'s files, read by `read` (which checks them against the labels
+/// when it is given them), split, with their labels (`labels_in` lists a row's).
+fn splits<T>(
+    config: &FinetuneConfig,
+    read: impl Fn(&Path, Option<&[String]>) -> Result<Vec<T>, TrainError>,
+    labels_in: impl Fn(&T) -> &[String],
+) -> Result<Splits<T>, TrainError> {
+    let train_file = &config.data.train;
+    let mut train = read(train_file, config.task.labels.as_deref())?;
+    let labels = labels_of(config, train.iter().flat_map(&labels_in))?;
+    let validation = match &config.data.validation {
+        Some(path) => read(path, Some(&labels))?,
+        None => split_off_validation(&mut train, config, train_file)?,
+    };
+    Ok(Splits {
+        train,
+        validation,
+        labels,
+    })
+}
+
 /// The training and validation examples of `config` and its labels.
 pub(crate) fn labelled_splits(config: &FinetuneConfig) -> Result<LabelledSplits, TrainError> {
     let fields = config.task.fields();
-    let train_file = &config.data.train;
-    let mut train_rows = read_labelled(train_file, &fields, config.task.labels.as_deref())?;
-    let labels = labels_of(config, train_rows.iter().map(|e| &e.label))?;
-    let valid_rows = match &config.data.validation {
-        Some(path) => read_labelled(path, &fields, Some(&labels))?,
-        None => split_off_validation(&mut train_rows, config, train_file)?,
-    };
-    Ok(LabelledSplits {
-        train: train_rows,
-        validation: valid_rows,
-        labels,
-    })
+    let read = |path: &Path, labels: Option<&[String]>| read_labelled(path, &fields, labels);
+    splits(config, read, |row| std::slice::from_ref(&row.label))
 }
 
 /// The training and validation sentences of a token-classification `config` and its
 /// labels.
 pub(crate) fn tagged_splits(config: &FinetuneConfig) -> Result<TaggedSplits, TrainError> {
     let fields = config.task.tag_fields();
-    let train_file = &config.data.train;
-    let mut train_rows = read_tagged(train_file, &fields, config.task.labels.as_deref())?;
-    let labels = labels_of(config, train_rows.iter().flat_map(|e| &e.labels))?;
-    let valid_rows = match &config.data.validation {
-        Some(path) => read_tagged(path, &fields, Some(&labels))?,
-        None => split_off_validation(&mut train_rows, config, train_file)?,
-    };
-    Ok(TaggedSplits {
-        train: train_rows,
-        validation: valid_rows,
-        labels,
-    })
+    let read = |path: &Path, labels: Option<&[String]>| read_tagged(path, &fields, labels);
+    splits(config, read, |row| &row.labels)
 }
 
 /// Moves a seeded `validation_fraction` of the training rows into a validation split.

@@ -6,6 +6,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
+use crate::config::TrainingConfig;
 use crate::data::mask_seed;
 use crate::run::{StepBatch, dropout_seed};
 
@@ -31,12 +32,13 @@ pub(crate) struct Epochs {
 }
 
 impl Epochs {
-    pub fn new(len: usize, seed: u64, batch_size: usize, steps_per_epoch: usize) -> Self {
+    /// The batches of `len` training examples under `training`'s batch size and seed.
+    pub fn new(training: &TrainingConfig, len: usize) -> Self {
         Self {
             len,
-            seed,
-            batch_size,
-            steps_per_epoch,
+            seed: training.seed,
+            batch_size: training.batch_size,
+            steps_per_epoch: training.steps_per_epoch(len),
             order: None,
         }
     }

@@ -2,6 +2,7 @@
 //! record type with a step: pretraining's [`EvalRecord`], fine-tuning's own), and the
 //! loss curves drawn to `loss.png` (plotters, with the DejaVu font embedded).
 
+use roformer_infer::json_lines;
 use std::io::Write;
 use std::path::Path;
 
@@ -61,16 +62,8 @@ pub fn read_step_records<T: StepRecord>(path: &Path) -> Result<Vec<T>, TrainErro
     if !path.exists() {
         return Ok(Vec::new());
     }
-    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(i, line)| {
-            serde_json::from_str(line).map_err(|e| {
-                TrainError::data(path.display().to_string(), format!("line {}: {e}", i + 1))
-            })
-        })
-        .collect()
+    let text = json_lines::read(path)?;
+    Ok(json_lines::parse(&text, &path.display().to_string())?)
 }
 
 /// Keeps the pretraining records of steps up to `step` (see [`truncate_step_records`]).
@@ -92,22 +85,9 @@ pub fn truncate_step_records<T: StepRecord>(path: &Path, step: usize) -> Result<
             text.truncate(complete);
         }
     }
-    let kept = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(i, line)| {
-            serde_json::from_str::<T>(line).map_err(|e| {
-                TrainError::data(path.display().to_string(), format!("line {}: {e}", i + 1))
-            })
-        })
-        .filter(|record| record.as_ref().map_or(true, |r| r.step() <= step))
-        .map(|record| record.map(|r| serde_json::to_string(&r).expect("a record serializes")))
-        .collect::<Result<Vec<String>, _>>()?;
-    let mut text = kept.join("\n");
-    if !text.is_empty() {
-        text.push('\n');
-    }
+    let mut kept: Vec<T> = json_lines::parse(&text, &path.display().to_string())?;
+    kept.retain(|record| record.step() <= step);
+    let text = json_lines::to_string(&kept)?;
     Ok(roformer_infer::fs_atomic::write_atomic(
         path,
         text.as_bytes(),

@@ -224,13 +224,7 @@ where
     let train_len = task.train_len();
     let total_steps = training.total_steps(train_len);
     let schedule = training.schedule(total_steps);
-    let steps_per_epoch = training.steps_per_epoch(train_len);
-    let mut epochs = Epochs::new(
-        train_len,
-        training.seed,
-        training.batch_size,
-        steps_per_epoch,
-    );
+    let mut epochs = Epochs::new(training, train_len);
     let mut records = Records::<T::Record>::open(run_dir, start_step, resuming, loss_caption)?;
     let mut last = records.history.last().cloned();
     let _ = observe(RunEvent::Started {

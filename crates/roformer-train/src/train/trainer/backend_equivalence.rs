@@ -108,13 +108,7 @@ fn train_from<B: RoFormerTrainingBackend>(
     let training = &config.training;
     let train_len = trainer.train_len();
     let schedule = training.schedule(training.total_steps(train_len));
-    let steps_per_epoch = training.steps_per_epoch(train_len);
-    let mut epochs = Epochs::new(
-        train_len,
-        training.seed,
-        training.batch_size,
-        steps_per_epoch,
-    );
+    let mut epochs = Epochs::new(training, train_len);
     let steps = (0..STEPS)
         .map(|step| {
             let batch = epochs.step(step, schedule.at(step));
