@@ -13,7 +13,11 @@ use roformer_train::run::RunStart;
 
 /// Train and run RoFormer (rotary position embedding) encoders.
 #[derive(Parser, Debug)]
-#[command(name = "roformer", version, about)]
+#[command(
+    name = "roformer",
+    version,
+    about = "Training, data, tokenizer and inference for RoFormer on burn; the `roformer` binary"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -81,8 +81,8 @@ mod tests {
             "cubecl-wgpu-0.10.0/src/compute/server.rs"
         );
         assert_eq!(
-            crate_relative("crates/roformer-train/src/main.rs"),
-            "crates/roformer-train/src/main.rs"
+            crate_relative("crates/roformer-cli/src/main.rs"),
+            "crates/roformer-cli/src/main.rs"
         );
     }
 }
