@@ -43,3 +43,13 @@ pub fn write_results<T: serde::Serialize>(output: &Path, results: &[T]) -> Resul
     eprintln!("wrote {} ({} lines)", output.display(), results.len());
     Ok(())
 }
+
+/// Says so when `path` is read as a built-in config (no such file here).
+pub fn note_built_in_config(path: &Path) {
+    if roformer_train::shipped_configs::shipped_config(path).is_some() {
+        eprintln!(
+            "{}: no such file here; using the built-in copy of the shipped config",
+            path.display()
+        );
+    }
+}

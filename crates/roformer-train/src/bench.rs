@@ -52,17 +52,38 @@ pub struct BenchOptions {
     pub precision: Precision,
 }
 
-/// One measurement, in the JSON schema `scripts/bench_vs_pytorch.sh` reads.
+/// The first fields of every measurement's JSON object, as the comparison scripts read
+/// them.
 #[derive(Debug, Clone, Serialize)]
-pub struct BenchReport {
+pub struct ReportHeader {
     /// Always "roformer-rs".
     pub implementation: &'static str,
     /// The burn backend.
     pub backend: String,
     /// `f32`, `bf16` or `f16`.
     pub precision: &'static str,
-    /// "inference" or "train".
+    /// "inference", "train" or "product".
     pub mode: &'static str,
+}
+
+impl ReportHeader {
+    /// The header of a `mode` measurement on `backend` as `options` set it.
+    pub fn new(backend: &str, options: &BenchOptions, mode: &'static str) -> Self {
+        Self {
+            implementation: "roformer-rs",
+            backend: backend.to_string(),
+            precision: options.precision.name(),
+            mode,
+        }
+    }
+}
+
+/// One measurement, in the JSON schema `scripts/bench_vs_pytorch.sh` reads.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// What was measured, where ("inference" or "train").
+    #[serde(flatten)]
+    pub header: ReportHeader,
     /// Sequences per step.
     pub batch: usize,
     /// Tokens per sequence.
@@ -166,10 +187,11 @@ fn report(
 ) -> BenchReport {
     let tokens = (options.batch * options.seq * steps) as f64;
     BenchReport {
-        implementation: "roformer-rs",
-        backend: backend.to_string(),
-        precision: options.precision.name(),
-        mode: if options.train { "train" } else { "inference" },
+        header: ReportHeader::new(
+            backend,
+            options,
+            if options.train { "train" } else { "inference" },
+        ),
         batch: options.batch,
         seq: options.seq,
         threads: worker_threads(),

@@ -11,6 +11,7 @@ use roformer::{Precision, RoFormerConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
+use crate::shipped_configs::shipped_config;
 
 /// A whole training config file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -368,9 +369,13 @@ pub struct TrainOverrides {
 }
 
 impl TrainConfig {
-    /// Reads, parses and validates a TOML config file.
+    /// Reads, parses and validates a TOML config file; a shipped config's name where no
+    /// such file is reads the built-in copy ([`shipped_config`]).
     pub fn from_file(path: &Path) -> Result<Self, TrainError> {
-        read_validated(path, Self::validate)
+        match shipped_config(path) {
+            Some(text) => Self::from_toml_str(text, &path.display().to_string()),
+            None => read_validated(path, Self::validate),
+        }
     }
 
     /// Parses and validates TOML text; `source` names it in errors.

@@ -12,6 +12,7 @@ mod error;
 pub mod eval_mlm;
 pub mod finetune;
 pub mod run;
+pub mod shipped_configs;
 pub mod train;
 
 pub use config::TrainConfig;

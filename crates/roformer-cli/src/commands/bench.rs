@@ -9,8 +9,10 @@ use roformer_train::bench::{
 
 use crate::args::BenchArgs;
 use crate::backend;
+use crate::output::note_built_in_config;
 
 pub fn run(args: BenchArgs) -> Result<()> {
+    note_built_in_config(&args.config);
     let model_config = TrainConfig::from_file(&args.config)?.model;
     let device = backend::device()?;
     for &seq in &args.seq {
@@ -53,8 +55,8 @@ fn print_report(report: &BenchReport) {
         .map_or("unknown".to_string(), |mb| format!("{mb:.0} MB"));
     println!(
         "{} {} {}x{}: {:.0} tokens/s, {:.1} ms/step, {:.2} us/token, peak RSS {peak}, {:.1} MFLOP/token = {achieved:.1} GFLOP/s ({} params, {} threads, {} steps)",
-        report.backend,
-        report.mode,
+        report.header.backend,
+        report.header.mode,
         report.batch,
         report.seq,
         report.tokens_per_second,
@@ -81,7 +83,7 @@ fn report_products(reports: &[ProductReport], json: bool) -> Result<()> {
     };
     println!(
         "{} {} matrix products of an inference step at {}x{} ({} calls each):",
-        first.backend, first.precision, first.sequences, first.seq, first.repeats
+        first.header.backend, first.header.precision, first.sequences, first.seq, first.repeats
     );
     let mut step_ms = 0.0;
     for report in reports {

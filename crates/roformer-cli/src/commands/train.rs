@@ -11,6 +11,7 @@ use roformer_train::train::{PretrainingDetails, RUN_CONFIG_FILE, TrainEvent, tra
 
 use crate::args::TrainArgs;
 use crate::backend;
+use crate::output::note_built_in_config;
 use crate::progress::Progress;
 
 pub fn run(args: TrainArgs) -> Result<()> {
@@ -63,6 +64,7 @@ fn start_of(args: TrainArgs) -> Result<(RunStart<TrainConfig>, PathBuf, Option<T
     let TrainArgs { run, overrides } = args;
     let (start, run_dir) = run.start(
         |path| {
+            note_built_in_config(path);
             Ok(TrainConfig::from_file(path)?
                 .with_overrides(overrides, &path.display().to_string())?)
         },

@@ -18,7 +18,7 @@ use burn::tensor::{Distribution, Tensor};
 use roformer::RoFormerConfig;
 use serde::Serialize;
 
-use super::{BenchOptions, check_shape};
+use super::{BenchOptions, ReportHeader, check_shape};
 use crate::error::TrainError;
 
 /// Timed runs of each product when `--steps` does not say.
@@ -109,14 +109,10 @@ pub fn inference_products(config: &RoFormerConfig, sequences: usize, seq: usize)
 /// One product's timing, in the JSON schema `scripts/matmul_pytorch.py --products` reads.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProductReport {
-    /// Always "roformer-rs".
-    pub implementation: &'static str,
-    /// The burn backend.
-    pub backend: String,
-    /// `f32`, `bf16` or `f16`: the factors' and the result's type.
-    pub precision: &'static str,
-    /// Always "product".
-    pub mode: &'static str,
+    /// What was measured, where (mode "product"; the precision is the factors' and the
+    /// result's type).
+    #[serde(flatten)]
+    pub header: ReportHeader,
     /// Sequences of the step the product belongs to.
     pub sequences: usize,
     /// Tokens per sequence.
@@ -164,10 +160,7 @@ pub fn bench_products<B: Backend>(
         sync()?;
         let ms = started.elapsed().as_secs_f64() * 1e3 / repeats as f64;
         reports.push(ProductReport {
-            implementation: "roformer-rs",
-            backend: backend.to_string(),
-            precision: options.precision.name(),
-            mode: "product",
+            header: ReportHeader::new(backend, options, "product"),
             sequences: options.batch,
             seq: options.seq,
             product,

@@ -16,7 +16,7 @@ use crate::finetune::record::FinetuneRecord;
 use crate::run::checkpoint::{TrainingState, load_checkpoint, save_checkpoint};
 use crate::run::loss_scale::{LossScale, optimise};
 use crate::run::optimizer::FusedAdamW;
-use crate::run::{StepBatch, StepLoss, Task, TrainFigures};
+use crate::run::{StepBatch, StepLoss, Task, TaskSizes, TrainFigures};
 use roformer_infer::model_dir::save_classifier_weights;
 use roformer_infer::task_model::TaskModel;
 
@@ -116,16 +116,12 @@ where
 {
     type Record = FinetuneRecord;
 
-    fn train_len(&self) -> usize {
-        self.data.train.len()
-    }
-
-    fn valid_len(&self) -> usize {
-        self.data.valid.len()
-    }
-
-    fn parameters(&self) -> usize {
-        self.model().num_params()
+    fn sizes(&self) -> TaskSizes {
+        TaskSizes {
+            train: self.data.train.len(),
+            valid: self.data.valid.len(),
+            parameters: self.model().num_params(),
+        }
     }
 
     fn step(&mut self, batch: StepBatch<'_>) -> Result<StepLoss, TrainError> {

@@ -37,7 +37,7 @@ pub use metrics::EvalRecord;
 pub use optimizer::{FusedAdamW, FusedAdamWConfig};
 pub(crate) use run_dir::refuse_taken;
 pub use run_dir::{METRICS_FILE, PLOT_FILE, RunStart};
-pub use task::{RunRecord, StepBatch, StepLoss, Task, TrainFigures};
+pub use task::{RunRecord, StepBatch, StepLoss, Task, TaskSizes, TrainFigures};
 
 /// Salt of the per-step seeds of the backend's random stream (dropout masks).
 const DROPOUT_SALT: u64 = 0xD20F_0A75_7EED;
@@ -221,7 +221,8 @@ where
         loss_caption,
         details,
     } = settings;
-    let train_len = task.train_len();
+    let sizes = task.sizes();
+    let train_len = sizes.train;
     let total_steps = training.total_steps(train_len);
     let schedule = training.schedule(total_steps);
     let mut epochs = Epochs::new(training, train_len);
@@ -231,8 +232,8 @@ where
         start_step,
         total_steps,
         train_examples: train_len,
-        valid_examples: task.valid_len(),
-        parameters: task.parameters(),
+        valid_examples: sizes.valid,
+        parameters: sizes.parameters,
         details,
     });
     let mut since = SinceEvaluation::default();

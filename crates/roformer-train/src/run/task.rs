@@ -57,19 +57,24 @@ pub struct TrainFigures {
     pub learning_rate: f64,
 }
 
+/// How large a task is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskSizes {
+    /// Training examples: each epoch visits them in a seeded order.
+    pub train: usize,
+    /// Validation examples.
+    pub valid: usize,
+    /// Trainable parameters of the model.
+    pub parameters: usize,
+}
+
 /// A kind of run, holding its model, optimizer and data.
 pub trait Task<B: RoFormerTrainingBackend> {
     /// Its evaluation record.
     type Record: RunRecord;
 
-    /// Training examples: each epoch visits them in a seeded order.
-    fn train_len(&self) -> usize;
-
-    /// Validation examples.
-    fn valid_len(&self) -> usize;
-
-    /// Trainable parameters of the model.
-    fn parameters(&self) -> usize;
+    /// Its examples and parameters.
+    fn sizes(&self) -> TaskSizes;
 
     /// Runs one optimisation step.
     fn step(&mut self, batch: StepBatch<'_>) -> Result<StepLoss, TrainError>;

@@ -23,7 +23,8 @@ use crate::run::loss_scale::{LossScale, optimise};
 use crate::run::metrics::EvalRecord;
 use crate::run::optimizer::FusedAdamW;
 use crate::run::{
-    RunEvent, RunRecord, RunSettings, RunStart, StepBatch, StepLoss, Task, TrainFigures, run_loop,
+    RunEvent, RunRecord, RunSettings, RunStart, StepBatch, StepLoss, Task, TaskSizes, TrainFigures,
+    run_loop,
 };
 use crate::train::data_parallel::{Setup, Share, Workers, masked_tokens, split_batch};
 use crate::train::nodes::{Placement, collective_config, positional_ids, run_digest};
@@ -362,16 +363,12 @@ impl<'a, B: RoFormerTrainingBackend> Trainer<'a, B> {
 impl<B: RoFormerTrainingBackend> Task<B> for Trainer<'_, B> {
     type Record = EvalRecord;
 
-    fn train_len(&self) -> usize {
-        self.splits.train.len()
-    }
-
-    fn valid_len(&self) -> usize {
-        self.splits.valid.len()
-    }
-
-    fn parameters(&self) -> usize {
-        self.model().num_params()
+    fn sizes(&self) -> TaskSizes {
+        TaskSizes {
+            train: self.splits.train.len(),
+            valid: self.splits.valid.len(),
+            parameters: self.model().num_params(),
+        }
     }
 
     fn step(&mut self, batch: StepBatch<'_>) -> Result<StepLoss, TrainError> {

@@ -106,7 +106,7 @@ fn train_from<B: RoFormerTrainingBackend>(
     trainer.model = Some(copy_weights(start, fresh, device));
     // The batches, learning rates and dropout seeds the run loop gives these steps.
     let training = &config.training;
-    let train_len = trainer.train_len();
+    let train_len = trainer.sizes().train;
     let schedule = training.schedule(training.total_steps(train_len));
     let mut epochs = Epochs::new(training, train_len);
     let steps = (0..STEPS)
