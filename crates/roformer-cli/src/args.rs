@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 use roformer::Precision;
 use roformer_infer::pipelines::Pooling;
+use roformer_serve::ServeOptions;
 use roformer_train::config::TrainOverrides;
 use roformer_train::eval_mlm::ScalingRule;
 use roformer_train::run::RunStart;
@@ -41,6 +42,7 @@ pub enum Command {
     Bench(BenchArgs),
     Import(ImportArgs),
     ExportHf(ExportHfArgs),
+    Serve(ServeArgs),
 }
 
 /// Pretrain a masked-LM from a TOML config (or continue a run with --resume).
@@ -359,4 +361,16 @@ impl RunArgs {
             (None, None) => anyhow::bail!("give --config FILE or --resume DIR"),
         }
     }
+}
+
+/// Serve models over HTTP (text-embeddings-inference's, OpenAI's and transformers
+/// pipelines' JSON) until SIGTERM or Ctrl-C.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// A model directory, or NAME=DIR; repeat for several models (the first is the
+    /// default; a request names another in "model").
+    #[arg(long = "model", value_name = "[NAME=]DIR", required = true)]
+    pub models: Vec<String>,
+    #[command(flatten)]
+    pub options: ServeOptions,
 }

@@ -12,6 +12,7 @@ mod eval_mlm;
 mod fill_mask;
 mod finetune;
 mod passages;
+mod serve;
 mod similarity;
 mod tag;
 mod train;
@@ -38,5 +39,6 @@ pub fn run(command: Command) -> Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Import(ImportArgs { from, to }) => convert::run(&from, &to),
         Command::ExportHf(ExportHfArgs { model, output }) => convert::run(&model, &output),
+        Command::Serve(args) => serve::run(args),
     }
 }

@@ -15,5 +15,6 @@ mod finetune_runs;
 mod kill_resume;
 mod multi_node;
 mod position_encodings_run;
+mod serve;
 mod tagging;
 mod token_ids_input;

@@ -51,6 +51,17 @@ pub fn label_probabilities<B: RoFormerBackend>(
     inputs: &[ClassifyInput],
     device: &B::Device,
 ) -> Result<Vec<Vec<f64>>, InferError> {
+    label_scores(classifier, inputs, false, device)
+}
+
+/// The score of every label (by index) for each input: the probabilities, or with `raw`
+/// the logits (TEI's `raw_scores`).
+pub fn label_scores<B: RoFormerBackend>(
+    classifier: &LoadedClassifier<B>,
+    inputs: &[ClassifyInput],
+    raw: bool,
+    device: &B::Device,
+) -> Result<Vec<Vec<f64>>, InferError> {
     for input in inputs {
         if input.text.trim().is_empty() {
             return Err(InferError::data("input", "empty text"));
@@ -83,7 +94,8 @@ pub fn label_probabilities<B: RoFormerBackend>(
         let logits = classifier
             .model
             .forward(pair_batch::<B>(&batch, pad, device));
-        let values: Vec<f64> = softmax(logits, 1).into_data().iter::<f64>().collect();
+        let scores = if raw { logits } else { softmax(logits, 1) };
+        let values: Vec<f64> = scores.into_data().iter::<f64>().collect();
         out.extend(values.chunks(classes).map(<[f64]>::to_vec));
     }
     Ok(out)

@@ -6,7 +6,8 @@ use serde::Serialize;
 
 use crate::error::InferError;
 use crate::model_dir::LoadedModel;
-use crate::pipelines::rows::{Row, WithWarnings, pad_rows, truncate, values};
+use crate::pipelines::rows::{Row, WithWarnings, longest, pad_rows, truncate, values};
+use crate::tokenizer::TextTokenizer;
 
 /// One candidate for a masked position.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -28,6 +29,15 @@ pub struct MaskPrediction {
     pub candidates: Vec<Candidate>,
 }
 
+/// Which candidates a fill-mask answers with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FillMaskOptions {
+    /// Candidates per mask, most likely first.
+    pub top_k: usize,
+    /// Only these token ids are candidates (HF's `targets`); all tokens when `None`.
+    pub targets: Option<Vec<u32>>,
+}
+
 /// The `top_k` most likely tokens for every `[MASK]` in `text`.
 pub fn fill_mask<B: RoFormerBackend>(
     loaded: &LoadedModel<B>,
@@ -35,7 +45,95 @@ pub fn fill_mask<B: RoFormerBackend>(
     top_k: usize,
     device: &B::Device,
 ) -> Result<WithWarnings<Vec<MaskPrediction>>, InferError> {
+    let options = FillMaskOptions {
+        top_k,
+        targets: None,
+    };
+    let WithWarnings { value, warnings } = fill_masks(loaded, &[text], &options, device)?;
+    Ok(WithWarnings {
+        value: value.into_iter().next().expect("one text, one answer"),
+        warnings,
+    })
+}
+
+/// The candidates for every `[MASK]` of each text, the texts run as one padded batch.
+pub fn fill_masks<B: RoFormerBackend>(
+    loaded: &LoadedModel<B>,
+    texts: &[&str],
+    options: &FillMaskOptions,
+    device: &B::Device,
+) -> Result<WithWarnings<Vec<Vec<MaskPrediction>>>, InferError> {
     let model = loaded.masked_lm()?;
+    let tokenizer = loaded.tokenizer()?;
+    let special = tokenizer.special();
+    let mut warnings = Vec::new();
+    let mut rows = Vec::with_capacity(texts.len());
+    let mut positions = Vec::with_capacity(texts.len());
+    for text in texts {
+        let (row, at) = mask_row(loaded, text, &mut warnings)?;
+        rows.push(row);
+        positions.push(at);
+    }
+    let padded = pad_rows::<B>(&rows, longest(&rows), special.pad, device);
+    // One row has no padding, so no attention mask.
+    let input = match rows.len() {
+        1 => RoFormerInput::new(padded.input_ids),
+        _ => RoFormerInput::new(padded.input_ids).with_attention_mask(padded.attention_mask),
+    };
+    let logits = model.forward(input);
+    let [batch, seq, vocab] = logits.dims();
+    let probabilities = softmax(logits.reshape([batch * seq, vocab]), 1);
+    let mut answers = Vec::with_capacity(texts.len());
+    for (row, at) in positions.into_iter().enumerate() {
+        let mut predictions = Vec::with_capacity(at.len());
+        for position in at {
+            let flat = row * seq + position;
+            let row_values = values(probabilities.clone().slice([flat..flat + 1, 0..vocab]))?;
+            predictions.push(MaskPrediction {
+                position,
+                candidates: candidates(&row_values, options, tokenizer),
+            });
+        }
+        answers.push(predictions);
+    }
+    Ok(WithWarnings {
+        value: answers,
+        warnings,
+    })
+}
+
+/// The candidates of one mask from its probabilities over the vocabulary.
+fn candidates(
+    probabilities: &[f32],
+    options: &FillMaskOptions,
+    tokenizer: &TextTokenizer,
+) -> Vec<Candidate> {
+    let mut ranked: Vec<(usize, f32)> = match &options.targets {
+        Some(targets) => targets
+            .iter()
+            .map(|&id| (id as usize, probabilities[id as usize]))
+            .collect(),
+        None => probabilities.iter().copied().enumerate().collect(),
+    };
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+    ranked
+        .into_iter()
+        .take(options.top_k)
+        .map(|(id, probability)| Candidate {
+            token: tokenizer.token(id as u32),
+            id: id as u32,
+            probability,
+        })
+        .collect()
+}
+
+/// `text` tokenized with `[CLS]`/`[SEP]` and cut to the model's length, and the positions
+/// of its masks; a text without one (or with every one cut off) is refused.
+fn mask_row<B: RoFormerBackend>(
+    loaded: &LoadedModel<B>,
+    text: &str,
+    warnings: &mut Vec<String>,
+) -> Result<(Row, Vec<usize>), InferError> {
     let tokenizer = loaded.tokenizer()?;
     let special = tokenizer.special();
     if text.trim().is_empty() {
@@ -48,14 +146,8 @@ pub fn fill_mask<B: RoFormerBackend>(
             "the text has no [MASK] token to fill",
         ));
     }
-    let mut warnings = Vec::new();
-    truncate(
-        &mut ids,
-        loaded.config.max_position_embeddings,
-        special.sep,
-        "input",
-        &mut warnings,
-    );
+    let max_len = loaded.config.max_position_embeddings;
+    truncate(&mut ids, max_len, special.sep, "input", warnings);
     let positions: Vec<usize> = ids
         .iter()
         .enumerate()
@@ -68,37 +160,5 @@ pub fn fill_mask<B: RoFormerBackend>(
             "every [MASK] lies past the model's maximum length",
         ));
     }
-    let width = ids.len();
-    let padded = pad_rows::<B>(&[Row::text(ids)], width, special.pad, device);
-    // One row has no padding, so no attention mask.
-    let logits = model.forward(RoFormerInput::new(padded.input_ids));
-    let [_, seq, vocab] = logits.dims();
-    let probabilities = softmax(logits.reshape([seq, vocab]), 1);
-    let mut predictions = Vec::with_capacity(positions.len());
-    for position in positions {
-        let row = values(
-            probabilities
-                .clone()
-                .slice([position..position + 1, 0..vocab]),
-        )?;
-        let mut ranked: Vec<(usize, f32)> = row.into_iter().enumerate().collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let candidates = ranked
-            .into_iter()
-            .take(top_k)
-            .map(|(id, probability)| Candidate {
-                token: tokenizer.token(id as u32),
-                id: id as u32,
-                probability,
-            })
-            .collect();
-        predictions.push(MaskPrediction {
-            position,
-            candidates,
-        });
-    }
-    Ok(WithWarnings {
-        value: predictions,
-        warnings,
-    })
+    Ok((Row::text(ids), positions))
 }

@@ -17,10 +17,12 @@ pub mod input_line;
 pub mod rows;
 pub mod tag;
 
-pub use classify::{Classification, ClassifyInput, LabelProbability, classify};
+pub use classify::{
+    Classification, ClassifyInput, LabelProbability, classify, label_probabilities, label_scores,
+};
 pub use embed::{Pooling, cosine, embed, similarity};
 pub use encode::{Encoded, encode, write_encoded};
-pub use fill_mask::{Candidate, MaskPrediction, fill_mask};
+pub use fill_mask::{Candidate, FillMaskOptions, MaskPrediction, fill_mask, fill_masks};
 pub use input_line::{EncodeLine, embed_line, read_encode_lines};
 pub use rows::WithWarnings;
-pub use tag::{TaggedEntity, TaggedWord, Tagging, tag};
+pub use tag::{TaggedEntity, TaggedWord, Tagging, tag, word_probabilities};

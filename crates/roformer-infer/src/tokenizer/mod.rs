@@ -85,6 +85,21 @@ impl SpecialIds {
     }
 }
 
+/// One token of a text and where it lies (HF `tokenizers`' offsets, in characters).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TokenSpan {
+    /// Its id.
+    pub id: u32,
+    /// The token as the vocabulary spells it.
+    pub text: String,
+    /// Whether it is a special token (`[CLS]`, `[SEP]`, …).
+    pub special: bool,
+    /// Its first character in the text.
+    pub start: usize,
+    /// One past its last character.
+    pub stop: usize,
+}
+
 /// A tokenizer with BERT conventions: `[CLS] text [SEP]`.
 #[derive(Clone)]
 pub struct TextTokenizer {
@@ -302,6 +317,30 @@ impl TextTokenizer {
         encoding
             .map(|e| e.get_ids().to_vec())
             .map_err(|e| tokenizer_error("encoding", e))
+    }
+
+    /// The tokens of `text` (with `[CLS]`/`[SEP]` when `special`) and where each lies in
+    /// it, in characters (a special token covers nothing: start = stop).
+    pub fn spans(&self, text: &str, special: bool) -> Result<Vec<TokenSpan>, InferError> {
+        let encoding = match &self.inner {
+            Pipeline::Standard(tokenizer) => tokenizer.encode_char_offsets(text, special),
+            Pipeline::Jieba(tokenizer) => tokenizer.encode_char_offsets(text, special),
+        }
+        .map_err(|e| tokenizer_error("encoding", e))?;
+        Ok(encoding
+            .get_ids()
+            .iter()
+            .zip(encoding.get_tokens())
+            .zip(encoding.get_offsets())
+            .zip(encoding.get_special_tokens_mask())
+            .map(|(((&id, token), &(start, stop)), &special)| TokenSpan {
+                id,
+                text: token.clone(),
+                special: special == 1,
+                start,
+                stop,
+            })
+            .collect())
     }
 
     /// The token of `id`, or `[UNK]`-like `<id>` if the id is outside the vocabulary.
