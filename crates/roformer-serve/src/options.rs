@@ -39,7 +39,7 @@ pub struct ServeOptions {
     pub payload_limit: usize,
     /// Seconds a request may wait for its answer before a 504 (default: no limit).
     #[cfg_attr(feature = "clap", arg(long, value_name = "SECS"))]
-    pub request_timeout: Option<u64>,
+    pub request_timeout: Option<f64>,
     /// Inference routes need `Authorization: Bearer KEY`.
     #[cfg_attr(feature = "clap", arg(long, value_name = "KEY"))]
     pub api_key: Option<String>,
@@ -77,6 +77,7 @@ impl Default for ServeOptions {
 impl ServeOptions {
     /// The wait for an answer, when limited.
     pub fn request_timeout(&self) -> Option<Duration> {
-        self.request_timeout.map(Duration::from_secs)
+        self.request_timeout
+            .map(|seconds| Duration::from_secs_f64(seconds.max(0.0)))
     }
 }

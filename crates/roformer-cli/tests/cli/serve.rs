@@ -454,9 +454,18 @@ fn errors_are_json_with_tei_status_codes_and_the_server_keeps_serving() {
     assert_eq!(served.get("/health").0, 200);
     assert_eq!(served.get("/info").0, 200);
 
-    // A request timeout of zero: 504 in the TEI shape, and the server goes on.
-    let timing_out = Served::start(&["--model", lm, "--request-timeout", "0"]);
-    let (status, answer, _) = timing_out.post("/embed", &json!({"inputs": TEXTS}));
+    // A request of 2,000 inputs (queued 32 at a time) cannot be answered within 1 ms:
+    // 504 in the TEI shape, and the server goes on.
+    let timing_out = Served::start(&[
+        "--model",
+        lm,
+        "--request-timeout",
+        "0.001",
+        "--max-concurrent-requests",
+        "4000",
+    ]);
+    let many: Vec<&str> = (0..2000).map(|i| TEXTS[i % 3]).collect();
+    let (status, answer, _) = timing_out.post("/embed", &json!({"inputs": many}));
     assert_eq!(status, 504, "{answer}");
     assert_eq!(answer["error_type"], "timeout");
     assert_eq!(timing_out.get("/health").0, 200);
@@ -475,9 +484,8 @@ fn batched_answers_equal_lone_answers_under_a_burst_and_a_client_that_leaves() {
         "--max-concurrent-requests",
         "4096",
     ]));
-    let words: Vec<&str> = "the quick brown fox jumps over the lazy dog to be or not"
-        .split(' ')
-        .collect();
+    // Texts of 1 to 6 words: 3 to about 20 tokens, within the model's 32.
+    let words: Vec<&str> = "the quick brown fox jumps over".split(' ').collect();
     let texts: Vec<String> = (1..=words.len()).map(|n| words[..n].join(" ")).collect();
     let alone: Vec<Vec<f64>> = texts
         .iter()
