@@ -38,8 +38,11 @@ mod tests {
         assert_eq!(built_in.to_toml_string(), repository.to_toml_string());
         // A file that exists is read as it is; another missing name is an error.
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, "[model]\nvocab_size = 1\n").unwrap();
-        assert!(TrainConfig::from_file(&path).is_err());
+        let edited = SHIPPED[0].1.replace("steps = 700", "steps = 3");
+        std::fs::write(&path, edited).unwrap();
+        let read = TrainConfig::from_file(&path).unwrap();
+        assert_eq!(read.training.steps, Some(3));
+        assert_eq!(built_in.training.steps, Some(700));
         assert!(TrainConfig::from_file(&dir.path().join("other.toml")).is_err());
     }
 }
