@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Serving benchmark: `roformer serve` with a model of configs/small.toml's shape (one
+# training step: seeded weights, trained tokenizer) driven by scripts/serve_load.py on
+# POST /embed with real sentences of the corpus, at concurrency 1, 8, 32 and 128, then a
+# 60-second soak at 64; beside it, in the same run, our offline embedding throughput
+# (`roformer embed` over the same sentences, batches of 32) and PyTorch's (transformers
+# RoFormerModel, 2 threads, scripts/embed_pytorch.py). Everything runs on this machine,
+# over the loopback address.
+#
+# Usage: scripts/bench_serve.sh [WORKDIR]
+#   BIN=path/to/roformer   the binary (default: cargo build --release -p roformer-cli)
+#   DURATION=20            seconds per concurrency level
+#   SOAK=60                seconds of the soak at concurrency 64
+#   PYTHON=python3         an interpreter with torch and transformers (default: .venv-bench,
+#                          made as scripts/bench_vs_pytorch.sh makes it)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+work="${1:-$(mktemp -d)}"
+mkdir -p "$work"
+duration="${DURATION:-20}"
+soak="${SOAK:-60}"
+
+if [ -z "${BIN:-}" ]; then
+  (cd "$root" && cargo build --release -p roformer-cli >&2)
+  BIN="${CARGO_TARGET_DIR:-$root/target}/release/roformer"
+fi
+py="${PYTHON:-$root/.venv-bench/bin/python}"
+
+# A model of the small shape: one step of training gives seeded weights and a tokenizer.
+if [ ! -f "$work/small/config.json" ]; then
+  sed -e 's/^steps = .*/steps = 1/' -e 's/^eval_every = .*/eval_every = 1/' \
+      -e 's/^checkpoint_every = .*/checkpoint_every = 1/' \
+      -e "s|^output_dir = .*|output_dir = \"$work/small\"|" "$root/configs/small.toml" > "$work/small.toml"
+  "$BIN" train --config "$work/small.toml" >&2
+fi
+
+# Sentences of 6 to 40 words from the corpus (8 to about 64 tokens).
+cat "$root"/data/shakespeare/*.txt | tr -s ' \t' ' ' \
+  | awk 'NF >= 6 && NF <= 40' | head -n 4000 > "$work/sentences.txt"
+
+"$BIN" serve --model "$work/small" --port 0 --max-concurrent-requests 4096 2> "$work/serve.log" &
+server=$!
+trap 'kill "$server" 2>/dev/null || true' EXIT
+for _ in $(seq 300); do
+  url=$(grep -o 'http://[0-9.:]*' "$work/serve.log" | head -n1 || true)
+  [ -n "$url" ] && break
+  sleep 0.2
+done
+[ -n "$url" ] || { cat "$work/serve.log" >&2; exit 1; }
+echo "== server $url (pid $server)" >&2
+
+: > "$work/load.jsonl"
+for concurrency in 1 8 32 128; do
+  python3 "$root/scripts/serve_load.py" --url "$url" --sentences "$work/sentences.txt" \
+    --concurrency "$concurrency" --duration "$duration" | tee -a "$work/load.jsonl"
+done
+
+# The soak: RSS after its first 10 s and at its end.
+python3 "$root/scripts/serve_load.py" --url "$url" --sentences "$work/sentences.txt" \
+  --concurrency 64 --duration "$soak" > "$work/soak.json" &
+soaker=$!
+sleep 10
+rss_10=$(awk '/VmRSS/ {print $2}' "/proc/$server/status")
+wait "$soaker"
+rss_end=$(awk '/VmRSS/ {print $2}' "/proc/$server/status")
+peak=$(awk '/VmHWM/ {print $2}' "/proc/$server/status")
+echo "soak: $(cat "$work/soak.json") rss_after_10s_kb=$rss_10 rss_end_kb=$rss_end peak_rss_kb=$peak"
+
+# Our offline throughput: `roformer embed` over 2,048 sentences, less a one-sentence run
+# (the load), tokens counted by the server.
+head -n 2048 "$work/sentences.txt" > "$work/offline.txt"
+head -n 1 "$work/sentences.txt" > "$work/one.txt"
+tokens=$(python3 - "$url" "$work/offline.txt" <<'PY'
+import json, sys, urllib.request
+texts = [l.strip() for l in open(sys.argv[2]) if l.strip()]
+request = urllib.request.Request(sys.argv[1] + "/embed", json.dumps({"inputs": texts}).encode(),
+                                 {"Content-Type": "application/json"})
+print(urllib.request.urlopen(request).headers["x-compute-tokens"])
+PY
+)
+kill "$server"; wait "$server" 2>/dev/null || true
+trap - EXIT
+t0=$(date +%s.%N); "$BIN" embed --model "$work/small" --input "$work/one.txt" > /dev/null; t1=$(date +%s.%N)
+"$BIN" embed --model "$work/small" --input "$work/offline.txt" > /dev/null; t2=$(date +%s.%N)
+python3 -c "import json; load=$t1-$t0; run=$t2-$t1; print(json.dumps({'implementation': 'roformer-rs offline', 'batch': 32, 'tokens_per_second': $tokens / (run - load)}))"
+
+# PyTorch's offline throughput on the same directory and sentences.
+if "$py" -c 'import torch, transformers' 2>/dev/null; then
+  "$py" "$root/scripts/embed_pytorch.py" --model "$work/small" --sentences "$work/offline.txt" --batch 32
+else
+  echo "no torch/transformers for $py: PyTorch's offline throughput left out" >&2
+fi
