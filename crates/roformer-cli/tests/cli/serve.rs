@@ -568,7 +568,11 @@ fn sigterm_lets_requests_in_flight_finish_then_exits_zero() {
         let status = response.status().as_u16();
         let answer: Value =
             serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
-        (status, answer.as_array().map_or(0, Vec::len), std::time::Instant::now())
+        (
+            status,
+            answer.as_array().map_or(0, Vec::len),
+            std::time::Instant::now(),
+        )
     });
     std::thread::sleep(std::time::Duration::from_millis(300));
     let pid = served.child.id().to_string();
@@ -580,7 +584,10 @@ fn sigterm_lets_requests_in_flight_finish_then_exits_zero() {
     let signalled = std::time::Instant::now();
     let (status, answered, at) = inflight.join().unwrap();
     assert_eq!((status, answered), (200, 20000));
-    assert!(at > signalled, "the request was answered before the signal: not in flight");
+    assert!(
+        at > signalled,
+        "the request was answered before the signal: not in flight"
+    );
     let exit = served.child.wait().unwrap();
     assert!(exit.success(), "{exit:?}");
 }
