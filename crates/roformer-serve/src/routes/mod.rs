@@ -202,7 +202,7 @@ pub fn serves(model: &ModelHandle, task: Task) -> Result<(), ApiError> {
 /// takes unless truncated (keeping `[SEP]`).
 pub fn model_ids(model: &ModelHandle, text: &str, truncate: bool) -> Result<Vec<u32>, ApiError> {
     let mut ids = model.tokenizer.encode_with_special(text)?;
-    fit_length(model, &mut ids, truncate)?;
+    check_length(model, ids.len(), truncate)?;
     if ids.len() > model.max_input_length {
         ids.truncate(model.max_input_length - 1);
         ids.push(model.tokenizer.special().sep);
@@ -210,13 +210,12 @@ pub fn model_ids(model: &ModelHandle, text: &str, truncate: bool) -> Result<Vec<
     Ok(ids)
 }
 
-/// Refuses `ids` longer than the model takes unless `truncate`.
-pub fn fit_length(model: &ModelHandle, ids: &mut [u32], truncate: bool) -> Result<(), ApiError> {
-    if ids.len() > model.max_input_length && !truncate {
+/// Refuses an input of `tokens` tokens longer than the model takes, unless `truncate`.
+pub fn check_length(model: &ModelHandle, tokens: usize, truncate: bool) -> Result<(), ApiError> {
+    if tokens > model.max_input_length && !truncate {
         return Err(ApiError::validation(format!(
-            "Input validation error: `inputs` must have less than {} tokens. Given: {}",
+            "Input validation error: `inputs` must have less than {} tokens. Given: {tokens}",
             model.max_input_length,
-            ids.len()
         )));
     }
     Ok(())

@@ -10,7 +10,7 @@ use roformer_infer::pipelines::Pooling;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AppState, JsonBody, answer, fit_length, model_ids, run_jobs, serves};
+use super::{AppState, JsonBody, answer, check_length, model_ids, run_jobs, serves};
 use crate::error::{ApiError, ErrorKind, OpenAiError};
 use crate::job::Job;
 use crate::model::Task;
@@ -144,7 +144,7 @@ fn input_ids(
                     "token id {bad} is outside the vocabulary (0..{vocab})"
                 )));
             }
-            fit_length(model, &mut ids, truncate)?;
+            check_length(model, ids.len(), truncate)?;
             ids.truncate(model.max_input_length);
             Ok(ids)
         })

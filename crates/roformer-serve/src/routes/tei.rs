@@ -190,7 +190,7 @@ fn classify_job(
     if let Some(pair) = &text_pair {
         tokens += model.tokenizer.encode_plain(pair)?.len() + 1;
     }
-    super::fit_length(model, &mut vec![0; tokens], truncate)?;
+    super::check_length(model, tokens, truncate)?;
     let tokens = tokens.min(model.max_input_length);
     let input = ClassifyInput { text, text_pair };
     Ok((Job::Classify { input, raw }, tokens))
