@@ -353,7 +353,7 @@ fn mixed_precision_training_tracks_f32() {
 /// masked-LM logits, to 1e-2 of the largest value (f16 rounding).
 #[test]
 fn f16_embeddings_and_encodings_track_f32() {
-    use roformer_infer::model_dir::{load_model, save_model};
+    use roformer_infer::model_dir::{InPrecision, load_model, save_model};
     use roformer_infer::pipelines::{Pooling, embed, embed_line, encode};
 
     let dir = tempfile::tempdir().unwrap();

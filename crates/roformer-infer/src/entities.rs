@@ -30,6 +30,19 @@ pub struct EntityScores {
     pub f1: f64,
 }
 
+/// Precision, recall and F1 of `correct` hits among `predicted` predictions of `actual`
+/// true items; a ratio over zero is 0, and so is F1 when precision and recall both are.
+pub fn precision_recall_f1(correct: usize, predicted: usize, actual: usize) -> (f64, f64, f64) {
+    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let (precision, recall) = (ratio(correct, predicted), ratio(correct, actual));
+    let f1 = if precision + recall == 0.0 {
+        0.0
+    } else {
+        2.0 * precision * recall / (precision + recall)
+    };
+    (precision, recall, f1)
+}
+
 /// Whether `labels` are BIO labels: each `O`, `B-…` or `I-…`, at least one not `O`.
 pub fn is_bio(labels: &[String]) -> bool {
     labels
@@ -83,16 +96,7 @@ pub fn entity_scores<S: AsRef<str>>(predicted: &[Vec<S>], target: &[Vec<S>]) -> 
         predicted_count += p.len();
         target_count += t.len();
     }
-    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-    let (precision, recall) = (
-        ratio(correct, predicted_count),
-        ratio(correct, target_count),
-    );
-    let f1 = if precision + recall == 0.0 {
-        0.0
-    } else {
-        2.0 * precision * recall / (precision + recall)
-    };
+    let (precision, recall, f1) = precision_recall_f1(correct, predicted_count, target_count);
     EntityScores {
         precision,
         recall,

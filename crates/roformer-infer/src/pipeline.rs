@@ -8,7 +8,8 @@ use roformer::{Precision, RoFormerBackend};
 
 use crate::error::InferError;
 use crate::model_dir::{
-    LoadedClassifier, LoadedModel, LoadedTagger, load_classifier, load_model, load_tagger,
+    InPrecision, LoadedClassifier, LoadedModel, LoadedTagger, load_classifier, load_model,
+    load_tagger,
 };
 use crate::pipelines::{
     Classification, ClassifyInput, EncodeLine, Encoded, MaskPrediction, Pooling, Tagging,

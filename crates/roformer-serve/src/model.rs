@@ -8,8 +8,8 @@ use roformer::hf_weights::RoFormerWeights;
 use roformer::{Precision, RoFormerBackend};
 use roformer_infer::InferError;
 use roformer_infer::model_dir::{
-    LoadedClassifier, LoadedModel, LoadedTagger, TAGGER_ARCHITECTURE, load_classifier, load_model,
-    load_tagger, task_architecture,
+    InPrecision, LoadedClassifier, LoadedModel, LoadedTagger, TAGGER_ARCHITECTURE, load_classifier,
+    load_model, load_tagger, task_architecture,
 };
 use roformer_infer::task_model::TaskModel;
 use roformer_infer::tokenizer::TextTokenizer;

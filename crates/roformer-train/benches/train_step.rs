@@ -1,6 +1,6 @@
 //! One masked-LM training step (forward, loss on 15% masked positions, backward, AdamW)
 //! on Autodiff<ndarray> at the `small` config, batch 8 × 128 and 1 × 512. Each sample
-//! is `roformer bench --train`'s measurement (`roformer_train::bench::bench_train`), so
+//! is `roformer bench --train`'s measurement (`roformer_train::bench::Bench::train`), so
 //! the two report the same thing.
 //!
 //!     cargo bench -p roformer-train --bench train_step
@@ -8,7 +8,7 @@
 use burn::backend::{Autodiff, NdArray};
 use criterion::{Criterion, criterion_group, criterion_main};
 use roformer_train::TrainConfig;
-use roformer_train::bench::{BenchOptions, bench_train};
+use roformer_train::bench::{Bench, BenchOptions};
 
 type AD = Autodiff<NdArray>;
 
@@ -36,7 +36,13 @@ fn train_step(c: &mut Criterion) {
                     warmup: 1,
                     ..options.clone()
                 };
-                let report = bench_train::<AD>(&config, &options, "ndarray", &device).unwrap();
+                let report = Bench {
+                    config: &config,
+                    options: &options,
+                    backend: "ndarray",
+                }
+                .train::<AD>(&device)
+                .unwrap();
                 std::time::Duration::from_secs_f64(report.ms_per_step / 1000.0 * iterations as f64)
             })
         });

@@ -23,7 +23,7 @@ use crate::train::masked_lm_step;
 
 mod products;
 
-pub use products::{Product, ProductReport, bench_products, inference_products};
+pub use products::{Product, ProductReport, inference_products};
 
 /// Fraction of positions masked in a training step (as in pretraining).
 const MASK_PROBABILITY: f64 = 0.15;
@@ -177,14 +177,28 @@ fn random_ids<B: RoFormerBackend>(
     (ids, tensor)
 }
 
+/// One measurement: a config's model at the shape, mode and precision the options set,
+/// on the backend named `backend` (as the report names it).
+#[derive(Debug, Clone, Copy)]
+pub struct Bench<'a> {
+    /// The model config (its `max_position_embeddings` is raised to the length if shorter).
+    pub config: &'a RoFormerConfig,
+    /// Shape, mode, steps and precision.
+    pub options: &'a BenchOptions,
+    /// The backend's name in the report.
+    pub backend: &'a str,
+}
+
 fn report(
-    backend: &str,
-    options: &BenchOptions,
+    bench: &Bench<'_>,
     config: &RoFormerConfig,
     steps: usize,
     seconds: f64,
     params: usize,
 ) -> BenchReport {
+    let Bench {
+        options, backend, ..
+    } = *bench;
     let tokens = (options.batch * options.seq * steps) as f64;
     BenchReport {
         header: ReportHeader::new(
@@ -242,86 +256,85 @@ fn timed<S>(mut state: S, warmup: usize, steps: usize, mut step: impl FnMut(S) -
     (state, started.elapsed().as_secs_f64())
 }
 
-/// The timed steps of a run and the model config at its length, once the shape and the
-/// precision are checked.
-fn prepare<B: RoFormerBackend>(
-    config: &RoFormerConfig,
-    options: &BenchOptions,
-    device: &B::Device,
-) -> Result<(usize, RoFormerConfig), TrainError> {
-    let steps = check(options)?;
-    options.precision.check_supported::<B>(device)?;
-    Ok((steps, bench_config(config, options.seq)))
-}
-
-/// Times inference: masked-LM logits at every position of `batch × seq` random tokens.
-pub fn bench_inference<B: RoFormerBackend>(
-    config: &RoFormerConfig,
-    options: &BenchOptions,
-    backend: &str,
-    device: &B::Device,
-) -> Result<BenchReport, TrainError> {
-    let (steps, config) = prepare::<B>(config, options, device)?;
-    let model = cast_parameters(
-        RoFormerForMaskedLM::<B>::new(&config, device)?.with_precision(options.precision),
-        options.precision,
-    );
-    let mut rng = StdRng::seed_from_u64(0);
-    let (_, ids) = random_ids::<B>(&mut rng, &config, options.batch, options.seq, device);
-    let ((), seconds) = timed((), options.warmup, steps, |()| {
-        let logits = model.forward(RoFormerInput::new(ids.clone()));
-        // Waits for the device; reading one value keeps the transfer negligible.
-        let _ = logits.slice([0..1, 0..1, 0..1]).into_data();
-    });
-    Ok(report(
-        backend,
-        options,
-        &config,
-        steps,
-        seconds,
-        model.num_params(),
-    ))
-}
-
-/// Times a training step: forward, masked-LM loss at 15% random positions (only those
-/// go through the vocabulary projection, as in `roformer train`), backward, AdamW.
-pub fn bench_train<B: RoFormerTrainingBackend>(
-    config: &RoFormerConfig,
-    options: &BenchOptions,
-    backend: &str,
-    device: &B::Device,
-) -> Result<BenchReport, TrainError> {
-    let (steps, config) = prepare::<B>(config, options, device)?;
-    let model = RoFormerForMaskedLM::<B>::new(&config, device)?.with_precision(options.precision);
-    let params = model.num_params();
-    let mut loss_scale = LossScale::for_precision(options.precision);
-    let mut optimizer = FusedAdamWConfig::new().with_weight_decay(0.01).init();
-    let mut rng = StdRng::seed_from_u64(0);
-    let (ids, input_ids) = random_ids::<B>(&mut rng, &config, options.batch, options.seq, device);
-    let mut positions: Vec<i64> = (0..ids.len())
-        .filter(|_| rng.random_bool(MASK_PROBABILITY))
-        .map(|p| p as i64)
-        .collect();
-    if positions.is_empty() {
-        positions.push(0);
+impl Bench<'_> {
+    /// The timed steps of a run, the model config at its length and a model of it
+    /// computing in the options' precision, once the shape and the precision are checked.
+    fn prepare<B: RoFormerBackend>(
+        &self,
+        device: &B::Device,
+    ) -> Result<(usize, RoFormerConfig, RoFormerForMaskedLM<B>), TrainError> {
+        let steps = check(self.options)?;
+        self.options.precision.check_supported::<B>(device)?;
+        let config = bench_config(self.config, self.options.seq);
+        let model =
+            RoFormerForMaskedLM::<B>::new(&config, device)?.with_precision(self.options.precision);
+        Ok((steps, config, model))
     }
-    let labels: Vec<i64> = positions.iter().map(|&p| ids[p as usize]).collect();
-    let count = positions.len();
-    let int =
-        |values: Vec<i64>| Tensor::<B, 1, Int>::from_data(TensorData::new(values, [count]), device);
-    let batch = MlmBatch {
-        input: RoFormerInput::new(input_ids),
-        masked_positions: int(positions),
-        masked_labels: int(labels),
-        masked_count: count,
-        real_tokens: ids.len(),
-    };
-    let mut step = |model: RoFormerForMaskedLM<B>| {
-        // `masked_lm_step` reads the accuracy back, which waits for the device.
-        let (loss, _) = masked_lm_step(&model, batch.clone());
-        optimise(model, loss, &mut optimizer, 1e-4, loss_scale.as_mut()).model
-    };
-    let (model, seconds) = timed(model, options.warmup, steps, &mut step);
-    let _ = model.valid();
-    Ok(report(backend, options, &config, steps, seconds, params))
+
+    /// Times inference: masked-LM logits at every position of `batch × seq` random tokens.
+    pub fn inference<B: RoFormerBackend>(
+        &self,
+        device: &B::Device,
+    ) -> Result<BenchReport, TrainError> {
+        let (steps, config, model) = self.prepare::<B>(device)?;
+        let BenchOptions {
+            batch,
+            seq,
+            warmup,
+            precision,
+            ..
+        } = *self.options;
+        let model = cast_parameters(model, precision);
+        let mut rng = StdRng::seed_from_u64(0);
+        let (_, ids) = random_ids::<B>(&mut rng, &config, batch, seq, device);
+        let ((), seconds) = timed((), warmup, steps, |()| {
+            let logits = model.forward(RoFormerInput::new(ids.clone()));
+            // Waits for the device; reading one value keeps the transfer negligible.
+            let _ = logits.slice([0..1, 0..1, 0..1]).into_data();
+        });
+        Ok(report(self, &config, steps, seconds, model.num_params()))
+    }
+
+    /// Times a training step: forward, masked-LM loss at 15% random positions (only those
+    /// go through the vocabulary projection, as in `roformer train`), backward, AdamW.
+    pub fn train<B: RoFormerTrainingBackend>(
+        &self,
+        device: &B::Device,
+    ) -> Result<BenchReport, TrainError> {
+        let options = self.options;
+        let (steps, config, model) = self.prepare::<B>(device)?;
+        let params = model.num_params();
+        let mut loss_scale = LossScale::for_precision(options.precision);
+        let mut optimizer = FusedAdamWConfig::new().with_weight_decay(0.01).init();
+        let mut rng = StdRng::seed_from_u64(0);
+        let (ids, input_ids) =
+            random_ids::<B>(&mut rng, &config, options.batch, options.seq, device);
+        let mut positions: Vec<i64> = (0..ids.len())
+            .filter(|_| rng.random_bool(MASK_PROBABILITY))
+            .map(|p| p as i64)
+            .collect();
+        if positions.is_empty() {
+            positions.push(0);
+        }
+        let labels: Vec<i64> = positions.iter().map(|&p| ids[p as usize]).collect();
+        let count = positions.len();
+        let int = |values: Vec<i64>| {
+            Tensor::<B, 1, Int>::from_data(TensorData::new(values, [count]), device)
+        };
+        let batch = MlmBatch {
+            input: RoFormerInput::new(input_ids),
+            masked_positions: int(positions),
+            masked_labels: int(labels),
+            masked_count: count,
+            real_tokens: ids.len(),
+        };
+        let mut step = |model: RoFormerForMaskedLM<B>| {
+            // `masked_lm_step` reads the accuracy back, which waits for the device.
+            let (loss, _) = masked_lm_step(&model, batch.clone());
+            optimise(model, loss, &mut optimizer, 1e-4, loss_scale.as_mut()).model
+        };
+        let (model, seconds) = timed(model, options.warmup, steps, &mut step);
+        let _ = model.valid();
+        Ok(report(self, &config, steps, seconds, params))
+    }
 }

@@ -3,9 +3,7 @@
 
 use anyhow::Result;
 use roformer_train::TrainConfig;
-use roformer_train::bench::{
-    BenchOptions, BenchReport, ProductReport, bench_inference, bench_products, bench_train,
-};
+use roformer_train::bench::{Bench, BenchOptions, BenchReport, ProductReport};
 
 use crate::args::BenchArgs;
 use crate::backend;
@@ -24,20 +22,20 @@ pub fn run(args: BenchArgs) -> Result<()> {
             warmup: args.warmup,
             precision: args.precision,
         };
+        let bench = Bench {
+            config: &model_config,
+            options: &options,
+            backend: backend::NAME,
+        };
         if args.products {
-            let reports = bench_products::<backend::Inference>(
-                &model_config,
-                &options,
-                backend::NAME,
-                &device,
-            )?;
+            let reports = bench.products::<backend::Inference>(&device)?;
             report_products(&reports, args.json)?;
             continue;
         }
         let report = if args.train {
-            bench_train::<backend::Training>(&model_config, &options, backend::NAME, &device)?
+            bench.train::<backend::Training>(&device)?
         } else {
-            bench_inference::<backend::Inference>(&model_config, &options, backend::NAME, &device)?
+            bench.inference::<backend::Inference>(&device)?
         };
         if args.json {
             println!("{}", serde_json::to_string(&report)?);

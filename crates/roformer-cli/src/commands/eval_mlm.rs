@@ -1,7 +1,7 @@
 //! `roformer eval-mlm`: masked-LM loss and accuracy at several sequence lengths.
 
 use anyhow::{Result, bail};
-use roformer_infer::model_dir::load_model;
+use roformer_infer::model_dir::{InPrecision, load_model};
 use roformer_train::eval_mlm::{
     EvalMlmOptions, LengthScore, eval_mlm, eval_text, run_config, text_tokens, trained_length,
 };

@@ -35,16 +35,10 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
 
 fn on_event(progress: &mut Progress, event: FinetuneEvent) {
     match event {
-        RunEvent::Started {
-            start_step,
-            total_steps,
-            train_examples,
-            valid_examples,
-            parameters,
-            details: FinetuneDetails { labels, extended_positions_from },
-        } => {
+        RunEvent::Started(started) => {
+            let FinetuneDetails { labels, extended_positions_from } = &started.details;
             let mut lines = Vec::new();
-            if start_step == 0 {
+            if started.start_step == 0 {
                 lines.push(format!(
                     "encoder loaded; new classification head for {} labels (initialised from the seed)",
                     labels.len()
@@ -56,10 +50,15 @@ fn on_event(progress: &mut Progress, event: FinetuneEvent) {
                 ));
             }
             lines.push(format!(
-                "{parameters} parameters, labels [{}], {train_examples} training / {valid_examples} validation examples, steps {start_step}..{total_steps}",
-                labels.join(", ")
+                "{} parameters, labels [{}], {} training / {} validation examples, steps {}..{}",
+                started.parameters,
+                labels.join(", "),
+                started.train_examples,
+                started.valid_examples,
+                started.start_step,
+                started.total_steps
             ));
-            progress.start(&lines, start_step, total_steps);
+            progress.start(&lines, started.start_step, started.total_steps);
         }
         RunEvent::Step { step, total_steps, loss, learning_rate, .. } => {
             let eta = progress.eta(step, total_steps);

@@ -92,18 +92,17 @@ fn header(
 
 fn on_event(progress: &mut Progress, event: TrainEvent) {
     match event {
-        RunEvent::Started {
-            start_step,
-            total_steps,
-            train_examples,
-            valid_examples,
-            parameters,
-            details: PretrainingDetails { vocab_size },
-        } => {
+        RunEvent::Started(started) => {
+            let PretrainingDetails { vocab_size } = started.details;
             let line = format!(
-                "{parameters} parameters, vocabulary {vocab_size}, {train_examples} training / {valid_examples} validation sequences, steps {start_step}..{total_steps}"
+                "{} parameters, vocabulary {vocab_size}, {} training / {} validation sequences, steps {}..{}",
+                started.parameters,
+                started.train_examples,
+                started.valid_examples,
+                started.start_step,
+                started.total_steps
             );
-            progress.start(&[line], start_step, total_steps);
+            progress.start(&[line], started.start_step, started.total_steps);
         }
         RunEvent::Step {
             step,

@@ -20,6 +20,7 @@ use crate::model_dir::files::{
     CONFIG_FILE, WEIGHTS_FILE, has_tokenizer_files, load_tokenizer, prepare_hf_dir, read_config,
     save_tokenizer, weights_file,
 };
+use crate::model_dir::precision::InPrecision;
 use crate::tokenizer::TextTokenizer;
 
 /// A model ready for inference, with its config; its tokenizer is read on first use, so
@@ -32,6 +33,13 @@ pub struct LoadedModel<B: Backend> {
     /// The encoder, with its masked-LM head when the checkpoint has one.
     pub weights: RoFormerWeights<B>,
     tokenizer: OnceLock<TextTokenizer>,
+}
+
+impl<B: RoFormerBackend> InPrecision<B> for LoadedModel<B> {
+    fn cast_to(mut self, precision: Precision) -> Self {
+        self.weights = self.weights.in_precision(precision);
+        self
+    }
 }
 
 impl<B: RoFormerBackend> LoadedModel<B> {
@@ -86,18 +94,6 @@ impl<B: RoFormerBackend> LoadedModel<B> {
             Some(tokenizer) => tokenizer.special().pad,
             None => self.config.pad_token_id.unwrap_or(0) as u32,
         }
-    }
-
-    /// The model for inference in `precision` (weights stored in it); an error when the
-    /// device does not compute in it.
-    pub fn in_precision(
-        mut self,
-        precision: Precision,
-        device: &B::Device,
-    ) -> Result<Self, InferError> {
-        precision.check_supported::<B>(device)?;
-        self.weights = self.weights.in_precision(precision);
-        Ok(self)
     }
 
     /// The encoder.

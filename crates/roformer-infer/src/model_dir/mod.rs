@@ -11,12 +11,14 @@
 //! - [`architecture`]: which model a directory holds;
 //! - [`encoder`]: a masked-LM or bare encoder ([`LoadedModel`]);
 //! - [`task`]: a fine-tuned sequence or token classifier ([`LoadedTask`]);
+//! - [`precision`]: any of them switched to the precision it computes in;
 //! - [`convert`]: any of them rewritten in HF layout (`import`, `export-hf`).
 
 pub mod architecture;
 pub mod convert;
 pub mod encoder;
 pub mod files;
+pub mod precision;
 pub mod task;
 
 pub use architecture::{
@@ -28,6 +30,7 @@ pub use files::{
     CONFIG_FILE, PYTORCH_WEIGHTS_FILE, TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, VOCAB_FILE,
     WEIGHTS_FILE, has_tokenizer_files, load_tokenizer, save_tokenizer, weights_file,
 };
+pub use precision::InPrecision;
 pub use task::{
     LoadedClassifier, LoadedTagger, LoadedTask, classifier_config_json, load_classifier,
     load_tagger, load_task, save_classifier_config, save_classifier_weights, write_classifier_dir,

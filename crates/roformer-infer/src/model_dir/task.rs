@@ -20,6 +20,7 @@ use crate::model_dir::files::{
     CONFIG_FILE, WEIGHTS_FILE, load_tokenizer, prepare_hf_dir, read_config, save_tokenizer,
     weights_file,
 };
+use crate::model_dir::precision::InPrecision;
 use crate::task_model::TaskModel;
 use crate::tokenizer::TextTokenizer;
 
@@ -44,17 +45,10 @@ pub struct LoadedTask<B: RoFormerBackend, M> {
     pub backend: std::marker::PhantomData<B>,
 }
 
-impl<B: RoFormerBackend, M: TaskModel<B>> LoadedTask<B, M> {
-    /// The model for inference in `precision` (weights stored in it); an error when the
-    /// device does not compute in it.
-    pub fn in_precision(
-        mut self,
-        precision: Precision,
-        device: &B::Device,
-    ) -> Result<Self, InferError> {
-        precision.check_supported::<B>(device)?;
+impl<B: RoFormerBackend, M: TaskModel<B>> InPrecision<B> for LoadedTask<B, M> {
+    fn cast_to(mut self, precision: Precision) -> Self {
         self.model = cast_parameters(self.model.with_precision(precision), precision);
-        Ok(self)
+        self
     }
 }
 

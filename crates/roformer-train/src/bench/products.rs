@@ -18,7 +18,7 @@ use burn::tensor::{Distribution, Tensor};
 use roformer::RoFormerConfig;
 use serde::Serialize;
 
-use super::{BenchOptions, ReportHeader, check_shape};
+use super::{Bench, ReportHeader, check_shape};
 use crate::error::TrainError;
 
 /// Timed runs of each product when `--steps` does not say.
@@ -128,48 +128,54 @@ pub struct ProductReport {
     pub gflops: f64,
 }
 
-/// Times each product of [`inference_products`] on `B`: random factors in the options'
-/// precision, `warmup` untimed calls (autotuning picks its kernel in these), then
-/// `steps` (default [`DEFAULT_REPEATS`]) calls, waiting for the device after them.
-pub fn bench_products<B: Backend>(
-    config: &RoFormerConfig,
-    options: &BenchOptions,
-    backend: &str,
-    device: &B::Device,
-) -> Result<Vec<ProductReport>, TrainError> {
-    check_shape(options)?;
-    options.precision.check_supported::<B>(device)?;
-    let repeats = options.steps.unwrap_or(DEFAULT_REPEATS).max(1);
-    let sync = || B::sync(device).map_err(|error| TrainError::data("bench", format!("{error:?}")));
-    let factor = |shape: [usize; 3]| {
-        Tensor::<B, 3>::random(shape, Distribution::Uniform(-1.0, 1.0), device)
-            .cast(options.precision.float_dtype())
-    };
-    let mut reports = Vec::new();
-    for product in inference_products(config, options.batch, options.seq) {
-        let left = factor([product.batch, product.m, product.k]);
-        let right = factor([product.batch, product.k, product.n]);
-        for _ in 0..options.warmup {
-            drop(left.clone().matmul(right.clone()));
+impl Bench<'_> {
+    /// Times each product of [`inference_products`] on `B`: random factors in the options'
+    /// precision, `warmup` untimed calls (autotuning picks its kernel in these), then
+    /// `steps` (default [`DEFAULT_REPEATS`]) calls, waiting for the device after them.
+    pub fn products<B: Backend>(
+        &self,
+        device: &B::Device,
+    ) -> Result<Vec<ProductReport>, TrainError> {
+        let Bench {
+            config,
+            options,
+            backend,
+        } = *self;
+        check_shape(options)?;
+        options.precision.check_supported::<B>(device)?;
+        let repeats = options.steps.unwrap_or(DEFAULT_REPEATS).max(1);
+        let sync =
+            || B::sync(device).map_err(|error| TrainError::data("bench", format!("{error:?}")));
+        let factor = |shape: [usize; 3]| {
+            Tensor::<B, 3>::random(shape, Distribution::Uniform(-1.0, 1.0), device)
+                .cast(options.precision.float_dtype())
+        };
+        let mut reports = Vec::new();
+        for product in inference_products(config, options.batch, options.seq) {
+            let left = factor([product.batch, product.m, product.k]);
+            let right = factor([product.batch, product.k, product.n]);
+            for _ in 0..options.warmup {
+                drop(left.clone().matmul(right.clone()));
+            }
+            sync()?;
+            let started = Instant::now();
+            for _ in 0..repeats {
+                drop(left.clone().matmul(right.clone()));
+            }
+            sync()?;
+            let ms = started.elapsed().as_secs_f64() * 1e3 / repeats as f64;
+            reports.push(ProductReport {
+                header: ReportHeader::new(backend, options, "product"),
+                sequences: options.batch,
+                seq: options.seq,
+                product,
+                repeats,
+                ms,
+                gflops: product.flops() / ms / 1e6,
+            });
         }
-        sync()?;
-        let started = Instant::now();
-        for _ in 0..repeats {
-            drop(left.clone().matmul(right.clone()));
-        }
-        sync()?;
-        let ms = started.elapsed().as_secs_f64() * 1e3 / repeats as f64;
-        reports.push(ProductReport {
-            header: ReportHeader::new(backend, options, "product"),
-            sequences: options.batch,
-            seq: options.seq,
-            product,
-            repeats,
-            ms,
-            gflops: product.flops() / ms / 1e6,
-        });
+        Ok(reports)
     }
-    Ok(reports)
 }
 
 #[cfg(test)]

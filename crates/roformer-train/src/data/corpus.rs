@@ -24,14 +24,18 @@ pub struct Work {
     pub text: String,
 }
 
-/// The corpus, split by work.
+/// Anything drawn from the corpus, split as its works are: the training works' and the
+/// held-out works'.
 #[derive(Debug, Clone)]
-pub struct Corpus {
-    /// Works used for training (and for training the tokenizer).
-    pub train: Vec<Work>,
-    /// Held-out works.
-    pub validation: Vec<Work>,
+pub struct WorkSplit<T> {
+    /// From the works used for training (and for training the tokenizer).
+    pub train: Vec<T>,
+    /// From the held-out works.
+    pub validation: Vec<T>,
 }
+
+/// The corpus, split by work.
+pub type Corpus = WorkSplit<Work>;
 
 impl Corpus {
     /// Reads every `.txt` file of `dir` (default: the built-in Shakespeare corpus) and

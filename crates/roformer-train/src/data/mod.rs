@@ -10,7 +10,7 @@ pub mod passages;
 pub mod shipped_corpus;
 
 pub use batch::{MlmBatch, mlm_batch};
-pub use corpus::{Corpus, DEFAULT_VALIDATION_WORKS, Work};
+pub use corpus::{Corpus, DEFAULT_VALIDATION_WORKS, Work, WorkSplit};
 pub use examples::pack_lines;
 pub use masking::{MaskedExample, mask_seed, mask_tokens};
 pub use passages::{Passage, PassageSplits, genre_passages};

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::corpus::Corpus;
+use super::corpus::{Corpus, WorkSplit};
 use super::shipped_corpus::{SHIPPED_CORPUS_NAME, shipped_file};
 use crate::error::TrainError;
 
@@ -26,13 +26,7 @@ pub struct Passage {
 }
 
 /// The passages of a corpus, split by work.
-#[derive(Debug, Clone)]
-pub struct PassageSplits {
-    /// Passages of the training works.
-    pub train: Vec<Passage>,
-    /// Passages of the held-out works.
-    pub validation: Vec<Passage>,
-}
+pub type PassageSplits = WorkSplit<Passage>;
 
 /// Passages of `words` words of every work of the corpus at `dir` (default: the built-in
 /// one), labelled by the `genre` column of its `works.tsv`; the `validation` works

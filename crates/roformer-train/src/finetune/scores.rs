@@ -2,6 +2,8 @@
 //! per-class F1, the harmonic mean of precision and recall; a class with no predictions
 //! and no examples scores 0, as scikit-learn's `zero_division=0` does).
 
+use roformer_infer::entities::precision_recall_f1;
+
 /// Precision, recall and F1 of one class.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct ClassScores {
@@ -47,16 +49,10 @@ pub fn scores(predicted: &[usize], target: &[usize], classes: usize) -> Scores {
             true_pos[p] += 1;
         }
     }
-    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     let per_class: Vec<ClassScores> = (0..classes)
         .map(|c| {
-            let precision = ratio(true_pos[c], predicted_count[c]);
-            let recall = ratio(true_pos[c], target_count[c]);
-            let f1 = if precision + recall == 0.0 {
-                0.0
-            } else {
-                2.0 * precision * recall / (precision + recall)
-            };
+            let (precision, recall, f1) =
+                precision_recall_f1(true_pos[c], predicted_count[c], target_count[c]);
             ClassScores {
                 precision,
                 recall,
@@ -65,7 +61,7 @@ pub fn scores(predicted: &[usize], target: &[usize], classes: usize) -> Scores {
         })
         .collect();
     Scores {
-        accuracy: ratio(true_pos.iter().sum(), target.len()),
+        accuracy: true_pos.iter().sum::<usize>() as f64 / target.len().max(1) as f64,
         macro_f1: per_class.iter().map(|c| c.f1).sum::<f64>() / classes.max(1) as f64,
         per_class,
         confusion,

@@ -3,25 +3,30 @@
 
 use std::path::PathBuf;
 
+/// What a run reports when data, tokenizer and model are ready. `D` is what the kind of
+/// run adds (the vocabulary, or the labels).
+#[derive(Debug, Clone)]
+pub struct RunStarted<D> {
+    /// Steps already done (non-zero when resuming).
+    pub start_step: usize,
+    /// Steps the run will have done when it ends.
+    pub total_steps: usize,
+    /// Training examples.
+    pub train_examples: usize,
+    /// Validation examples.
+    pub valid_examples: usize,
+    /// Trainable parameters of the model.
+    pub parameters: usize,
+    /// What the kind of run adds.
+    pub details: D,
+}
+
 /// A run's progress. `R` is its evaluation record; `D` what the kind of run says when it
 /// starts (the vocabulary, or the labels).
 #[derive(Debug, Clone)]
 pub enum RunEvent<R, D> {
     /// Data, tokenizer and model are ready.
-    Started {
-        /// Steps already done (non-zero when resuming).
-        start_step: usize,
-        /// Steps the run will have done when it ends.
-        total_steps: usize,
-        /// Training examples.
-        train_examples: usize,
-        /// Validation examples.
-        valid_examples: usize,
-        /// Trainable parameters of the model.
-        parameters: usize,
-        /// What the kind of run adds.
-        details: D,
-    },
+    Started(RunStarted<D>),
     /// One optimisation step is done.
     Step {
         /// Steps done.

@@ -32,7 +32,7 @@ use crate::run::metrics::{append_record, plot_losses, read_step_records, truncat
 
 pub(crate) use epochs::Epochs;
 pub use epochs::epoch_order;
-pub use event::RunEvent;
+pub use event::{RunEvent, RunStarted};
 pub use metrics::EvalRecord;
 pub use optimizer::{FusedAdamW, FusedAdamWConfig};
 pub(crate) use run_dir::refuse_taken;
@@ -228,14 +228,14 @@ where
     let mut epochs = Epochs::new(training, train_len);
     let mut records = Records::<T::Record>::open(run_dir, start_step, resuming, loss_caption)?;
     let mut last = records.history.last().cloned();
-    let _ = observe(RunEvent::Started {
+    let _ = observe(RunEvent::Started(RunStarted {
         start_step,
         total_steps,
         train_examples: train_len,
         valid_examples: sizes.valid,
         parameters: sizes.parameters,
         details,
-    });
+    }));
     let mut since = SinceEvaluation::default();
     let mut finished = start_step == total_steps;
     for step in start_step..total_steps {
