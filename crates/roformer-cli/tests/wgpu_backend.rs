@@ -307,7 +307,7 @@ fn mixed_precision_training_tracks_f32() {
         for _ in 0..6 {
             let loss = masked_lm_loss(model.forward(input::<AD>(&device)), labels(&device));
             losses.push(tensor_values(loss.clone())[0]);
-            let step = optimise(model, loss, &mut optimizer, 1e-2, loss_scale.as_mut());
+            let step = optimise(model, loss, &mut optimizer, 1e-2, 0.0, loss_scale.as_mut());
             assert!(!step.skipped, "{precision}: a step overflowed");
             model = step.model;
         }

@@ -217,9 +217,9 @@ pub struct TrainingConfig {
     pub decay: Decay,
     /// AdamW's decoupled weight decay. Default: 0.01.
     pub weight_decay: f64,
-    /// Clip each parameter tensor's gradient to this L2 norm (burn's
-    /// `GradientClippingConfig::Norm`, applied per tensor, unlike PyTorch's global
-    /// `clip_grad_norm_`); `0` disables clipping. Default: 1.0.
+    /// Clip the gradients to this global L2 norm, over all parameters together (HF
+    /// Trainer's `max_grad_norm`, PyTorch's `clip_grad_norm_`); `0` disables clipping.
+    /// Default: 1.0.
     pub max_grad_norm: f64,
     /// Total optimisation steps. Default: 1000. Exclusive with `epochs`.
     pub steps: Option<usize>,
@@ -312,15 +312,11 @@ impl TrainingConfig {
         }
     }
 
-    /// The optimizer these settings describe: AdamW with `weight_decay`, and per-tensor
-    /// norm clipping at `max_grad_norm` unless it is 0.
+    /// The optimizer these settings describe: AdamW with `weight_decay`. Clipping at
+    /// `max_grad_norm` is done on all gradients together before it
+    /// ([`crate::run::grad_clip`]).
     pub fn optimizer(&self) -> crate::run::optimizer::FusedAdamWConfig {
-        let clipping = (self.max_grad_norm > 0.0).then_some(
-            burn::grad_clipping::GradientClippingConfig::Norm(self.max_grad_norm as f32),
-        );
-        crate::run::optimizer::FusedAdamWConfig::new()
-            .with_weight_decay(self.weight_decay as f32)
-            .with_grad_clipping(clipping)
+        crate::run::optimizer::FusedAdamWConfig::new().with_weight_decay(self.weight_decay as f32)
     }
 }
 

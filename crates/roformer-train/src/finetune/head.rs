@@ -143,6 +143,7 @@ where
             loss,
             &mut self.optimizer,
             batch.learning_rate,
+            self.training.max_grad_norm,
             self.loss_scale.as_mut(),
         );
         self.model = Some(optimised.model);

@@ -14,6 +14,8 @@ use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor};
 use roformer::Precision;
+
+use crate::run::grad_clip::{clip_global_norm, clip_with_square_sum};
 use serde::{Deserialize, Serialize};
 
 /// The scale of the first step: 2^16, as PyTorch's.
@@ -71,14 +73,16 @@ pub struct Optimised<M> {
     pub skipped: bool,
 }
 
-/// Backward from `loss`, then the optimizer step at `learning_rate`. With a loss scale
-/// the loss is scaled first, the gradients unscaled and checked, and the step skipped
-/// (and the scale lowered) when one of them is not finite.
+/// Backward from `loss`, the gradients clipped to the global norm `max_grad_norm` (0: not
+/// clipped; [`clip_global_norm`]), then the optimizer step at `learning_rate`. With a loss
+/// scale the loss is scaled first, the gradients unscaled and checked, and the step
+/// skipped (and the scale lowered) when one of them is not finite.
 pub fn optimise<B, M, O>(
     model: M,
     loss: Tensor<B, 1>,
     optimizer: &mut O,
     learning_rate: f64,
+    max_grad_norm: f64,
     loss_scale: Option<&mut LossScale>,
 ) -> Optimised<M>
 where
@@ -88,15 +92,22 @@ where
 {
     let Some(loss_scale) = loss_scale else {
         let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let grads = clip_global_norm(grads, &model, max_grad_norm);
         return Optimised {
             model: optimizer.step(learning_rate, model, grads),
             skipped: false,
         };
     };
     let grads = GradientsParams::from_grads(loss.mul_scalar(loss_scale.scale).backward(), &model);
-    let (grads, finite) = unscale(grads, &model, loss_scale.scale);
+    let (grads, square_sum, finite) = unscale(grads, &model, loss_scale.scale);
     loss_scale.update(!finite);
     if finite {
+        let grads = match square_sum {
+            Some(square_sum) if max_grad_norm > 0.0 => {
+                clip_with_square_sum(grads, &model, square_sum, max_grad_norm)
+            }
+            _ => grads,
+        };
         Optimised {
             model: optimizer.step(learning_rate, model, grads),
             skipped: false,
@@ -109,24 +120,25 @@ where
     }
 }
 
-/// The gradients divided by `scale`, and whether all of them are finite (one value read
-/// back from the device).
+/// The gradients divided by `scale`, the sum of their squares, and whether all of them
+/// are finite (one value read back from the device).
+#[allow(clippy::type_complexity)]
 fn unscale<B: AutodiffBackend, M: AutodiffModule<B>>(
     grads: GradientsParams,
     model: &M,
     scale: f64,
-) -> (GradientsParams, bool) {
+) -> (GradientsParams, Option<Tensor<B::InnerBackend, 1>>, bool) {
     let mut visitor = Unscale::<B> {
         grads,
         inverse: 1.0 / scale,
         square_sum: None,
     };
     model.visit(&mut visitor);
-    let finite = visitor.square_sum.is_none_or(|sum| {
-        let sum: f64 = sum.into_scalar().elem();
+    let finite = visitor.square_sum.as_ref().is_none_or(|sum| {
+        let sum: f64 = sum.clone().into_scalar().elem();
         sum.is_finite()
     });
-    (visitor.grads, finite)
+    (visitor.grads, visitor.square_sum, finite)
 }
 
 /// Unscales each parameter's gradient and sums their squares (not finite if any element
@@ -207,9 +219,16 @@ mod tests {
         let loss = |m: &Weights<Ad>| m.w.val().square().sum().mul_scalar(0.5);
         let mut sgd = SgdConfig::new().init::<Ad, Weights<Ad>>();
         let model = weights([1.0, -2.0, 4.0]);
-        let plain = optimise(model.clone(), loss(&model), &mut sgd, 0.5, None);
+        let plain = optimise(model.clone(), loss(&model), &mut sgd, 0.5, 0.0, None);
         let mut scale = LossScale::default();
-        let scaled = optimise(model.clone(), loss(&model), &mut sgd, 0.5, Some(&mut scale));
+        let scaled = optimise(
+            model.clone(),
+            loss(&model),
+            &mut sgd,
+            0.5,
+            0.0,
+            Some(&mut scale),
+        );
         assert!(!scaled.skipped);
         assert_eq!(read(&scaled.model), vec![0.5, -1.0, 2.0]);
         assert_eq!(read(&plain.model), read(&scaled.model));
@@ -222,10 +241,43 @@ mod tests {
             loss(&model).mul_scalar(1e4),
             &mut sgd,
             0.5,
+            0.0,
             Some(&mut scale),
         );
         assert!(overflow.skipped);
         assert_eq!(read(&overflow.model), vec![1e36, 0.0, 1.0]);
         assert_eq!((scale.scale, scale.clean_steps), (INITIAL_SCALE / 2.0, 0));
+    }
+
+    #[test]
+    fn a_clipped_step_scales_the_gradient_to_the_global_norm_scaled_or_not() {
+        // The gradient w = (1, -2, 4) has norm √21; clipped to 1, SGD at rate 0.5 moves
+        // w by 0.5 · w / (√21 + 1e-6), with the loss scale or without.
+        let loss = |m: &Weights<Ad>| m.w.val().square().sum().mul_scalar(0.5);
+        let mut sgd = SgdConfig::new().init::<Ad, Weights<Ad>>();
+        let model = weights([1.0, -2.0, 4.0]);
+        let plain = optimise(model.clone(), loss(&model), &mut sgd, 0.5, 1.0, None);
+        let mut scale = LossScale::default();
+        let scaled = optimise(
+            model.clone(),
+            loss(&model),
+            &mut sgd,
+            0.5,
+            1.0,
+            Some(&mut scale),
+        );
+        let factor = 1.0 / (21f64.sqrt() + 1e-6);
+        let expected: Vec<f64> = [1.0, -2.0, 4.0]
+            .iter()
+            .map(|w| w - 0.5 * w * factor)
+            .collect();
+        for got in [read(&plain.model), read(&scaled.model)] {
+            for (g, e) in got.iter().zip(&expected) {
+                assert!(
+                    (f64::from(*g) - e).abs() < 1e-6,
+                    "{got:?} against {expected:?}"
+                );
+            }
+        }
     }
 }

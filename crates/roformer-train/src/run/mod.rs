@@ -12,6 +12,7 @@
 pub mod checkpoint;
 mod epochs;
 mod event;
+pub mod grad_clip;
 pub mod loss_scale;
 pub mod metrics;
 pub mod optimizer;

@@ -27,6 +27,7 @@ use roformer::{RoFormerForMaskedLM, RoFormerTrainingBackend};
 
 use crate::data::{MaskedExample, mlm_batch};
 use crate::error::TrainError;
+use crate::run::grad_clip::clip_global_norm;
 use crate::run::optimizer::FusedAdamW;
 use crate::train::masked_lm_step;
 use crate::train::nodes::{Placement, check_fingerprints, fingerprint};
@@ -41,6 +42,9 @@ pub(crate) struct Share {
     /// Masked tokens in the whole batch (all replicas).
     pub batch_masked: usize,
     pub learning_rate: f64,
+    /// The global gradient norm to clip to after the replicas' gradients are summed
+    /// (0: none).
+    pub max_grad_norm: f64,
     /// The backend seed of this replica's dropout masks.
     pub dropout_seed: u64,
     /// The replica's index in the run, and the run's replicas.
@@ -86,6 +90,7 @@ pub(crate) fn replica_step<B: RoFormerTrainingBackend>(
     let grads = GradientsParams::from_grads(loss.backward(), &model)
         .all_reduce::<B::InnerBackend>(peer, ReduceOperation::Sum)
         .map_err(|e| collective_error(peer, e))?;
+    let grads = clip_global_norm(grads, &model, share.max_grad_norm);
     let model = optimizer.step(share.learning_rate, model, grads);
     // One slot per replica: the ring all-reduce across nodes cuts a tensor into a part per
     // node, so it cannot take a single value.

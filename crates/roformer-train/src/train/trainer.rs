@@ -261,6 +261,7 @@ impl<'a, B: RoFormerTrainingBackend> Trainer<'a, B> {
             loss,
             optimizer,
             batch.learning_rate,
+            self.config.training.max_grad_norm,
             self.loss_scale.as_mut(),
         );
         (
@@ -292,6 +293,7 @@ impl<'a, B: RoFormerTrainingBackend> Trainer<'a, B> {
                 examples,
                 batch_masked,
                 learning_rate: batch.learning_rate,
+                max_grad_norm: self.config.training.max_grad_norm,
                 dropout_seed: mask_seed(batch.dropout_seed, replica as u64, u64::MAX),
                 replica,
                 replicas: placement.total,
