@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """PyTorch half of the side-by-side benchmark (`scripts/bench_vs_pytorch.sh` runs both).
 
-    python scripts/bench_pytorch.py --config configs/small.toml --batch 8 --seq 128 [--train]
-        [--steps N] [--warmup N] [--threads T] [--device cpu|cuda] [--precision fp32|bf16]
+    python scripts/bench_pytorch.py --config configs/small.toml --batch 8 --seq 128
+        [--train | --encoder-only] [--steps N] [--warmup N] [--threads T] [--device cpu|cuda] [--precision fp32|bf16]
 
 Builds `transformers.RoFormerForMaskedLM` (eager attention, fp32 weights) from the TOML
 `[model]` table, which uses Hugging Face `RoFormerConfig` field names, on the CPU or a CUDA
 GPU, and times the same work as `roformer bench`:
 
 - inference: forward under `torch.inference_mode()`, vocabulary logits at every position;
+- encoder (`--encoder-only`): the same with `RoFormerModel`, the last hidden state;
 - train: forward + masked-LM cross-entropy on 15% of the positions + backward + AdamW step.
 
 `--precision bf16` runs the forward (and the loss) under `torch.autocast` in bfloat16, the
@@ -31,7 +32,7 @@ import time
 import tomllib
 
 import torch
-from transformers import RoFormerConfig, RoFormerForMaskedLM
+from transformers import RoFormerConfig, RoFormerForMaskedLM, RoFormerModel
 
 SEED = 0
 MASK_PROBABILITY = 0.15
@@ -61,10 +62,11 @@ def matmul_params(vocab_size, hidden_size, num_layers, intermediate_size, embedd
 
 
 def flops_per_token(vocab_size, hidden_size, num_layers, intermediate_size, embedding_size,
-                    seq, train):
+                    seq, train, encoder_only=False):
     """Model FLOPs per token of one step (the usual 2 FLOPs per multiply-add).
 
     inference: 2 * P_matmul + attention
+    encoder:   2 * (P_matmul - h*e - V*e) + attention   (no masked-LM head)
     train:     6 * P_matmul + 3 * attention   (forward + backward, which costs twice the forward)
 
     where P_matmul is `matmul_params(...)` and attention = num_layers * 2 * 2 * seq * hidden:
@@ -76,6 +78,8 @@ def flops_per_token(vocab_size, hidden_size, num_layers, intermediate_size, embe
     attention = num_layers * 2 * 2 * seq * hidden_size
     if train:
         return float(6 * p + 3 * attention)
+    if encoder_only:
+        p -= hidden_size * embedding_size + vocab_size * embedding_size
     return float(2 * p + attention)
 
 
@@ -104,6 +108,8 @@ def main():
     parser.add_argument("--batch", type=int, required=True)
     parser.add_argument("--seq", type=int, required=True)
     parser.add_argument("--train", action="store_true", help="time training steps")
+    parser.add_argument("--encoder-only", action="store_true",
+                        help="time RoFormerModel's last hidden state instead of the logits")
     parser.add_argument("--steps", type=int, help="timed steps (default: about "
                         f"{INFERENCE_TOKENS} tokens for inference, {TRAIN_TOKENS} for train)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
@@ -117,6 +123,8 @@ def main():
     args = parser.parse_args()
     if args.batch < 1 or args.seq < 1 or args.warmup < 0 or args.threads < 1:
         parser.error("--batch, --seq and --threads must be >= 1, --warmup >= 0")
+    if args.train and args.encoder_only:
+        parser.error("--train and --encoder-only do not go together")
 
     tokens_per_step = args.batch * args.seq
     steps = args.steps
@@ -136,7 +144,8 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(SEED)
     config = build_config(model_table, args.seq, args.train)
-    model = RoFormerForMaskedLM._from_config(config, attn_implementation="eager").float()
+    model_class = RoFormerModel if args.encoder_only else RoFormerForMaskedLM
+    model = model_class._from_config(config, attn_implementation="eager").float()
     model = model.to(device)
     params = sum(p.numel() for p in model.parameters())  # the tied decoder counts once
 
@@ -168,8 +177,9 @@ def main():
 
         def step():
             with torch.inference_mode(), autocast:
-                logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
-            assert logits.shape == (args.batch, args.seq, config.vocab_size)
+                out = model(input_ids=input_ids, attention_mask=attention_mask)
+            width = config.hidden_size if args.encoder_only else config.vocab_size
+            assert out[0].shape == (args.batch, args.seq, width)
 
     # The steps read these at call time: on the device from here on.
     input_ids = input_ids.to(device)
@@ -191,7 +201,7 @@ def main():
     result = {
         "implementation": "pytorch",
         "backend": f"torch {torch.__version__} {args.device} {args.precision}",
-        "mode": "train" if args.train else "inference",
+        "mode": "train" if args.train else "encoder" if args.encoder_only else "inference",
         "batch": args.batch,
         "seq": args.seq,
         "threads": torch.get_num_threads(),
@@ -208,6 +218,7 @@ def main():
             config.embedding_size,
             args.seq,
             args.train,
+            args.encoder_only,
         ),
     }
     if device.type == "cuda":

@@ -27,9 +27,11 @@
 #   OUR_PRECISIONS  precisions our builds run in, f32, bf16 and/or f16 (default: f32 on
 #                   the CPU, "f32 bf16" with DEVICE=cuda)
 #   ROWS            the rows to run instead, ';'-separated "MODE BATCH SEQ [CONFIG]"
-#                   (MODE inference or train; CONFIG defaults to --config)
+#                   (MODE inference, encoder or train; CONFIG defaults to --config)
 #   PYTHON          an interpreter that has torch and transformers; otherwise a virtualenv
 #                   is made at .venv-bench and they are pip-installed there (once)
+#   ANCHOR          pytorch (default) or onnxruntime: what ours is set beside
+#                   (scripts/bench_ANCHOR.py; scripts/bench_vs_onnxruntime.sh sets it)
 #   TORCH_INDEX_URL pip index for torch when installing it, e.g.
 #                   https://download.pytorch.org/whl/cpu (a much smaller CPU-only wheel)
 #   CARGO_TARGET_DIR  default $HOME/.cache/roformer-rs/target
@@ -57,16 +59,17 @@ summarise() {
   commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   if ! git diff --quiet HEAD 2>/dev/null; then commit="$commit (dirty)"; fi
 "$python" - "$log" "$config" "${cpu:-$(uname -m)}" "$(nproc)" "$threads" "$versions" \
-  "$rustc_version" "$commit" <<'EOF'
+  "$rustc_version" "$commit" "$anchor" <<'EOF'
 import json
 import os
 import statistics
 import sys
 
-log, config, cpu, nproc, threads, versions, rustc, commit = sys.argv[1:]
+log, config, cpu, nproc, threads, versions, rustc, commit, anchor = sys.argv[1:]
 runs = [json.loads(line) for line in open(log) if line.strip()]
 
-ours, theirs = "roformer-rs", "pytorch"
+ours, theirs = "roformer-rs", anchor
+anchor_name = {"pytorch": "PyTorch", "onnxruntime": "ONNX Runtime"}.get(anchor, anchor)
 best = {}  # (variant, row) -> [best tok/s, max peak MB]
 speeds = {}  # (variant, row) -> tok/s of every run
 order = []  # rows: (config, mode, batch, seq)
@@ -114,8 +117,8 @@ if len(variants[ours]) == 1 and len(variants[theirs]) == 1:
     mine, other = variants[ours][0], variants[theirs][0]
     print(f"config: {config}")
     print()
-    print("| mode | batch x seq | roformer-rs tok/s | PyTorch tok/s | ours/PyTorch "
-          "| median ratio | roformer-rs peak MB | PyTorch peak MB |")
+    print(f"| mode | batch x seq | roformer-rs tok/s | {anchor_name} tok/s | ours/{anchor_name} "
+          f"| median ratio | roformer-rs peak MB | {anchor_name} peak MB |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for key in order:
         _, mode, batch, seq = key
@@ -155,7 +158,7 @@ if len(variants[theirs]) > 1:
 ratios = ratios_against(variants[theirs][0])
 if not ratios:
     sys.exit("no row has runs of both implementations")
-print(f"ratio ours/pytorch: min {min(ratios):.2f} median {statistics.median(ratios):.2f}")
+print(f"ratio ours/{anchor}: min {min(ratios):.2f} median {statistics.median(ratios):.2f}")
 EOF
 }
 
@@ -182,11 +185,17 @@ if [ ! -f "$config" ]; then
 fi
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/roformer-rs/target}"
+anchor="${ANCHOR:-pytorch}"
+case "$anchor" in
+  pytorch) anchor_modules="" ;;
+  onnxruntime) anchor_modules="onnxruntime onnx" ;;
+  *) echo "ANCHOR must be pytorch or onnxruntime, not $anchor" >&2; exit 2 ;;
+esac
 repeats="${REPEATS:-2}"
 threads="${THREADS:-$(nproc)}"
 
 if [ -n "${POOL:-}" ]; then
-  pooled="$CARGO_TARGET_DIR/bench_vs_pytorch-pooled-$(date +%Y%m%d-%H%M%S).jsonl"
+  pooled="$CARGO_TARGET_DIR/bench_vs_$anchor-pooled-$(date +%Y%m%d-%H%M%S).jsonl"
   mkdir -p "$CARGO_TARGET_DIR"
   # shellcheck disable=SC2086 # POOL is a list of files
   cat $POOL >"$pooled"
@@ -196,13 +205,15 @@ fi
 
 # --- (a) Python with torch + transformers -------------------------------------------
 # bench_pytorch.py needs Python >= 3.11 (tomllib).
-has_torch() { "$1" -c 'import tomllib, torch, transformers' >/dev/null 2>&1; }
+has_torch() {
+  "$1" -c "import tomllib, torch, transformers${anchor_modules:+, ${anchor_modules// /, }}" >/dev/null 2>&1
+}
 
 if [ -n "${PYTHON:-}" ] && has_torch "$PYTHON"; then
   py="$PYTHON"
 else
   if [ -n "${PYTHON:-}" ]; then
-    echo "PYTHON=$PYTHON cannot import tomllib, torch and transformers; using .venv-bench" >&2
+    echo "PYTHON=$PYTHON cannot import tomllib, torch, transformers ${anchor_modules}; using .venv-bench" >&2
   fi
   venv="$root/.venv-bench"
   py="$venv/bin/python"
@@ -220,7 +231,8 @@ else
     if [ -n "${TORCH_INDEX_URL:-}" ]; then
       "$py" -m pip install --quiet torch --index-url "$TORCH_INDEX_URL"
     fi
-    "$py" -m pip install --quiet torch transformers
+    # shellcheck disable=SC2086 # a list of modules
+    "$py" -m pip install --quiet torch transformers $anchor_modules
     has_torch "$py" || { echo "torch/transformers still not importable by $py" >&2; exit 1; }
   fi
 fi
@@ -250,7 +262,7 @@ done
 
 # --- (c) the runs -------------------------------------------------------------------
 mkdir -p "$CARGO_TARGET_DIR"
-log="${BENCH_LOG:-$CARGO_TARGET_DIR/bench_vs_pytorch-$(date +%Y%m%d-%H%M%S).jsonl}"
+log="${BENCH_LOG:-$CARGO_TARGET_DIR/bench_vs_$anchor-$(date +%Y%m%d-%H%M%S).jsonl}"
 mkdir -p "$(dirname "$log")"
 : >"$log"
 errfile="$(mktemp)"
@@ -264,6 +276,14 @@ device="${DEVICE:-cpu}"
 case "$device" in
   cpu)
     default_rows="inference 8 128;inference 1 512;train 8 128;train 1 512"
+    if [ "$anchor" = onnxruntime ]; then
+      default_rows=""
+      for mode in inference encoder; do
+        for shape in "8 128" "32 128" "64 64" "1 512" "4 512"; do
+          default_rows+="${default_rows:+;}$mode $shape"
+        done
+      done
+    fi
     precisions="${PRECISIONS:-fp32}"
     our_precisions="${OUR_PRECISIONS:-f32}" ;;
   cuda)
@@ -327,8 +347,9 @@ for row in "${rows[@]}"; do
   args=(--config "$row_config" --batch "$batch" --seq "$seq")
   case "$mode" in
     train) args+=(--train) ;;
+    encoder) args+=(--encoder-only) ;;
     inference) ;;
-    *) echo "a row's mode is inference or train, not $mode (row: $row)" >&2; exit 2 ;;
+    *) echo "a row's mode is inference, encoder or train, not $mode (row: $row)" >&2; exit 2 ;;
   esac
   args+=("${extra[@]}")
   for ((r = 1; r <= repeats; r++)); do
@@ -343,13 +364,17 @@ for row in "${rows[@]}"; do
       done
     done
     for precision in "${precisions[@]}"; do
-      variant=pytorch
-      if [ "$device" != cpu ] || [ "${#precisions[@]}" -gt 1 ]; then variant="pytorch $precision"; fi
-      run_one "$variant" "$row_config" "$py" scripts/bench_pytorch.py "${args[@]}" \
+      variant="$anchor"
+      if [ "$device" != cpu ] || [ "${#precisions[@]}" -gt 1 ]; then variant="$anchor $precision"; fi
+      run_one "$variant" "$row_config" "$py" "scripts/bench_$anchor.py" "${args[@]}" \
         --threads "$threads" --device "$device" --precision "$precision"
     done
   done
 done
 
 # --- (d) the table ------------------------------------------------------------------
-summarise "$py" "$log" "$("$py" -c 'import torch, transformers; print(f"torch {torch.__version__}, transformers {transformers.__version__}")')"
+versions="$("$py" -c 'import torch, transformers; print(f"torch {torch.__version__}, transformers {transformers.__version__}")')"
+if [ "$anchor" = onnxruntime ]; then
+  versions+=", onnxruntime $("$py" -c 'import onnxruntime; print(onnxruntime.__version__)')"
+fi
+summarise "$py" "$log" "$versions"

@@ -251,6 +251,10 @@ pub struct BenchArgs {
     /// Time a training step (forward, backward, AdamW) instead of inference.
     #[arg(long, conflicts_with = "products")]
     pub train: bool,
+    /// Time the encoder alone (its last hidden state, what `embed` computes) instead of
+    /// the masked-LM's logits.
+    #[arg(long, conflicts_with_all = ["train", "products"])]
+    pub encoder_only: bool,
     /// Time each matrix product of an inference step alone (burn's matmul on this build's
     /// backend, in --precision) instead of the model: the step's floor on this device.
     #[arg(long)]

@@ -8,7 +8,7 @@
 use burn::backend::{Autodiff, NdArray};
 use criterion::{Criterion, criterion_group, criterion_main};
 use roformer_train::TrainConfig;
-use roformer_train::bench::{Bench, BenchOptions};
+use roformer_train::bench::{Bench, BenchMode, BenchOptions};
 
 type AD = Autodiff<NdArray>;
 
@@ -24,7 +24,7 @@ fn train_step(c: &mut Criterion) {
         let options = BenchOptions {
             batch,
             seq,
-            train: true,
+            mode: BenchMode::Train,
             steps: Some(1),
             warmup: 0,
             precision: roformer::Precision::F32,

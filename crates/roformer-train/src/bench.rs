@@ -1,7 +1,7 @@
 //! `roformer bench`: tokens per second, milliseconds per step and peak memory of inference
-//! (masked-LM logits at every position) and of one masked-LM training step (forward,
-//! loss on 15% masked positions, backward, AdamW), on random token ids, for the backend
-//! the binary was built with. `scripts/bench_pytorch.py` times the same work in HF
+//! (masked-LM logits at every position, or the encoder's last hidden state alone) and of
+//! one masked-LM training step (forward, loss on 15% masked positions, backward, AdamW),
+//! on random token ids, for the backend the binary was built with. `scripts/bench_pytorch.py` times the same work in HF
 //! transformers and counts FLOPs the same way ([`flops_per_token`]).
 
 use roformer::{RoFormerBackend, RoFormerTrainingBackend};
@@ -41,8 +41,8 @@ pub struct BenchOptions {
     pub batch: usize,
     /// Tokens per sequence.
     pub seq: usize,
-    /// Time a training step instead of inference.
-    pub train: bool,
+    /// What one step is.
+    pub mode: BenchMode,
     /// Timed steps (default: enough for ~16k tokens of inference or ~8k of training).
     pub steps: Option<usize>,
     /// Untimed steps first (allocations, kernel compilation).
@@ -50,6 +50,29 @@ pub struct BenchOptions {
     /// Compute precision: inference stores the weights in it; training keeps f32 master
     /// weights (mixed precision, with loss scaling for f16).
     pub precision: Precision,
+}
+
+/// What one timed step of `roformer bench` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchMode {
+    /// The masked-LM's logits at every position.
+    Inference,
+    /// The encoder's last hidden state, no head (what `embed` and a server's `/embed`
+    /// compute).
+    Encoder,
+    /// A masked-LM training step.
+    Train,
+}
+
+impl BenchMode {
+    /// The name in the report's `mode` field.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Inference => "inference",
+            Self::Encoder => "encoder",
+            Self::Train => "train",
+        }
+    }
 }
 
 /// The first fields of every measurement's JSON object, as the comparison scripts read
@@ -62,7 +85,7 @@ pub struct ReportHeader {
     pub backend: String,
     /// `f32`, `bf16` or `f16`.
     pub precision: &'static str,
-    /// "inference", "train" or "product".
+    /// "inference", "encoder", "train" or "product".
     pub mode: &'static str,
 }
 
@@ -81,7 +104,7 @@ impl ReportHeader {
 /// One measurement, in the JSON schema `scripts/bench_vs_pytorch.sh` reads.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
-    /// What was measured, where ("inference" or "train").
+    /// What was measured, where ("inference", "encoder" or "train").
     #[serde(flatten)]
     pub header: ReportHeader,
     /// Sequences per step.
@@ -121,17 +144,24 @@ pub fn matmul_params(config: &RoFormerConfig) -> usize {
     p + h * e + v * e
 }
 
+/// The masked-LM head's share of [`matmul_params`]: its transform and the tied decoder.
+pub fn head_matmul_params(config: &RoFormerConfig) -> usize {
+    let e = config.embedding_size();
+    config.hidden_size * e + config.vocab_size * e
+}
+
 /// Model FLOPs per token: `2·P + A` for inference, `6·P + 3·A` for training, with
-/// `P` = [`matmul_params`] and `A = layers · 2 · 2 · seq · hidden` (QKᵀ and the weighted
-/// sum of V). Same formula as `scripts/bench_pytorch.py`; it counts the vocabulary
-/// projection at every position, which our training step skips for unmasked positions.
-pub fn flops_per_token(config: &RoFormerConfig, seq: usize, train: bool) -> f64 {
+/// `P` = [`matmul_params`] (less [`head_matmul_params`] for the encoder alone) and
+/// `A = layers · 2 · 2 · seq · hidden` (QKᵀ and the weighted sum of V). Same formula as
+/// `scripts/bench_pytorch.py`; it counts the vocabulary projection at every position,
+/// which our training step skips for unmasked positions.
+pub fn flops_per_token(config: &RoFormerConfig, seq: usize, mode: BenchMode) -> f64 {
     let p = matmul_params(config) as f64;
     let attention = (config.num_hidden_layers * 2 * 2 * seq * config.hidden_size) as f64;
-    if train {
-        6.0 * p + 3.0 * attention
-    } else {
-        2.0 * p + attention
+    match mode {
+        BenchMode::Train => 6.0 * p + 3.0 * attention,
+        BenchMode::Inference => 2.0 * p + attention,
+        BenchMode::Encoder => 2.0 * (p - head_matmul_params(config) as f64) + attention,
     }
 }
 
@@ -201,11 +231,7 @@ fn report(
     } = *bench;
     let tokens = (options.batch * options.seq * steps) as f64;
     BenchReport {
-        header: ReportHeader::new(
-            backend,
-            options,
-            if options.train { "train" } else { "inference" },
-        ),
+        header: ReportHeader::new(backend, options, options.mode.name()),
         batch: options.batch,
         seq: options.seq,
         threads: worker_threads(),
@@ -214,7 +240,7 @@ fn report(
         ms_per_step: seconds * 1000.0 / steps as f64,
         peak_rss_mb: peak_rss_mb(),
         params,
-        flops_per_token: flops_per_token(config, options.seq, options.train),
+        flops_per_token: flops_per_token(config, options.seq, options.mode),
     }
 }
 
@@ -232,7 +258,7 @@ fn check_shape(options: &BenchOptions) -> Result<(), TrainError> {
 /// The timed steps of a run, after [`check_shape`].
 fn check(options: &BenchOptions) -> Result<usize, TrainError> {
     check_shape(options)?;
-    let tokens = if options.train {
+    let tokens = if options.mode == BenchMode::Train {
         TRAIN_TOKENS
     } else {
         INFERENCE_TOKENS
@@ -271,7 +297,8 @@ impl Bench<'_> {
         Ok((steps, config, model))
     }
 
-    /// Times inference: masked-LM logits at every position of `batch × seq` random tokens.
+    /// Times inference: masked-LM logits at every position of `batch × seq` random tokens,
+    /// or ([`BenchMode::Encoder`]) the encoder's last hidden state alone.
     pub fn inference<B: RoFormerBackend>(
         &self,
         device: &B::Device,
@@ -287,12 +314,23 @@ impl Bench<'_> {
         let model = cast_parameters(model, precision);
         let mut rng = StdRng::seed_from_u64(0);
         let (_, ids) = random_ids::<B>(&mut rng, &config, batch, seq, device);
+        let encoder_only = self.options.mode == BenchMode::Encoder;
         let ((), seconds) = timed((), warmup, steps, |()| {
-            let logits = model.forward(RoFormerInput::new(ids.clone()));
+            let input = RoFormerInput::new(ids.clone());
+            let output = if encoder_only {
+                model.roformer.forward(input)
+            } else {
+                model.forward(input)
+            };
             // Waits for the device; reading one value keeps the transfer negligible.
-            let _ = logits.slice([0..1, 0..1, 0..1]).into_data();
+            let _ = output.slice([0..1, 0..1, 0..1]).into_data();
         });
-        Ok(report(self, &config, steps, seconds, model.num_params()))
+        let params = if encoder_only {
+            model.roformer.num_params()
+        } else {
+            model.num_params()
+        };
+        Ok(report(self, &config, steps, seconds, params))
     }
 
     /// Times a training step: forward, masked-LM loss at 15% random positions (only those
@@ -331,7 +369,7 @@ impl Bench<'_> {
         let mut step = |model: RoFormerForMaskedLM<B>| {
             // `masked_lm_step` reads the accuracy back, which waits for the device.
             let (loss, _) = masked_lm_step(&model, batch.clone());
-            optimise(model, loss, &mut optimizer, 1e-4, loss_scale.as_mut()).model
+            optimise(model, loss, &mut optimizer, 1e-4, 0.0, loss_scale.as_mut()).model
         };
         let (model, seconds) = timed(model, options.warmup, steps, &mut step);
         let _ = model.valid();

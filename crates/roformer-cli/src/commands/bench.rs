@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use roformer_train::TrainConfig;
-use roformer_train::bench::{Bench, BenchOptions, BenchReport, ProductReport};
+use roformer_train::bench::{Bench, BenchMode, BenchOptions, BenchReport, ProductReport};
 
 use crate::args::BenchArgs;
 use crate::backend;
@@ -17,7 +17,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let options = BenchOptions {
             batch: args.batch,
             seq,
-            train: args.train,
+            mode: if args.train {
+                BenchMode::Train
+            } else if args.encoder_only {
+                BenchMode::Encoder
+            } else {
+                BenchMode::Inference
+            },
             steps: args.steps,
             warmup: args.warmup,
             precision: args.precision,

@@ -181,7 +181,7 @@ impl Bench<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::flops_per_token;
+    use crate::bench::{BenchMode, flops_per_token};
 
     fn config(embedding_size: Option<usize>) -> RoFormerConfig {
         RoFormerConfig {
@@ -207,7 +207,8 @@ mod tests {
                     .iter()
                     .map(|p| p.flops() * p.per_step as f64)
                     .sum();
-                let expected = flops_per_token(&config, seq, false) * (sequences * seq) as f64;
+                let expected =
+                    flops_per_token(&config, seq, BenchMode::Inference) * (sequences * seq) as f64;
                 assert_eq!(products, expected, "{embedding_size:?} {sequences}x{seq}");
             }
         }
