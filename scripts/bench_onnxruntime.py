@@ -19,28 +19,17 @@ line in the schema of `roformer bench --json`, with `max_abs_diff_vs_pytorch` ad
 import argparse
 import json
 import os
-import sys
+import resource
 import subprocess
+import sys
 import tempfile
 import time
-import tomllib
-import warnings
 
 import numpy as np
 import onnxruntime as ort
-import torch
-from transformers import RoFormerForMaskedLM, RoFormerModel
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_pytorch import (  # noqa: E402 (the sibling script, found through sys.path)
-    INFERENCE_TOKENS,
-    MIN_STEPS,
-    SEED,
-    build_config,
-    flops_per_token,
-    peak_rss_mb,
-)
-
+# The export's imports (torch, transformers, scripts/bench_pytorch.py) happen in the child
+# process only, so that they do not count in the measured process's memory.
 OPSET = 17
 # ONNX Runtime's output against PyTorch's, relative to the largest PyTorch value.
 RELATIVE_TOLERANCE = 1e-4
@@ -48,6 +37,10 @@ RELATIVE_TOLERANCE = 1e-4
 
 def export(model, input_ids, attention_mask, path):
     """Writes `model` as ONNX with dynamic batch and sequence axes."""
+    import warnings
+
+    import torch
+
     dynamic = {0: "batch", 1: "sequence"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's tracer warnings about HF's code
@@ -75,6 +68,14 @@ def session(path, threads):
 def export_with_reference(args, out_dir):
     """Builds the HF model, runs it on the benchmark's input and exports it: `model.onnx`,
     `input_ids.npy`, PyTorch's output `expected.npy` and `meta.json` in `out_dir`."""
+    import tomllib
+
+    import torch
+    from transformers import RoFormerForMaskedLM, RoFormerModel
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench_pytorch import INFERENCE_TOKENS, MIN_STEPS, SEED, build_config, flops_per_token
+
     with open(args.config, "rb") as f:
         model_table = tomllib.load(f).get("model", {})
     torch.set_num_threads(args.threads)
@@ -90,7 +91,10 @@ def export_with_reference(args, out_dir):
     export(model, input_ids, attention_mask, os.path.join(out_dir, "model.onnx"))
     np.save(os.path.join(out_dir, "input_ids.npy"), input_ids.numpy())
     np.save(os.path.join(out_dir, "expected.npy"), expected)
+    tokens_per_step = args.batch * args.seq
     meta = {
+        "steps": args.steps or max(MIN_STEPS, round(INFERENCE_TOKENS / tokens_per_step)),
+        "torch": torch.__version__,
         "params": sum(p.numel() for p in model.parameters()),
         "largest": float(np.abs(expected).max()),
         "flops_per_token": flops_per_token(
@@ -111,7 +115,7 @@ def main():
     parser.add_argument("--encoder-only", action="store_true",
                         help="RoFormerModel's last hidden state instead of the logits")
     parser.add_argument("--steps", type=int,
-                        help=f"timed steps (default: about {INFERENCE_TOKENS} tokens)")
+                        help="timed steps (default: about 16k tokens, as bench_pytorch.py)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="ONNX Runtime intra-op threads (default: number of cores)")
@@ -123,7 +127,6 @@ def main():
     args = parser.parse_args()
     if args.batch < 1 or args.seq < 1 or args.warmup < 0 or args.threads < 1:
         parser.error("--batch, --seq and --threads must be >= 1, --warmup >= 0")
-    steps = args.steps or max(MIN_STEPS, round(INFERENCE_TOKENS / (args.batch * args.seq)))
 
     if args.export_to:
         export_with_reference(args, args.export_to)
@@ -144,6 +147,7 @@ def main():
     if difference > RELATIVE_TOLERANCE * meta["largest"]:
         sys.exit(f"ONNX Runtime's output differs from PyTorch's by {difference:.3g}")
 
+    steps = meta["steps"]
     for _ in range(args.warmup):
         runner.run(None, feed)
     start = time.perf_counter()
@@ -155,7 +159,7 @@ def main():
     result = {
         "implementation": "onnxruntime",
         "backend": f"onnxruntime {ort.__version__} cpu fp32 (opset {OPSET}, torch "
-                   f"{torch.__version__} export)",
+                   f"{meta['torch']} export)",
         "mode": "encoder" if args.encoder_only else "inference",
         "batch": args.batch,
         "seq": args.seq,
@@ -163,7 +167,8 @@ def main():
         "steps": steps,
         "tokens_per_second": tokens_per_step * steps / elapsed,
         "ms_per_step": elapsed / steps * 1000,
-        "peak_rss_mb": peak_rss_mb(),
+        # ru_maxrss is in KiB on Linux.
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "params": meta["params"],
         "flops_per_token": meta["flops_per_token"],
         "max_abs_diff_vs_pytorch": difference,

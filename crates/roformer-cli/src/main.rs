@@ -7,6 +7,7 @@
 //! command line, `commands/` one file per subcommand, `backend` the one place the backend
 //! is chosen.
 
+mod allocator;
 mod args;
 mod backend;
 mod commands;
@@ -21,6 +22,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use crate::args::Cli;
 
 fn main() {
+    allocator::keep_freed_memory();
     // burn's network layer (multi-node training) runs on tokio worker threads, whose tasks
     // panic when a peer goes away; the run reports that as its own error line. Panics while
     // the backend is probed become the probe's error line (`backend::device`); any other
