@@ -376,3 +376,56 @@ impl Bench<'_> {
         Ok(report(self, &config, steps, seconds, params))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::NdArray;
+    use roformer::RoFormerModel;
+
+    use super::*;
+
+    /// The encoder-only step leaves the masked-LM head out of what it counts and of what
+    /// it runs: its FLOPs per token are the inference step's less the head's products,
+    /// `2·(h·e + V·e)`, written out here by hand, and its parameters are the bare
+    /// encoder's.
+    #[test]
+    fn the_encoder_only_step_leaves_the_head_out() {
+        let config = RoFormerConfig {
+            vocab_size: 300,
+            hidden_size: 48,
+            embedding_size: Some(32),
+            num_hidden_layers: 2,
+            num_attention_heads: 4,
+            intermediate_size: 96,
+            ..RoFormerConfig::default()
+        };
+        let head = 2.0 * (48.0 * 32.0 + 300.0 * 32.0);
+        for seq in [8, 128] {
+            let inference = flops_per_token(&config, seq, BenchMode::Inference);
+            let encoder = flops_per_token(&config, seq, BenchMode::Encoder);
+            assert_eq!(inference - encoder, head, "seq {seq}");
+        }
+        let options = BenchOptions {
+            batch: 2,
+            seq: 8,
+            mode: BenchMode::Encoder,
+            steps: Some(1),
+            warmup: 0,
+            precision: Precision::F32,
+        };
+        let bench = Bench {
+            config: &config,
+            options: &options,
+            backend: "ndarray",
+        };
+        let device = Default::default();
+        let report = bench.inference::<NdArray>(&device).unwrap();
+        let encoder = RoFormerModel::<NdArray>::new(&config, &device).unwrap();
+        assert_eq!(report.header.mode, "encoder");
+        assert_eq!(report.params, encoder.num_params());
+        assert_eq!(
+            report.flops_per_token,
+            flops_per_token(&config, 8, BenchMode::Encoder)
+        );
+    }
+}
