@@ -213,32 +213,42 @@ mod tests {
         model.w.val().into_data().to_vec::<f32>().unwrap()
     }
 
+    /// `loss = Σ w²/2` (its gradient is w).
+    fn half_square_sum(m: &Weights<Ad>) -> Tensor<Ad, 1> {
+        m.w.val().square().sum().mul_scalar(0.5)
+    }
+
+    /// One SGD step at rate 0.5 from `values`, clipped to `max_grad_norm`, without and
+    /// with a fresh loss scale (returned after the step).
+    fn plain_and_scaled_steps(
+        values: [f32; 3],
+        max_grad_norm: f64,
+    ) -> (Optimised<Weights<Ad>>, Optimised<Weights<Ad>>, LossScale) {
+        let mut sgd = SgdConfig::new().init::<Ad, Weights<Ad>>();
+        let model = weights(values);
+        let loss = half_square_sum(&model);
+        let plain = optimise(model.clone(), loss, &mut sgd, 0.5, max_grad_norm, None);
+        let mut scale = LossScale::default();
+        let loss = half_square_sum(&model);
+        let scaled = optimise(model, loss, &mut sgd, 0.5, max_grad_norm, Some(&mut scale));
+        (plain, scaled, scale)
+    }
+
     #[test]
     fn a_scaled_step_equals_an_unscaled_one_and_an_overflow_skips_it() {
-        // loss = Σ w²/2, so the gradient is w and SGD at rate 0.5 halves w.
-        let loss = |m: &Weights<Ad>| m.w.val().square().sum().mul_scalar(0.5);
-        let mut sgd = SgdConfig::new().init::<Ad, Weights<Ad>>();
-        let model = weights([1.0, -2.0, 4.0]);
-        let plain = optimise(model.clone(), loss(&model), &mut sgd, 0.5, 0.0, None);
-        let mut scale = LossScale::default();
-        let scaled = optimise(
-            model.clone(),
-            loss(&model),
-            &mut sgd,
-            0.5,
-            0.0,
-            Some(&mut scale),
-        );
+        // SGD at rate 0.5 halves w.
+        let (plain, scaled, mut scale) = plain_and_scaled_steps([1.0, -2.0, 4.0], 0.0);
         assert!(!scaled.skipped);
         assert_eq!(read(&scaled.model), vec![0.5, -1.0, 2.0]);
         assert_eq!(read(&plain.model), read(&scaled.model));
         assert_eq!(scale.clean_steps, 1);
 
         // 1e36² overflows f32 once scaled by 2^16: the step is skipped, the scale halves.
+        let mut sgd = SgdConfig::new().init::<Ad, Weights<Ad>>();
         let model = weights([1e36, 0.0, 1.0]);
         let overflow = optimise(
             model.clone(),
-            loss(&model).mul_scalar(1e4),
+            half_square_sum(&model).mul_scalar(1e4),
             &mut sgd,
             0.5,
             0.0,
@@ -253,19 +263,7 @@ mod tests {
     fn a_clipped_step_scales_the_gradient_to_the_global_norm_scaled_or_not() {
         // The gradient w = (1, -2, 4) has norm √21; clipped to 1, SGD at rate 0.5 moves
         // w by 0.5 · w / (√21 + 1e-6), with the loss scale or without.
-        let loss = |m: &Weights<Ad>| m.w.val().square().sum().mul_scalar(0.5);
-        let mut sgd = SgdConfig::new().init::<Ad, Weights<Ad>>();
-        let model = weights([1.0, -2.0, 4.0]);
-        let plain = optimise(model.clone(), loss(&model), &mut sgd, 0.5, 1.0, None);
-        let mut scale = LossScale::default();
-        let scaled = optimise(
-            model.clone(),
-            loss(&model),
-            &mut sgd,
-            0.5,
-            1.0,
-            Some(&mut scale),
-        );
+        let (plain, scaled, _) = plain_and_scaled_steps([1.0, -2.0, 4.0], 1.0);
         let factor = 1.0 / (21f64.sqrt() + 1e-6);
         let expected: Vec<f64> = [1.0, -2.0, 4.0]
             .iter()
