@@ -16,6 +16,8 @@ pub struct Progress {
     bar: Option<ProgressBar>,
     last_line: Instant,
     started: Instant,
+    /// When the steps started (the ETA's pace; a fine-tuning run may adapt first).
+    steps_started: Instant,
     first_step: usize,
 }
 
@@ -26,6 +28,7 @@ impl Progress {
             bar: None,
             last_line: Instant::now(),
             started: Instant::now(),
+            steps_started: Instant::now(),
             first_step: 0,
         }
     }
@@ -37,6 +40,7 @@ impl Progress {
             eprintln!("{line}");
         }
         self.first_step = start_step;
+        self.steps_started = Instant::now();
         if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(total_steps as u64);
             bar.set_style(
@@ -67,10 +71,10 @@ impl Progress {
         }
     }
 
-    /// The time left at `step` of `total_steps`, at the pace since the command started.
+    /// The time left at `step` of `total_steps`, at the pace since the steps started.
     pub fn eta(&self, step: usize, total_steps: usize) -> String {
         let done = (step - self.first_step).max(1) as f64;
-        let left = self.started.elapsed().as_secs_f64() / done * (total_steps - step) as f64;
+        let left = self.steps_started.elapsed().as_secs_f64() / done * (total_steps - step) as f64;
         format_duration(left)
     }
 

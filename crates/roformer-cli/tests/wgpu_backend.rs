@@ -174,6 +174,7 @@ fn wgpu_finetunes_a_tagger_that_ndarray_reads_alike() {
         &run_dir,
         &Default::default(),
         &mut |_| ControlFlow::Continue(()),
+        &mut |_| ControlFlow::Continue(()),
     )
     .unwrap();
     let records: Vec<roformer_train::finetune::FinetuneRecord> =

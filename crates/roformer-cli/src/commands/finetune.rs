@@ -4,6 +4,7 @@
 use std::ops::ControlFlow;
 
 use anyhow::Result;
+use roformer_train::finetune::adapt::ADAPT_DIR;
 use roformer_train::finetune::{
     FinetuneConfig, FinetuneDetails, FinetuneEvent, FinetuneSummary, finetune,
 };
@@ -11,6 +12,7 @@ use roformer_train::run::RunEvent;
 
 use crate::args::FinetuneArgs;
 use crate::backend;
+use crate::commands::train;
 use crate::progress::Progress;
 
 pub fn run(args: FinetuneArgs) -> Result<()> {
@@ -24,10 +26,29 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
         backend::NAME,
         run_dir.display()
     ));
-    let summary = finetune::<backend::Training>(start, &run_dir, &device, &mut |event| {
-        on_event(&mut progress, event);
-        ControlFlow::Continue(())
-    })?;
+    let mut adapting = Progress::new(format!(
+        "domain adaptation: masked-LM pretraining on the training texts in {}",
+        run_dir.join(ADAPT_DIR).display()
+    ));
+    let summary = finetune::<backend::Training>(
+        start,
+        &run_dir,
+        &device,
+        &mut |event| {
+            let last =
+                matches!(event, RunEvent::Step { step, total_steps, .. } if step == total_steps);
+            train::on_event(&mut adapting, event);
+            if last {
+                adapting.finish();
+            }
+            ControlFlow::Continue(())
+        },
+        &mut |event| {
+            on_event(&mut progress, event);
+            ControlFlow::Continue(())
+        },
+    )?;
+    adapting.finish();
     progress.finish();
     report_summary(&summary, progress.minutes());
     Ok(())

@@ -90,7 +90,8 @@ fn header(
     )
 }
 
-fn on_event(progress: &mut Progress, event: TrainEvent) {
+/// Renders a pretraining event (also a fine-tuning run's adaptation phase).
+pub(crate) fn on_event(progress: &mut Progress, event: TrainEvent) {
     match event {
         RunEvent::Started(started) => {
             let PretrainingDetails { vocab_size } = started.details;

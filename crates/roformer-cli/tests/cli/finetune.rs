@@ -11,11 +11,17 @@ use roformer::{PositionEmbeddingType, RoFormerConfig, RoFormerInput};
 use roformer_infer::model_dir::load_tokenizer;
 use roformer_infer::model_dir::read_labels;
 use roformer_testing::hf_fixture::fixture_dir;
+use roformer_testing::max_abs_diff;
+use roformer_train::run::metrics::read_step_records;
+use roformer_train::run::{EvalRecord, METRICS_FILE};
 
 use crate::common::{
-    finetune_config_toml, roformer, write_model_dir, write_model_dir_with, write_word_set_examples,
+    finetune_config_toml, ndarray_generator, roformer, run_weights, write_model_dir,
+    write_model_dir_with, write_word_set_examples,
 };
-use crate::finetune_runs::{assert_resume_repeats_the_run, finetune_cli, records};
+use crate::finetune_runs::{
+    StopAt, assert_resume_repeats_the_run, assert_same_records, finetune_cli, records, resume, run,
+};
 
 /// A model directory and word-set data in `dir`; returns the config text for `steps` steps.
 fn setup(dir: &Path, dropout: f64, steps: usize, every: usize) -> String {
@@ -314,6 +320,60 @@ fn a_resumed_run_repeats_the_uninterrupted_one() {
     let dir = tempfile::tempdir().unwrap();
     let config = setup(dir.path(), 0.0, 24, 8);
     assert_resume_repeats_the_run(&config, dir.path(), 8, 3);
+}
+
+/// `[adapt]` is masked-LM pretraining of `init_from` on the training texts, then
+/// fine-tuning from it: the phase trains in `RUN/adapt` (its encoder moves off the
+/// pretrained one and its validation loss falls), the head's evaluations equal those of a
+/// run without `[adapt]` started from `RUN/adapt` (to 1e-6), and a run stopped in the phase
+/// and resumed repeats the uninterrupted one, both phases.
+#[test]
+fn adaptation_pretrains_on_the_training_texts_then_fine_tunes_and_resumes() {
+    let _generator = ndarray_generator();
+    let dir = tempfile::tempdir().unwrap();
+    let plain = setup(dir.path(), 0.0, 16, 8);
+    let adapted = format!("{plain}\n[adapt]\nsteps = 12\nbatch_size = 8\nlearning_rate = 5e-3\n");
+    let reference = dir.path().join("reference");
+    run(&adapted, &reference, None);
+    let adapt_dir = reference.join("adapt");
+    let phase: Vec<EvalRecord> = read_step_records(&adapt_dir.join(METRICS_FILE)).unwrap();
+    assert_eq!(phase.iter().map(|r| r.step).collect::<Vec<_>>(), [8, 12]);
+    assert!(phase[1].valid_loss < phase[0].valid_loss, "{phase:?}");
+    let pretrained = run_weights(&dir.path().join("pretrained"));
+    let moved = run_weights(&adapt_dir);
+    let embeddings = |weights: &[(String, Vec<f32>)]| {
+        let name = "roformer.embeddings.word_embeddings.weight";
+        weights.iter().find(|(n, _)| n == name).unwrap().1.clone()
+    };
+    assert!(max_abs_diff(&embeddings(&pretrained), &embeddings(&moved)) > 1e-4);
+
+    let from_adapted = dir.path().join("from_adapted");
+    let manual = plain.replace(
+        &dir.path().join("pretrained").display().to_string(),
+        &adapt_dir.display().to_string(),
+    );
+    run(&manual, &from_adapted, None);
+    let want = records(&reference);
+    assert_eq!(want.len(), 2);
+    assert_same_records(&want, &records(&from_adapted));
+
+    let resumed = dir.path().join("resumed");
+    run(&adapted, &resumed, Some(StopAt::Adaptation(8)));
+    assert!(
+        records(&resumed).is_empty(),
+        "stopped in the adaptation phase"
+    );
+    resume(&resumed);
+    let resumed_phase: Vec<EvalRecord> =
+        read_step_records(&resumed.join("adapt").join(METRICS_FILE)).unwrap();
+    for (a, b) in phase.iter().zip(&resumed_phase) {
+        assert!(
+            (a.valid_loss - b.valid_loss).abs() < 1e-6,
+            "{phase:?} vs {resumed_phase:?}"
+        );
+    }
+    assert_eq!(resumed_phase.len(), phase.len());
+    assert_same_records(&want, &records(&resumed));
 }
 
 /// A rotary model pretrained on 32 positions fine-tunes and classifies 48-token inputs

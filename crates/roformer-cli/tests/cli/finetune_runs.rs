@@ -14,18 +14,45 @@ use crate::common::{ndarray_generator, roformer};
 
 pub type Training = Autodiff<NdArray>;
 
-/// A fresh run of the config text `config` into `run_dir`, stopped after the checkpoint of
-/// step `stop_at` when there is one.
-pub fn run(config: &str, run_dir: &Path, stop_at: Option<usize>) {
+/// Where an in-process run stops: after the checkpoint at a step of its adaptation phase,
+/// or of its head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopAt {
+    Adaptation(usize),
+    Head(usize),
+}
+
+/// A fresh run of the config text `config` into `run_dir`, stopped at `stop_at` when given.
+pub fn run(config: &str, run_dir: &Path, stop_at: Option<StopAt>) {
     let config = FinetuneConfig::from_toml_str(config, "test.toml").unwrap();
     finetune::<Training>(
         FinetuneStart::Fresh(Box::new(config)),
         run_dir,
         &Default::default(),
         &mut |event| match event {
-            RunEvent::Checkpointed { step, .. } if Some(step) == stop_at => ControlFlow::Break(()),
+            RunEvent::Checkpointed { step, .. } if stop_at == Some(StopAt::Adaptation(step)) => {
+                ControlFlow::Break(())
+            }
             _ => ControlFlow::Continue(()),
         },
+        &mut |event| match event {
+            RunEvent::Checkpointed { step, .. } if stop_at == Some(StopAt::Head(step)) => {
+                ControlFlow::Break(())
+            }
+            _ => ControlFlow::Continue(()),
+        },
+    )
+    .unwrap();
+}
+
+/// Resumes the run in `run_dir` to its end.
+pub fn resume(run_dir: &Path) {
+    finetune::<Training>(
+        FinetuneStart::Resume,
+        run_dir,
+        &Default::default(),
+        &mut |_| ControlFlow::Continue(()),
+        &mut |_| ControlFlow::Continue(()),
     )
     .unwrap();
 }
@@ -60,23 +87,22 @@ pub fn assert_resume_repeats_the_run(
     let reference = dir.join("reference");
     run(config, &reference, None);
     let resumed = dir.join("resumed");
-    run(config, &resumed, Some(first_checkpoint));
+    run(config, &resumed, Some(StopAt::Head(first_checkpoint)));
     assert_eq!(
         records(&resumed).len(),
         1,
         "stopped after the first checkpoint"
     );
-    finetune::<Training>(
-        FinetuneStart::Resume,
-        &resumed,
-        &Default::default(),
-        &mut |_| ControlFlow::Continue(()),
-    )
-    .unwrap();
-    let (want, got) = (records(&reference), records(&resumed));
+    resume(&resumed);
+    let want = records(&reference);
     assert_eq!(want.len(), evaluations);
-    assert_eq!(got.len(), want.len());
-    for (a, b) in want.iter().zip(&got) {
+    assert_same_records(&want, &records(&resumed));
+}
+
+/// Two runs' evaluations agree: the same steps, losses and scores to 1e-6.
+pub fn assert_same_records(want: &[FinetuneRecord], got: &[FinetuneRecord]) {
+    assert_eq!(got.len(), want.len(), "{want:?} vs {got:?}");
+    for (a, b) in want.iter().zip(got) {
         assert_eq!(a.step, b.step);
         assert_eq!(
             a.valid_entity_f1.is_some(),

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{TrainingConfig, parse_validated, read_validated};
 use crate::error::TrainError;
+use crate::finetune::adapt::AdaptConfig;
 use crate::finetune::labelled::{LabelFields, TagFields};
 
 /// A whole fine-tuning config file.
@@ -24,6 +25,10 @@ pub struct FinetuneConfig {
     /// Optimisation and bookkeeping (the keys of `roformer train`'s `[training]`).
     #[serde(default)]
     pub training: TrainingConfig,
+    /// Masked-LM pretraining on the training texts before the head is trained (off by
+    /// default).
+    #[serde(default)]
+    pub adapt: AdaptConfig,
 }
 
 /// What a task predicts.
@@ -199,6 +204,7 @@ impl FinetuneConfig {
                 format!("expected a number in (0, 1), got {fraction}"),
             );
         }
+        self.adapt.validate(self.task.max_seq_len, &self.training)?;
         self.training.validate().map_err(|(key, message)| {
             (
                 format!("training.{}", key.trim_start_matches("training.")),
@@ -227,6 +233,7 @@ mod tests {
         assert_eq!(config.task.fields().text_pair.as_deref(), Some("text_pair"));
         assert_eq!(config.data.validation_fraction, 0.1);
         assert_eq!(config.training, TrainingConfig::default());
+        assert!(!config.adapt.enabled());
         assert_eq!(config.task.fields().label, "label");
         let tagging = MINIMAL.replace("sentence-pair", "token-classification");
         let tagging = FinetuneConfig::from_toml_str(&tagging, "f.toml").unwrap();
@@ -262,6 +269,26 @@ mod tests {
                 MINIMAL.replace("[data]\n", "[data]\nvalidation_fraction = 1.5\n"),
                 "data.validation_fraction",
                 "(0, 1)",
+            ),
+            (
+                format!("{MINIMAL}[adapt]\nsteps = 10\nbatch_size = 0\n"),
+                "adapt.batch_size",
+                "positive",
+            ),
+            (
+                format!("{MINIMAL}[adapt]\nsteps = 10\nmax_seq_len = 4\n"),
+                "adapt.max_seq_len",
+                "8 to 65536",
+            ),
+            (
+                format!("{MINIMAL}[adapt]\nsteps = 10\nmask_probability = 1.0\n"),
+                "adapt.mask_probability",
+                "(0, 1)",
+            ),
+            (
+                format!("{MINIMAL}[adapt]\nstep = 10\n"),
+                "adapt.step",
+                "unknown field",
             ),
         ];
         for (text, key, message) in cases {

@@ -3,6 +3,7 @@
 //! the loop and the baselines to compare with. The two heads, their inputs and the
 //! fine-tuned model's directory are `roformer_infer`'s.
 
+pub mod adapt;
 pub mod baseline;
 pub mod config;
 mod examples;

@@ -15,6 +15,7 @@ use roformer::{
 };
 
 use crate::error::TrainError;
+use crate::finetune::adapt::{ADAPT_DIR, adapt, adapt_phase};
 use crate::finetune::config::{FinetuneConfig, TaskType};
 use crate::finetune::examples::{Example, TaskData, majority_baseline};
 use crate::finetune::head::HeadTask;
@@ -23,7 +24,9 @@ use crate::finetune::record::FinetuneRecord;
 use crate::finetune::report::write_report;
 use crate::finetune::scores::Scores;
 use crate::finetune::splits::{LabelledSplits, TaggedSplits, labelled_splits, tagged_splits};
+use crate::run::checkpoint::latest_checkpoint;
 use crate::run::{RunEvent, RunSettings, RunStart, refuse_taken, run_loop};
+use crate::train::TrainEvent;
 use roformer_infer::entities::is_bio;
 use roformer_infer::fs_atomic::write_atomic;
 use roformer_infer::inputs::{pair_input, word_windows};
@@ -65,10 +68,25 @@ pub struct FinetuneSummary {
     pub best_scores: Option<Scores>,
     /// The last evaluation.
     pub last: Option<FinetuneRecord>,
-    /// Validation accuracy of always predicting the training split's most frequent label.
+    /// Validation accuracy of always predicting the training split's most frequent label
+    /// (NaN for a run stopped before its head was trained).
     pub majority_baseline_accuracy: f64,
     /// The labels, by output index.
     pub labels: Vec<String>,
+}
+
+impl FinetuneSummary {
+    /// A run stopped before its head was trained (in its adaptation phase).
+    fn stopped(run_dir: &Path, labels: &[String]) -> Self {
+        Self {
+            run_dir: run_dir.to_path_buf(),
+            best: None,
+            best_scores: None,
+            last: None,
+            majority_baseline_accuracy: f64::NAN,
+            labels: labels.to_vec(),
+        }
+    }
 }
 
 /// The encoder a run starts from and what it needs.
@@ -81,13 +99,15 @@ struct Pretrained<B: RoFormerBackend> {
     extended_positions_from: Option<usize>,
 }
 
-/// Fine-tunes as the config says, writing into `run_dir`. `observe` receives progress;
-/// answering `Break` to a [`RunEvent::Checkpointed`] stops the run there (continue it
-/// with [`RunStart::Resume`]).
+/// Fine-tunes as the config says, writing into `run_dir`: first the `[adapt]` phase, if
+/// any, whose progress `observe_adapt` receives, then the head, whose progress `observe`
+/// receives. Answering `Break` to a [`RunEvent::Checkpointed`] stops the run there
+/// (continue it with [`RunStart::Resume`]).
 pub fn finetune<B: RoFormerTrainingBackend>(
     start: FinetuneStart,
     run_dir: &Path,
     device: &B::Device,
+    observe_adapt: &mut dyn FnMut(TrainEvent) -> ControlFlow<()>,
     observe: &mut dyn FnMut(FinetuneEvent) -> ControlFlow<()>,
 ) -> Result<FinetuneSummary, TrainError> {
     let resuming = matches!(start, RunStart::Resume);
@@ -113,15 +133,27 @@ pub fn finetune<B: RoFormerTrainingBackend>(
         Rows::Labelled(labelled_splits(&config)?)
     };
     config.task.labels = Some(rows.labels().to_vec());
-    let pretrained = pretrained::<B>(&config, run_dir, resuming, device)?;
+    // With an adaptation phase, a resumed run whose head has no checkpoint yet starts it.
+    let head_resuming =
+        resuming && (!config.adapt.enabled() || latest_checkpoint(run_dir).is_some());
+    let mut init_from = config.task.init_from.clone();
+    if config.adapt.enabled() {
+        if !head_resuming
+            && !adapt_first::<B>(&config, &rows, run_dir, resuming, device, observe_adapt)?
+        {
+            return Ok(FinetuneSummary::stopped(run_dir, rows.labels()));
+        }
+        init_from = run_dir.join(ADAPT_DIR);
+    }
+    let pretrained = pretrained::<B>(&config, &init_from, run_dir, head_resuming, device)?;
     let data = rows.encode(&pretrained.tokenizer, config.task.max_seq_len, tagging)?;
-    if !resuming {
+    if !head_resuming {
         write_run_files(&config, &pretrained, &data.labels, tagging, run_dir)?;
     }
     let run = HeadRun {
         config: &config,
         run_dir,
-        resuming,
+        resuming: head_resuming,
         device,
     };
     if tagging {
@@ -129,6 +161,30 @@ pub fn finetune<B: RoFormerTrainingBackend>(
     } else {
         run.train::<RoFormerForSequenceClassification<B>>(pretrained, data, observe)
     }
+}
+
+/// The adaptation phase of a run, fresh or resumed, with the training split's texts;
+/// returns whether it finished. A fresh run's config is saved first, so that the run
+/// resumes from the phase.
+fn adapt_first<B: RoFormerTrainingBackend>(
+    config: &FinetuneConfig,
+    rows: &Rows,
+    run_dir: &Path,
+    resuming: bool,
+    device: &B::Device,
+    observe: &mut dyn FnMut(TrainEvent) -> ControlFlow<()>,
+) -> Result<bool, TrainError> {
+    let phase = adapt_phase::<B>(config, run_dir, device)?;
+    if !resuming {
+        std::fs::create_dir_all(run_dir).map_err(|e| TrainError::io(run_dir, e))?;
+        write_atomic(
+            &run_dir.join(FINETUNE_CONFIG_FILE),
+            config.to_toml_string().as_bytes(),
+        )?;
+    }
+    let texts = rows.train_texts();
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    adapt(phase, &texts, run_dir, device, observe)
 }
 
 /// What a fresh run writes before training: the tokenizer, `config.json` with the labels
@@ -165,6 +221,19 @@ impl Rows {
         match self {
             Rows::Labelled(splits) => &splits.labels,
             Rows::Tagged(splits) => &splits.labels,
+        }
+    }
+
+    /// The texts of the training split (both texts of a pair; a tagged sentence's words
+    /// joined by spaces), for masked-LM adaptation.
+    fn train_texts(&self) -> Vec<String> {
+        match self {
+            Rows::Labelled(splits) => splits
+                .train
+                .iter()
+                .flat_map(|row| std::iter::once(row.text.clone()).chain(row.text_pair.clone()))
+                .collect(),
+            Rows::Tagged(splits) => splits.train.iter().map(|row| row.words.join(" ")).collect(),
         }
     }
 
@@ -313,10 +382,12 @@ where
     Ok(scored)
 }
 
-/// The model config, tokenizer and encoder a run starts from: the `init_from` model for
-/// a fresh run, the run directory's config and tokenizer when resuming.
+/// The model config, tokenizer and encoder a run starts from: the model of `init_from`
+/// (the config's, or the adaptation phase's) for a fresh run, the run directory's config
+/// and tokenizer when resuming.
 fn pretrained<B: RoFormerTrainingBackend>(
     config: &FinetuneConfig,
+    init_from: &Path,
     run_dir: &Path,
     resuming: bool,
     device: &B::Device,
@@ -329,7 +400,7 @@ fn pretrained<B: RoFormerTrainingBackend>(
             extended_positions_from: None,
         });
     }
-    let loaded = load_model::<B>(&config.task.init_from, device)?;
+    let loaded = load_model::<B>(init_from, device)?;
     let tokenizer = loaded.tokenizer()?.clone();
     let encoder = match loaded.weights {
         RoFormerWeights::MaskedLm(model) => model.roformer,

@@ -10,4 +10,5 @@ pub mod trainer;
 pub use nodes::Coordinator;
 pub use run_dir::RUN_CONFIG_FILE;
 pub(crate) use trainer::masked_lm_step;
+pub(crate) use trainer::{Continued, train_from};
 pub use trainer::{PretrainingDetails, TrainEvent, TrainSummary, train};

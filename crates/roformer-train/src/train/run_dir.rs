@@ -62,20 +62,23 @@ pub(super) fn start_run_dir(run: &OpenedRun, run_dir: &Path) -> Result<(), Train
     )?)
 }
 
-/// The run's tokenizer: the saved one when resuming; otherwise the config's file or one
-/// trained on the training works, saved into `run_dir`. Checked against the model config.
+/// The run's tokenizer: the saved one when resuming; otherwise the `given` one (a
+/// pretrained model's, whose pretraining continues), the config's file, or one trained on
+/// the training works, saved into `run_dir`. Checked against the model config.
 pub(super) fn run_tokenizer(
     run: &OpenedRun,
     corpus: &Corpus,
+    given: Option<TextTokenizer>,
     run_dir: &Path,
 ) -> Result<TextTokenizer, TrainError> {
     let config = &run.config;
     let tokenizer = if run.resuming {
         load_tokenizer(run_dir)?
     } else {
-        let tokenizer = match &config.tokenizer.path {
-            Some(path) => TextTokenizer::from_file(path)?,
-            None => TextTokenizer::train(
+        let tokenizer = match (given, &config.tokenizer.path) {
+            (Some(tokenizer), _) => tokenizer,
+            (None, Some(path)) => TextTokenizer::from_file(path)?,
+            (None, None) => TextTokenizer::train(
                 corpus.train.iter().flat_map(|w| w.text.lines()),
                 config.model.vocab_size,
                 config.tokenizer.min_frequency,

@@ -55,6 +55,17 @@ pub struct TrainSummary {
     pub last: Option<EvalRecord>,
     /// Accuracy of always predicting the validation split's most frequent masked token.
     pub majority_baseline_accuracy: f64,
+    /// Whether the run reached its last step (rather than stopping at a checkpoint).
+    pub finished: bool,
+}
+
+/// What a fresh run starts from instead of a new model and tokenizer: a pretrained model
+/// whose masked-LM pretraining continues (domain adaptation before fine-tuning).
+pub(crate) struct Continued<B: RoFormerTrainingBackend> {
+    /// The model, built for the run's `[model]` (its positions may exceed the original's).
+    pub model: RoFormerForMaskedLM<B>,
+    /// Its tokenizer, saved into the run directory as a trained one would be.
+    pub tokenizer: TextTokenizer,
 }
 
 impl RunRecord for EvalRecord {}
@@ -68,6 +79,18 @@ pub fn train<B: RoFormerTrainingBackend>(
     device: &B::Device,
     observe: &mut dyn FnMut(TrainEvent) -> ControlFlow<()>,
 ) -> Result<TrainSummary, TrainError> {
+    train_from::<B>(start, run_dir, device, None, observe)
+}
+
+/// [`train`], a fresh run starting from `continued` when given (ignored when resuming:
+/// the checkpoint holds the weights and the run directory the tokenizer).
+pub(crate) fn train_from<B: RoFormerTrainingBackend>(
+    start: RunStart<TrainConfig>,
+    run_dir: &Path,
+    device: &B::Device,
+    continued: Option<Continued<B>>,
+    observe: &mut dyn FnMut(TrainEvent) -> ControlFlow<()>,
+) -> Result<TrainSummary, TrainError> {
     let run = open_run_dir(start, run_dir)?;
     let config = &run.config;
     // Before anything is written, so a refused run leaves no run directory behind.
@@ -76,11 +99,20 @@ pub fn train<B: RoFormerTrainingBackend>(
         config.data.corpus.as_deref(),
         config.data.validation_works.as_deref(),
     )?;
-    let tokenizer = run_tokenizer(&run, &corpus, run_dir)?;
+    let (model, given_tokenizer) = match continued {
+        Some(Continued { model, tokenizer }) if !run.resuming => {
+            (Some(Box::new(model)), Some(tokenizer))
+        }
+        _ => (None, None),
+    };
+    let tokenizer = run_tokenizer(&run, &corpus, given_tokenizer, run_dir)?;
     let splits = Splits::new(&corpus, &tokenizer, config.data.max_seq_len)?;
     start_run_dir(&run, run_dir)?;
-    let resume_from = run.resuming.then_some(run_dir);
-    let mut trainer = Trainer::<B>::new(config, splits, &tokenizer, resume_from, device)?;
+    let start = match run.resuming {
+        true => TrainerStart::Resume(run_dir),
+        false => TrainerStart::Fresh(model),
+    };
+    let mut trainer = Trainer::<B>::new(config, splits, &tokenizer, start, device)?;
     let majority_baseline_accuracy = trainer.majority_baseline();
     let settings = RunSettings {
         training: &config.training,
@@ -97,7 +129,16 @@ pub fn train<B: RoFormerTrainingBackend>(
         run_dir: run_dir.to_path_buf(),
         last: outcome.last,
         majority_baseline_accuracy,
+        finished: outcome.finished,
     })
+}
+
+/// Where a [`Trainer`] starts.
+pub(crate) enum TrainerStart<'p, B: RoFormerTrainingBackend> {
+    /// A new run, from a model drawn from the seed, or from the one given.
+    Fresh(Option<Box<RoFormerForMaskedLM<B>>>),
+    /// The last checkpoint of this run directory.
+    Resume(&'p Path),
 }
 
 /// The masked-LM task: model and optimizer, the data and its masking, and the replicas of
@@ -123,20 +164,29 @@ pub(crate) struct Trainer<'a, B: RoFormerTrainingBackend> {
 }
 
 impl<'a, B: RoFormerTrainingBackend> Trainer<'a, B> {
-    /// A fresh model and optimizer, or, with `resume_from`, those of the run's last
-    /// checkpoint.
+    /// A fresh model (or the one given) and optimizer, or, resuming, those of the run's
+    /// last checkpoint.
     fn new(
         config: &'a TrainConfig,
         splits: Splits,
         tokenizer: &TextTokenizer,
-        resume_from: Option<&Path>,
+        start: TrainerStart<'_, B>,
         device: &'a B::Device,
     ) -> Result<Self, TrainError> {
         let training = &config.training;
         // The initial weights are the backend generator's first draws.
         B::seed(device, training.seed);
-        let model = RoFormerForMaskedLM::<B>::new(&config.model, device)?
-            .with_precision(training.precision);
+        let (model, resume_from) = match start {
+            TrainerStart::Fresh(Some(model)) => (*model, None),
+            TrainerStart::Fresh(None) => {
+                (RoFormerForMaskedLM::<B>::new(&config.model, device)?, None)
+            }
+            TrainerStart::Resume(run_dir) => (
+                RoFormerForMaskedLM::<B>::new(&config.model, device)?,
+                Some(run_dir),
+            ),
+        };
+        let model = model.with_precision(training.precision);
         let optimizer = training.optimizer().init::<B, RoFormerForMaskedLM<B>>();
         let (start_step, loss_scale, model, optimizer) = match resume_from {
             Some(run_dir) => {

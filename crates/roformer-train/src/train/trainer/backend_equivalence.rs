@@ -23,7 +23,7 @@ use roformer::backend::dispatch::{self, Kernel};
 use roformer::{RoFormerForMaskedLM, RoFormerTrainingBackend};
 use roformer_testing::weights::copy_weights;
 
-use super::Trainer;
+use super::{Trainer, TrainerStart};
 use crate::config::TrainConfig;
 use crate::data::{Corpus, shipped_file};
 use crate::run::{Epochs, Task};
@@ -101,7 +101,8 @@ fn train_from<B: RoFormerTrainingBackend>(
     device: &B::Device,
 ) -> Losses {
     let splits = Splits::new(corpus, tokenizer, config.data.max_seq_len).unwrap();
-    let mut trainer = Trainer::<B>::new(config, splits, tokenizer, None, device).unwrap();
+    let mut trainer =
+        Trainer::<B>::new(config, splits, tokenizer, TrainerStart::Fresh(None), device).unwrap();
     let fresh = trainer.model.take().expect("a new trainer holds its model");
     trainer.model = Some(copy_weights(start, fresh, device));
     // The batches, learning rates and dropout seeds the run loop gives these steps.
