@@ -329,9 +329,9 @@ fn a_resumed_run_repeats_the_uninterrupted_one() {
 /// and resumed repeats the uninterrupted one, both phases.
 #[test]
 fn adaptation_pretrains_on_the_training_texts_then_fine_tunes_and_resumes() {
-    let _generator = ndarray_generator();
     let dir = tempfile::tempdir().unwrap();
     let plain = setup(dir.path(), 0.0, 16, 8);
+    let _generator = ndarray_generator();
     let adapted = format!("{plain}\n[adapt]\nsteps = 12\nbatch_size = 8\nlearning_rate = 5e-3\n");
     let reference = dir.path().join("reference");
     run(&adapted, &reference, None);
