@@ -272,13 +272,12 @@ impl RoFormerConfig {
 
     /// Checks every value a model cannot be built from; the error names the field.
     pub fn validate(&self) -> Result<(), RoFormerError> {
-        let invalid = |field: &'static str, expected: &str, found: String| {
-            Err(RoFormerError::InvalidConfig {
-                field,
-                expected: expected.to_string(),
-                found,
-            })
-        };
+        self.validate_shape()?;
+        self.validate_values()
+    }
+
+    /// The sizes: positive, and heads that split the width into even halves.
+    fn validate_shape(&self) -> Result<(), RoFormerError> {
         let positive = [
             ("vocab_size", self.vocab_size),
             ("hidden_size", self.hidden_size),
@@ -315,6 +314,11 @@ impl RoFormerConfig {
                 ),
             );
         }
+        Ok(())
+    }
+
+    /// Probabilities, epsilons, and the fields that depend on others.
+    fn validate_values(&self) -> Result<(), RoFormerError> {
         for (field, p) in [
             ("hidden_dropout_prob", self.hidden_dropout_prob),
             (
@@ -358,4 +362,13 @@ impl RoFormerConfig {
         }
         Ok(())
     }
+}
+
+/// A config error naming `field`, what it should be and what it is.
+fn invalid(field: &'static str, expected: &str, found: String) -> Result<(), RoFormerError> {
+    Err(RoFormerError::InvalidConfig {
+        field,
+        expected: expected.to_string(),
+        found,
+    })
 }
