@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Serving benchmark: `roformer serve` with a model of configs/small.toml's shape (one
-# training step: seeded weights, trained tokenizer) driven by scripts/serve_load.py on
-# POST /embed with real sentences of the corpus, at concurrency 1, 8, 32 and 128, then a
-# 60-second soak at 64; beside it, in the same run, our offline embedding throughput
-# (`roformer embed` over the same sentences, batches of 32) and PyTorch's (transformers
-# RoFormerModel, 2 threads, scripts/embed_pytorch.py). Everything runs on this machine,
-# over the loopback address.
+# training step: seeded weights, trained tokenizer) driven by scripts/serve_load.rs (a
+# standard-library Rust load generator, built here with rustc) on POST /embed with real
+# sentences of the corpus, at concurrency 1, 8, 32 and 128, then a 60-second soak at 64;
+# beside it, in the same run, our offline embedding throughput (`roformer embed` over the
+# same sentences at batch 1, at the mean batch the server formed at concurrency 32, and
+# at 32) and PyTorch's (transformers RoFormerModel, 2 threads, scripts/embed_pytorch.py,
+# at those batch sizes). Everything runs on this machine, over the loopback address.
 #
 # Usage: scripts/bench_serve.sh [WORKDIR]
 #   BIN=path/to/roformer   the binary (default: cargo build --release -p roformer-cli)
@@ -25,6 +26,7 @@ if [ -z "${BIN:-}" ]; then
   BIN="${CARGO_TARGET_DIR:-$root/target}/release/roformer"
 fi
 py="${PYTHON:-$root/.venv-bench/bin/python}"
+rustc -O --edition 2024 -o "$work/serve_load" "$root/scripts/serve_load.rs"
 
 # A model of the small shape: one step of training gives seeded weights and a tokenizer.
 if [ ! -f "$work/small/config.json" ]; then
@@ -52,12 +54,12 @@ echo "== server $url (pid $server)" >&2
 
 : > "$work/load.jsonl"
 for concurrency in 1 8 32 128; do
-  python3 "$root/scripts/serve_load.py" --url "$url" --sentences "$work/sentences.txt" \
+  "$work/serve_load" --url "$url" --sentences "$work/sentences.txt" \
     --concurrency "$concurrency" --duration "$duration" | tee -a "$work/load.jsonl"
 done
 
 # The soak: RSS after its first 10 s and at its end.
-python3 "$root/scripts/serve_load.py" --url "$url" --sentences "$work/sentences.txt" \
+"$work/serve_load" --url "$url" --sentences "$work/sentences.txt" \
   --concurrency 64 --duration "$soak" > "$work/soak.json" &
 soaker=$!
 sleep 10
@@ -68,7 +70,9 @@ peak=$(awk '/VmHWM/ {print $2}' "/proc/$server/status")
 echo "soak: $(cat "$work/soak.json") rss_after_10s_kb=$rss_10 rss_end_kb=$rss_end peak_rss_kb=$peak"
 
 # Our offline throughput: `roformer embed` over 2,048 sentences, less a one-sentence run
-# (the load), tokens counted by the server.
+# (the load), tokens counted by the server; at batch 1 (its time per sentence is the
+# offline single-input time), at the mean batch the server formed at concurrency 32, and
+# at 32.
 head -n 2048 "$work/sentences.txt" > "$work/offline.txt"
 head -n 1 "$work/sentences.txt" > "$work/one.txt"
 tokens=$(python3 - "$url" "$work/offline.txt" <<'PY'
@@ -81,13 +85,18 @@ PY
 )
 kill "$server"; wait "$server" 2>/dev/null || true
 trap - EXIT
-t0=$(date +%s.%N); "$BIN" embed --model "$work/small" --input "$work/one.txt" > /dev/null; t1=$(date +%s.%N)
-"$BIN" embed --model "$work/small" --input "$work/offline.txt" > /dev/null; t2=$(date +%s.%N)
-python3 -c "import json; load=$t1-$t0; run=$t2-$t1; print(json.dumps({'implementation': 'roformer-rs offline', 'batch': 32, 'tokens_per_second': $tokens / (run - load)}))"
+formed=$(python3 -c "import json,sys; rows=[json.loads(l) for l in open(sys.argv[1])]; print(max(1, round(next(r for r in rows if r['concurrency'] == 32)['mean_batch_size'])))" "$work/load.jsonl")
+for batch in 1 "$formed" 32; do
+  t0=$(date +%s.%N); "$BIN" embed --model "$work/small" --input "$work/one.txt" > /dev/null; t1=$(date +%s.%N)
+  "$BIN" embed --model "$work/small" --input "$work/offline.txt" --batch-size "$batch" > /dev/null; t2=$(date +%s.%N)
+  python3 -c "import json; load=$t1-$t0; run=$t2-$t1; print(json.dumps({'implementation': 'roformer-rs offline', 'batch': $batch, 'tokens_per_second': $tokens / (run - load), 'ms_per_sentence': 1000 * (run - load) / 2048}))"
+done
 
 # PyTorch's offline throughput on the same directory and sentences.
 if "$py" -c 'import torch, transformers' 2>/dev/null; then
-  "$py" "$root/scripts/embed_pytorch.py" --model "$work/small" --sentences "$work/offline.txt" --batch 32
+  for batch in "$formed" 32; do
+    "$py" "$root/scripts/embed_pytorch.py" --model "$work/small" --sentences "$work/offline.txt" --batch "$batch"
+  done
 else
   echo "no torch/transformers for $py: PyTorch's offline throughput left out" >&2
 fi

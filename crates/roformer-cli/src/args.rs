@@ -203,6 +203,9 @@ pub struct EmbedArgs {
     /// Sentence embedding: mean of the real tokens' hidden states, or the `[CLS]` one.
     #[arg(long, value_enum, default_value_t = Pooling::Mean)]
     pub pooling: Pooling,
+    /// Lines per forward pass (more uses more memory; the embeddings are the same).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: u32,
 }
 
 /// Cosine similarity of the sentence embeddings of two texts.

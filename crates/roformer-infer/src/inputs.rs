@@ -8,7 +8,7 @@
 use std::ops::Range;
 
 use burn::tensor::{Int, Tensor, TensorData};
-use roformer::{RoFormerBackend, RoFormerInput};
+use roformer::{Packing, RoFormerBackend, RoFormerInput};
 
 use crate::error::InferError;
 use crate::tokenizer::TextTokenizer;
@@ -72,6 +72,18 @@ pub fn pair_batch<B: RoFormerBackend>(
     RoFormerInput::new(input_ids)
         .with_attention_mask(attention_mask)
         .with_token_type_ids(type_ids)
+}
+
+/// [`pair_batch`] computed without its padding ([`Packing`]): for inference, which reads
+/// real tokens only.
+pub fn packed_pair_batch<B: RoFormerBackend>(
+    inputs: &[&PairInput],
+    pad: u32,
+    device: &B::Device,
+) -> RoFormerInput<B> {
+    let lengths: Vec<usize> = inputs.iter().map(|i| i.ids.len()).collect();
+    let longest = lengths.iter().copied().max().unwrap_or(0);
+    pair_batch(inputs, pad, device).with_packing(Packing::from_lengths(&lengths, longest, device))
 }
 
 /// Class indices as a `[rows]` tensor.

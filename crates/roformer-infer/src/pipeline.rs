@@ -13,7 +13,7 @@ use crate::model_dir::{
 };
 use crate::pipelines::{
     Classification, ClassifyInput, EncodeLine, Encoded, MaskPrediction, Pooling, Tagging,
-    WithWarnings, classify, embed, encode, fill_mask, similarity, tag,
+    WithWarnings, classify, embed, embed_in_batches, encode, fill_mask, similarity, tag,
 };
 
 /// A pipeline type: the model it loads with `load_model` (then set to the precision),
@@ -94,6 +94,16 @@ impl<B: RoFormerBackend> Embed<B> {
         pooling: Pooling,
     ) -> Result<WithWarnings<Vec<Vec<f32>>>, InferError> {
         embed(&self.model, lines, pooling, &self.device)
+    }
+
+    /// [`Self::run`] with `batch_size` lines per forward pass.
+    pub fn run_in_batches(
+        &self,
+        lines: &[EncodeLine],
+        pooling: Pooling,
+        batch_size: usize,
+    ) -> Result<WithWarnings<Vec<Vec<f32>>>, InferError> {
+        embed_in_batches(&self.model, lines, pooling, batch_size, &self.device)
     }
 
     /// The cosine similarity of the embeddings of `a` and `b`.

@@ -22,6 +22,7 @@ use crate::dense::linear;
 use crate::init::normal_linear;
 use crate::layout::{in_float_type, reshape};
 use crate::linear_attention::linear_attention;
+use crate::packing::Packing;
 
 /// The query/key/value projections of one layer (HF `attention.self`).
 #[derive(Module, Debug)]
@@ -85,9 +86,38 @@ impl<B: RoFormerBackend> RoFormerSelfAttention<B> {
         rope: &RotaryEmbedding<B>,
         position_offset: usize,
     ) -> Tensor<B, 3> {
-        let [batch, seq, width] = hidden.dims();
-        let heads = |x: Tensor<B, 3>| {
-            reshape(x, [batch, seq, self.num_heads, self.head_size]).swap_dims(1, 2)
+        self.forward_packed(hidden, key_mask, rope, position_offset, None)
+    }
+
+    /// [`Self::forward`] on the real tokens of a packed batch (`[1, tokens, hidden]` in
+    /// and out, [`Packing`]): the projections run on the real tokens, q, k and v are
+    /// unpacked to attend in the batch's padded layout, and the context is packed again.
+    /// Without `packing`, the same as [`Self::forward`].
+    pub fn forward_packed(
+        &self,
+        hidden: Tensor<B, 3>,
+        key_mask: Option<KeyMask<B>>,
+        rope: &RotaryEmbedding<B>,
+        position_offset: usize,
+        packing: Option<&Packing<B>>,
+    ) -> Tensor<B, 3> {
+        let width = hidden.dims()[2];
+        let [batch, seq] = match packing {
+            Some(packing) => [packing.batch(), packing.seq()],
+            None => [hidden.dims()[0], hidden.dims()[1]],
+        };
+        let repack = |context: Tensor<B, 3>| match packing {
+            Some(packing) => packing.pack(context),
+            None => context,
+        };
+        // A projection of the (packed) tokens, in the padded layout, split into heads.
+        let project = |dense: &Linear<B>| {
+            let projected = linear(dense, hidden.clone());
+            let projected = match packing {
+                Some(packing) => packing.unpack(projected),
+                None => projected,
+            };
+            reshape(projected, [batch, seq, self.num_heads, self.head_size]).swap_dims(1, 2)
         };
 
         let rotate = |x: Tensor<B, 4>, wanted: bool| {
@@ -97,10 +127,7 @@ impl<B: RoFormerBackend> RoFormerSelfAttention<B> {
                 x
             }
         };
-        let value = rotate(
-            heads(linear(&self.value, hidden.clone())),
-            self.rotary_value,
-        );
+        let value = rotate(project(&self.value), self.rotary_value);
         if self.linear {
             // Eq. (19) rotates φ(q) and φ(k), so the projections go in unrotated.
             let key_mask = key_mask.map(|mask| {
@@ -109,16 +136,16 @@ impl<B: RoFormerBackend> RoFormerSelfAttention<B> {
                 mask.reshape([batch, 1, seq, 1])
             });
             let context = linear_attention(
-                heads(linear(&self.query, hidden.clone())),
-                heads(linear(&self.key, hidden)),
+                project(&self.query),
+                project(&self.key),
                 value,
                 key_mask,
                 |features| rotate(features, self.rotary),
             );
-            return reshape(context.swap_dims(1, 2), [batch, seq, width]);
+            return repack(reshape(context.swap_dims(1, 2), [batch, seq, width]));
         }
-        let query = heads(linear(&self.query, hidden.clone()));
-        let key = heads(linear(&self.key, hidden));
+        let query = project(&self.query);
+        let key = project(&self.key);
         // One operation of the backend for both (one kernel launch on a GPU).
         let (query, key) = if self.rotary {
             rope.apply_pair(query, key, position_offset)
@@ -136,6 +163,6 @@ impl<B: RoFormerBackend> RoFormerSelfAttention<B> {
             self.dropout.prob,
         );
         debug_assert_eq!(width, self.num_heads * self.head_size);
-        Tensor::from_primitive(TensorPrimitive::Float(context))
+        repack(Tensor::from_primitive(TensorPrimitive::Float(context)))
     }
 }

@@ -11,6 +11,7 @@ use crate::config::RoFormerConfig;
 use crate::error::RoFormerError;
 use crate::layer::RoFormerLayer;
 use crate::layout::in_float_type;
+use crate::packing::Packing;
 
 /// Score added for padded keys: HF adds `torch.finfo(float32).min`, so that a padded key
 /// gets exactly zero probability.
@@ -38,34 +39,67 @@ impl<B: RoFormerBackend> RoFormerEncoder<B> {
         Ok(Self { layer, rope })
     }
 
-    /// Runs every layer; returns the input followed by each layer's output.
+    /// Runs every layer; returns the input followed by each layer's output. With
+    /// `packing`, the layers compute the real tokens only and every state has zeros at the
+    /// padding ([`Packing`]).
     pub fn forward_all(
         &self,
         hidden: Tensor<B, 3>,
         attention_mask: Option<Tensor<B, 2, Int>>,
         position_offset: usize,
+        packing: Option<&Packing<B>>,
     ) -> Vec<Tensor<B, 3>> {
         let key_mask = self.key_mask(attention_mask, &hidden);
+        let hidden = match packing {
+            Some(packing) => packing.pack(hidden),
+            None => hidden,
+        };
         let mut states = Vec::with_capacity(self.layer.len() + 1);
         states.push(hidden);
         for layer in &self.layer {
             let last = states.last().expect("starts with the input").clone();
-            states.push(layer.forward(last, key_mask.clone(), &self.rope, position_offset));
+            states.push(layer.forward(
+                last,
+                key_mask.clone(),
+                &self.rope,
+                position_offset,
+                packing,
+            ));
         }
-        states
+        match packing {
+            Some(packing) => states.into_iter().map(|s| packing.unpack(s)).collect(),
+            None => states,
+        }
     }
 
-    /// Runs every layer; returns the last hidden state `[batch, seq, hidden]`.
+    /// Runs every layer; returns the last hidden state `[batch, seq, hidden]`. With
+    /// `packing`, the layers compute the real tokens only and the padding comes out as
+    /// zeros ([`Packing`]).
     pub fn forward(
         &self,
         hidden: Tensor<B, 3>,
         attention_mask: Option<Tensor<B, 2, Int>>,
         position_offset: usize,
+        packing: Option<&Packing<B>>,
     ) -> Tensor<B, 3> {
         let key_mask = self.key_mask(attention_mask, &hidden);
-        self.layer.iter().fold(hidden, |hidden, layer| {
-            layer.forward(hidden, key_mask.clone(), &self.rope, position_offset)
-        })
+        let hidden = match packing {
+            Some(packing) => packing.pack(hidden),
+            None => hidden,
+        };
+        let last = self.layer.iter().fold(hidden, |hidden, layer| {
+            layer.forward(
+                hidden,
+                key_mask.clone(),
+                &self.rope,
+                position_offset,
+                packing,
+            )
+        });
+        match packing {
+            Some(packing) => packing.unpack(last),
+            None => last,
+        }
     }
 
     /// The key mask every layer's attention takes, made once per forward: the padding of

@@ -14,6 +14,7 @@ use crate::attention::RoFormerSelfAttention;
 use crate::config::RoFormerConfig;
 use crate::dense::{linear_activation, linear_add_layer_norm};
 use crate::init::normal_linear;
+use crate::packing::Packing;
 
 /// `dense → dropout → LayerNorm(x + residual)`: HF `RoFormerSelfOutput` and `RoFormerOutput`.
 #[derive(Module, Debug)]
@@ -106,18 +107,23 @@ impl<B: RoFormerBackend> RoFormerLayer<B> {
         }
     }
 
-    /// `[batch, seq, hidden]` to `[batch, seq, hidden]`.
+    /// `[batch, seq, hidden]` to `[batch, seq, hidden]`; with `packing`, the real tokens
+    /// `[1, tokens, hidden]` to the same ([`Packing`]).
     pub fn forward(
         &self,
         hidden: Tensor<B, 3>,
         key_mask: Option<KeyMask<B>>,
         rope: &RotaryEmbedding<B>,
         position_offset: usize,
+        packing: Option<&Packing<B>>,
     ) -> Tensor<B, 3> {
-        let context =
-            self.attention
-                .self_attention
-                .forward(hidden.clone(), key_mask, rope, position_offset);
+        let context = self.attention.self_attention.forward_packed(
+            hidden.clone(),
+            key_mask,
+            rope,
+            position_offset,
+            packing,
+        );
         let attended = self.attention.output.forward(context, hidden);
         let expanded = linear_activation(
             &self.intermediate.dense,

@@ -62,6 +62,7 @@ mod layer;
 pub mod layout;
 pub mod linear_attention;
 mod model;
+mod packing;
 pub mod positions;
 pub mod precision;
 
@@ -78,5 +79,6 @@ pub use heads::{
 };
 pub use layer::{ResidualOutput, RoFormerAttention, RoFormerIntermediate, RoFormerLayer};
 pub use model::{RoFormerInput, RoFormerModel};
+pub use packing::Packing;
 pub use precision::{Precision, cast_parameters};
 pub use roformer_rope;

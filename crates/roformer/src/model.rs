@@ -14,6 +14,7 @@ use crate::encoder::RoFormerEncoder;
 use crate::error::RoFormerError;
 use crate::init::normal_linear;
 use crate::layout::in_float_type;
+use crate::packing::Packing;
 use crate::precision::Precision;
 
 /// A batch of token sequences for the encoder.
@@ -27,6 +28,9 @@ pub struct RoFormerInput<B: Backend> {
     pub token_type_ids: Option<Tensor<B, 2, Int>>,
     /// Position of the first token (0 unless the sequence continues an earlier chunk).
     pub position_offset: usize,
+    /// Which positions are real, for a batch computed without its padding; `None`
+    /// computes every position.
+    pub packing: Option<Packing<B>>,
 }
 
 impl<B: RoFormerBackend> RoFormerInput<B> {
@@ -37,6 +41,7 @@ impl<B: RoFormerBackend> RoFormerInput<B> {
             attention_mask: None,
             token_type_ids: None,
             position_offset: 0,
+            packing: None,
         }
     }
 
@@ -49,6 +54,14 @@ impl<B: RoFormerBackend> RoFormerInput<B> {
     /// Sets the segment ids.
     pub fn with_token_type_ids(mut self, token_type_ids: Tensor<B, 2, Int>) -> Self {
         self.token_type_ids = Some(token_type_ids);
+        self
+    }
+
+    /// Computes only the real tokens of this right-padded batch ([`Packing`]): the
+    /// outputs at real tokens are those of the padded computation (to f32 rounding), the
+    /// padding's are zero. For inference: pipelines that read real tokens only.
+    pub fn with_packing(mut self, packing: Option<Packing<B>>) -> Self {
+        self.packing = packing;
         self
     }
 
@@ -132,8 +145,12 @@ impl<B: RoFormerBackend> RoFormerModel<B> {
     /// The last hidden state `[batch, seq, hidden_size]`, in the compute precision.
     pub fn forward(&self, input: RoFormerInput<B>) -> Tensor<B, 3> {
         let hidden = self.embed(input.input_ids, input.token_type_ids, input.position_offset);
-        self.encoder
-            .forward(hidden, input.attention_mask, input.position_offset)
+        self.encoder.forward(
+            hidden,
+            input.attention_mask,
+            input.position_offset,
+            input.packing.as_ref(),
+        )
     }
 
     /// Every hidden state: the embedding output followed by each layer's output
@@ -141,7 +158,11 @@ impl<B: RoFormerBackend> RoFormerModel<B> {
     /// precision.
     pub fn forward_hidden_states(&self, input: RoFormerInput<B>) -> Vec<Tensor<B, 3>> {
         let hidden = self.embed(input.input_ids, input.token_type_ids, input.position_offset);
-        self.encoder
-            .forward_all(hidden, input.attention_mask, input.position_offset)
+        self.encoder.forward_all(
+            hidden,
+            input.attention_mask,
+            input.position_offset,
+            input.packing.as_ref(),
+        )
     }
 }

@@ -2,11 +2,13 @@
 //! invariance (rotation is the only position signal), the masked-LM loss at
 //! initialisation, one optimisation step lowering the loss, the classification heads
 //! against a plain-Rust computation, config parsing against HF's defaults, and the
-//! position encodings other than rotation (`position_encodings`), and linear attention
-//! with rotation (`linear_attention`).
+//! position encodings other than rotation (`position_encodings`), linear attention
+//! with rotation (`linear_attention`), and inference without padding (`packing`).
 
 #[path = "encoder_properties/linear_attention.rs"]
 mod linear_attention;
+#[path = "encoder_properties/packing.rs"]
+mod packing;
 #[path = "encoder_properties/position_encodings.rs"]
 mod position_encodings;
 

@@ -16,7 +16,9 @@ pub fn run(args: EmbedArgs) -> Result<()> {
     let device = backend::device()?;
     let pipeline =
         Embed::<backend::Inference>::load(&args.model.model, &device, args.model.precision)?;
-    for embedding in with_warnings(pipeline.run(&lines, args.pooling)?) {
+    for embedding in
+        with_warnings(pipeline.run_in_batches(&lines, args.pooling, args.batch_size as usize)?)
+    {
         if args.json {
             println!("{}", serde_json::to_string(&embedding)?);
         } else {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::InferError;
-use crate::inputs::{PairInput, pair_batch, pair_input};
+use crate::inputs::{PairInput, packed_pair_batch, pair_input};
 use crate::json_lines;
 use crate::model_dir::LoadedClassifier;
 
@@ -93,7 +93,7 @@ pub fn label_scores<B: RoFormerBackend>(
         let batch: Vec<&PairInput> = chunk.iter().collect();
         let logits = classifier
             .model
-            .forward(pair_batch::<B>(&batch, pad, device));
+            .forward(packed_pair_batch::<B>(&batch, pad, device));
         let scores = if raw { logits } else { softmax(logits, 1) };
         let values: Vec<f64> = scores.into_data().iter::<f64>().collect();
         out.extend(values.chunks(classes).map(<[f64]>::to_vec));

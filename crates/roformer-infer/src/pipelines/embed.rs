@@ -7,7 +7,7 @@ use roformer::{RoFormerBackend, RoFormerInput};
 use crate::error::InferError;
 use crate::model_dir::LoadedModel;
 use crate::pipelines::input_line::{EncodeLine, embed_line};
-use crate::pipelines::rows::{BATCH, WithWarnings, longest, model_rows, pad_rows, values};
+use crate::pipelines::rows::{BATCH, WithWarnings, longest, model_rows, packing, pad_rows, values};
 
 /// How a sentence embedding is made from the last hidden state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -20,31 +20,48 @@ pub enum Pooling {
     Cls,
 }
 
-/// One sentence embedding per input line, pooled as `pooling` says. Lines of text are
-/// tokenized (with `[CLS]` and `[SEP]`); lines of token ids are used as they are and need
-/// no tokenizer.
+/// One sentence embedding per input line, pooled as `pooling` says, 32 lines per forward
+/// pass. Lines of text are tokenized (with `[CLS]` and `[SEP]`); lines of token ids are
+/// used as they are and need no tokenizer.
 pub fn embed<B: RoFormerBackend>(
     loaded: &LoadedModel<B>,
     lines: &[EncodeLine],
     pooling: Pooling,
     device: &B::Device,
 ) -> Result<WithWarnings<Vec<Vec<f32>>>, InferError> {
+    embed_in_batches(loaded, lines, pooling, BATCH, device)
+}
+
+/// [`embed`] with `batch_size` lines per forward pass, each batch computed without its
+/// padding; the embeddings do not depend on it (to f32 rounding).
+pub fn embed_in_batches<B: RoFormerBackend>(
+    loaded: &LoadedModel<B>,
+    lines: &[EncodeLine],
+    pooling: Pooling,
+    batch_size: usize,
+    device: &B::Device,
+) -> Result<WithWarnings<Vec<Vec<f32>>>, InferError> {
     if lines.is_empty() {
         return Err(InferError::data("input", "no lines to embed"));
+    }
+    if batch_size == 0 {
+        return Err(InferError::data("batch size", "must be at least 1"));
     }
     let mut warnings = Vec::new();
     let rows = model_rows(loaded, lines, &mut warnings)?;
     let pad = loaded.pad_id();
     let mut embeddings = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(BATCH) {
-        let padded = pad_rows::<B>(chunk, longest(chunk), pad, device);
+    for chunk in rows.chunks(batch_size) {
+        let width = longest(chunk);
+        let padded = pad_rows::<B>(chunk, width, pad, device);
         let mask = padded.attention_mask;
         // Pooled in f32 whatever the compute precision.
         let hidden = widened(
             loaded.encoder().forward(
                 RoFormerInput::new(padded.input_ids)
                     .with_attention_mask(mask.clone())
-                    .with_token_type_ids(padded.token_type_ids),
+                    .with_token_type_ids(padded.token_type_ids)
+                    .with_packing(packing(chunk, width, device)),
             ),
         );
         let [rows, _, width] = hidden.dims();
@@ -105,5 +122,67 @@ pub fn cosine(x: &[f32], y: &[f32]) -> f32 {
         0.0
     } else {
         (dot(x, y) / norms) as f32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use burn::backend::NdArray;
+    use roformer::hf_weights::RoFormerWeights;
+    use roformer::{RoFormerConfig, RoFormerForMaskedLM};
+    use roformer_testing::max_abs_diff;
+
+    use super::*;
+    use crate::pipelines::rows::{Row, packing};
+    use crate::tokenizer::TextTokenizer;
+
+    type B = NdArray;
+
+    /// Lines of many lengths embedded one at a time (no padding), in batches of 5 and in
+    /// one batch (both packed, [`packing`]) give the same embeddings, mean and `[CLS]`.
+    #[test]
+    fn embeddings_do_not_depend_on_the_batch() {
+        let device = Default::default();
+        let text = "the quick brown fox jumps over the lazy dog to be or not to be";
+        let tokenizer = TextTokenizer::train(std::iter::once(text), 60, 1, true).unwrap();
+        let config = RoFormerConfig {
+            vocab_size: tokenizer.vocab_size(),
+            hidden_size: 16,
+            num_hidden_layers: 2,
+            num_attention_heads: 2,
+            intermediate_size: 24,
+            max_position_embeddings: 64,
+            initializer_range: 0.3,
+            ..Default::default()
+        };
+        let model = RoFormerForMaskedLM::<B>::new(&config, &device).unwrap();
+        let loaded = LoadedModel::with_tokenizer(
+            PathBuf::new(),
+            config,
+            RoFormerWeights::MaskedLm(model),
+            tokenizer,
+        );
+        let words: Vec<&str> = text.split(' ').collect();
+        let lines: Vec<EncodeLine> = (0..11)
+            .map(|i| embed_line(&words[..(i * 7) % words.len() + 1].join(" ")))
+            .collect();
+        let rows: Vec<Row> = model_rows(&loaded, &lines, &mut Vec::new()).unwrap();
+        let packed = packing::<B>(&rows, longest(&rows), &device).expect("mixed lengths");
+        let lengths: usize = rows.iter().map(Row::len).sum();
+        assert_eq!(packed.tokens(), lengths);
+
+        for pooling in [Pooling::Mean, Pooling::Cls] {
+            let alone = embed_in_batches(&loaded, &lines, pooling, 1, &device).unwrap();
+            for batch in [5, lines.len()] {
+                let batched = embed_in_batches(&loaded, &lines, pooling, batch, &device);
+                for (a, b) in alone.value.iter().zip(&batched.unwrap().value) {
+                    let gap = max_abs_diff(a, b);
+                    assert!(gap < 1e-5, "{pooling:?}, batch {batch}: {gap}");
+                }
+            }
+        }
+        assert!(embed_in_batches(&loaded, &lines, Pooling::Mean, 0, &device).is_err());
     }
 }

@@ -1,12 +1,13 @@
 //! Fill-mask: the most likely tokens for each `[MASK]` of a text (HF `FillMaskPipeline`).
 
 use burn::tensor::activation::softmax;
+use burn::tensor::{Int, Tensor, TensorData};
 use roformer::{RoFormerBackend, RoFormerInput};
 use serde::Serialize;
 
 use crate::error::InferError;
 use crate::model_dir::LoadedModel;
-use crate::pipelines::rows::{Row, WithWarnings, longest, pad_rows, truncate, values};
+use crate::pipelines::rows::{Row, WithWarnings, longest, packing, pad_rows, truncate, values};
 use crate::tokenizer::TextTokenizer;
 
 /// One candidate for a masked position.
@@ -74,24 +75,37 @@ pub fn fill_masks<B: RoFormerBackend>(
         rows.push(row);
         positions.push(at);
     }
-    let padded = pad_rows::<B>(&rows, longest(&rows), special.pad, device);
+    let width = longest(&rows);
+    let padded = pad_rows::<B>(&rows, width, special.pad, device);
     // One row has no padding, so no attention mask.
     let input = match rows.len() {
         1 => RoFormerInput::new(padded.input_ids),
-        _ => RoFormerInput::new(padded.input_ids).with_attention_mask(padded.attention_mask),
+        _ => RoFormerInput::new(padded.input_ids)
+            .with_attention_mask(padded.attention_mask)
+            .with_packing(packing(&rows, width, device)),
     };
-    let logits = model.forward(input);
-    let [batch, seq, vocab] = logits.dims();
-    let probabilities = softmax(logits.reshape([batch * seq, vocab]), 1);
+    let hidden = model.roformer.forward(input);
+    let [batch, seq, hidden_size] = hidden.dims();
+    // Only the masks go through the head and its vocabulary projection.
+    let masked: Vec<i64> = positions
+        .iter()
+        .enumerate()
+        .flat_map(|(row, at)| at.iter().map(move |&p| (row * seq + p) as i64))
+        .collect();
+    let count = masked.len();
+    let masked = Tensor::<B, 1, Int>::from_data(TensorData::new(masked, [count]), device);
+    let logits = model.logits(hidden.reshape([batch * seq, hidden_size]).select(0, masked));
+    let vocab = logits.dims()[1];
+    let probabilities = values(softmax(logits, 1))?;
+    let mut rows_of_masks = probabilities.chunks(vocab);
     let mut answers = Vec::with_capacity(texts.len());
-    for (row, at) in positions.into_iter().enumerate() {
+    for at in positions {
         let mut predictions = Vec::with_capacity(at.len());
         for position in at {
-            let flat = row * seq + position;
-            let row_values = values(probabilities.clone().slice([flat..flat + 1, 0..vocab]))?;
+            let row_values = rows_of_masks.next().expect("one row per mask");
             predictions.push(MaskPrediction {
                 position,
-                candidates: candidates(&row_values, options, tokenizer),
+                candidates: candidates(row_values, options, tokenizer),
             });
         }
         answers.push(predictions);

@@ -20,7 +20,7 @@ pub mod tag;
 pub use classify::{
     Classification, ClassifyInput, LabelProbability, classify, label_probabilities, label_scores,
 };
-pub use embed::{Pooling, cosine, embed, similarity};
+pub use embed::{Pooling, cosine, embed, embed_in_batches, similarity};
 pub use encode::{Encoded, encode, write_encoded};
 pub use fill_mask::{Candidate, FillMaskOptions, MaskPrediction, fill_mask, fill_masks};
 pub use input_line::{EncodeLine, embed_line, read_encode_lines};

@@ -4,7 +4,7 @@
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
-use roformer::RoFormerBackend;
+use roformer::{Packing, RoFormerBackend};
 
 use crate::error::InferError;
 use crate::model_dir::LoadedModel;
@@ -99,6 +99,17 @@ pub(crate) fn pad_rows<B: RoFormerBackend>(
         token_type_ids: int(types),
         mask,
     }
+}
+
+/// Which tokens of `rows` padded to `width` are real, to compute them without the
+/// padding ([`Packing`]); `None` when no row is padded.
+pub(crate) fn packing<B: RoFormerBackend>(
+    rows: &[Row],
+    width: usize,
+    device: &B::Device,
+) -> Option<Packing<B>> {
+    let lengths: Vec<usize> = rows.iter().map(Row::len).collect();
+    Packing::from_lengths(&lengths, width, device)
 }
 
 /// The longest row's length.

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::entities::{entities, is_bio};
 use crate::error::InferError;
-use crate::inputs::{PairInput, WordWindow, pair_batch, word_rows, word_windows};
+use crate::inputs::{PairInput, WordWindow, packed_pair_batch, word_rows, word_windows};
 use crate::json_lines;
 use crate::model_dir::LoadedTagger;
 use crate::task_model::TaskModel;
@@ -81,7 +81,7 @@ pub fn word_probabilities<B: RoFormerBackend>(
         let rows = word_rows::<B>(&batch, &starts, device);
         let logits = tagger
             .model
-            .unit_logits(pair_batch::<B>(&batch, pad, device), Some(rows));
+            .unit_logits(packed_pair_batch::<B>(&batch, pad, device), Some(rows));
         let values: Vec<f64> = softmax(logits, 1).into_data().iter::<f64>().collect();
         let mut words = values.chunks(classes);
         for (index, window) in chunk {
