@@ -25,11 +25,13 @@ pub enum Kernel {
     CrossEntropyBackward,
     Reshape,
     AdamW,
+    GatherRows,
+    ScatterRows,
 }
 
 impl Kernel {
     /// Every kernel, in declaration order.
-    pub const ALL: [Kernel; 15] = [
+    pub const ALL: [Kernel; 17] = [
         Kernel::Rotary,
         Kernel::Attention,
         Kernel::AttentionBackward,
@@ -45,6 +47,8 @@ impl Kernel {
         Kernel::CrossEntropyBackward,
         Kernel::Reshape,
         Kernel::AdamW,
+        Kernel::GatherRows,
+        Kernel::ScatterRows,
     ];
 }
 

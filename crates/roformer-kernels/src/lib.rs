@@ -22,6 +22,8 @@
 //! - [`layer_norm`] / [`layer_norm_backward`]: `LayerNorm(x (+ residual))` in one pass per
 //!   row;
 //! - [`reshaped`]: a new shape for a row-major array without copying it;
+//! - [`gather_rows`] / [`scatter_rows`]: the real tokens of a padded batch picked out, and
+//!   put back among zero rows;
 //! - [`cross_entropy`] / [`cross_entropy_backward`]: the masked-LM loss and accuracy count
 //!   in one pass per row;
 //! - [`adamw`]: an AdamW update of a parameter and its moments in one pass, in place.
@@ -44,6 +46,7 @@ mod linear;
 mod parallel;
 mod reshape;
 mod rotary;
+mod rows;
 mod softmax;
 mod vectorize;
 
@@ -65,3 +68,4 @@ pub use layer_norm::{LayerNormGradients, LayerNormOutput, layer_norm, layer_norm
 pub use linear::{AffineGradients, affine, affine_add_layer_norm, affine_backward, affine_gelu};
 pub use reshape::reshaped;
 pub use rotary::{Pairing, rotate};
+pub use rows::{gather_rows, scatter_rows};

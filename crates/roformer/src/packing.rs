@@ -10,22 +10,26 @@
 //! encoder's work) only through attention; each real token's output is that of the
 //! padded computation, up to f32 rounding of the products.
 
-use burn::tensor::backend::Backend;
-use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData};
+use std::sync::Arc;
 
-use crate::layout::in_float_type;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData, TensorPrimitive};
+
+use crate::backend::RoFormerBackend;
 
 /// Which positions of a right-padded `[batch, seq]` batch hold real tokens.
 #[derive(Debug, Clone)]
 pub struct Packing<B: Backend> {
     /// Indices of the real tokens in the flattened `[batch · seq]` positions, in order.
     rows: Tensor<B, 1, Int>,
+    /// The same on the host, for the CPU kernels.
+    host_rows: Arc<Vec<usize>>,
     batch: usize,
     seq: usize,
     tokens: usize,
 }
 
-impl<B: Backend> Packing<B> {
+impl<B: RoFormerBackend> Packing<B> {
     /// The packing of a batch whose row `i` has its first `lengths[i]` positions real and
     /// the rest padding; `None` when no row is padded (there is nothing to leave out).
     ///
@@ -39,14 +43,16 @@ impl<B: Backend> Packing<B> {
         if lengths.iter().all(|&n| n == seq) {
             return None;
         }
-        let rows: Vec<i64> = lengths
+        let host_rows: Vec<usize> = lengths
             .iter()
             .enumerate()
-            .flat_map(|(row, &n)| (0..n).map(move |position| (row * seq + position) as i64))
+            .flat_map(|(row, &n)| (0..n).map(move |position| row * seq + position))
             .collect();
-        let tokens = rows.len();
+        let tokens = host_rows.len();
+        let rows: Vec<i64> = host_rows.iter().map(|&r| r as i64).collect();
         Some(Self {
             rows: Tensor::from_data(TensorData::new(rows, [tokens]), device),
+            host_rows: Arc::new(host_rows),
             batch: lengths.len(),
             seq,
             tokens,
@@ -71,26 +77,30 @@ impl<B: Backend> Packing<B> {
     /// `[batch, seq, width]` to the real tokens, `[1, tokens, width]`.
     pub fn pack(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let width = x.dims()[2];
-        x.reshape([self.batch * self.seq, width])
-            .select(0, self.rows.clone())
-            .reshape([1, self.tokens, width])
+        let gathered = B::gather_rows(
+            x.reshape([self.batch * self.seq, width])
+                .into_primitive()
+                .tensor(),
+            self.rows.clone().into_primitive(),
+            &self.host_rows,
+        );
+        Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(gathered)).reshape([
+            1,
+            self.tokens,
+            width,
+        ])
     }
 
     /// `[1, tokens, width]` back to `[batch, seq, width]`, with zeros at the padding.
     pub fn unpack(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let width = x.dims()[2];
-        let zeros = in_float_type(
-            Tensor::<B, 2>::zeros([self.batch * self.seq, width], &x.device()),
-            x.dtype(),
+        let scattered = B::scatter_rows(
+            x.reshape([self.tokens, width]).into_primitive().tensor(),
+            self.rows.clone().into_primitive(),
+            &self.host_rows,
+            self.batch * self.seq,
         );
-        // Added into the zeros: each position is written once.
-        zeros
-            .select_assign(
-                0,
-                self.rows.clone(),
-                x.reshape([self.tokens, width]),
-                IndexingUpdateOp::Add,
-            )
+        Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(scattered))
             .reshape([self.batch, self.seq, width])
     }
 }

@@ -352,6 +352,30 @@ pub trait RoFormerBackend: RotaryBackend {
         )
     }
 
+    /// The rows `rows` of `x` `[n, width]`, in that order (`indices`: the same rows as an
+    /// int tensor on the device): the real tokens of a padded batch ([`crate::Packing`]).
+    fn gather_rows(
+        x: FloatTensor<Self>,
+        indices: IntTensor<Self>,
+        rows: &[usize],
+    ) -> FloatTensor<Self> {
+        let _ = rows;
+        reference::gather_rows::<Self>(x, indices)
+    }
+
+    /// `x` `[rows.len(), width]` as the rows `rows` of an `[n, width]` tensor whose other
+    /// rows are zero (`indices`: the same rows on the device; each row listed once): the
+    /// inverse of [`Self::gather_rows`].
+    fn scatter_rows(
+        x: FloatTensor<Self>,
+        indices: IntTensor<Self>,
+        rows: &[usize],
+        n: usize,
+    ) -> FloatTensor<Self> {
+        let _ = rows;
+        reference::scatter_rows::<Self>(x, indices, n)
+    }
+
     /// `x` with `shape` (as many elements), without a copy where the backend can.
     fn reshape_in_place(x: FloatTensor<Self>, shape: Shape) -> FloatTensor<Self> {
         Self::float_reshape(x, shape)

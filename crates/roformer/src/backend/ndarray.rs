@@ -381,6 +381,34 @@ where
         NdArrayTensor::from(fitted("cross_entropy_backward", gradient))
     }
 
+    fn gather_rows(
+        x: FloatTensor<Self>,
+        indices: IntTensor<Self>,
+        rows: &[usize],
+    ) -> FloatTensor<Self> {
+        match into_f32(x) {
+            Ok(array) => {
+                NdArrayTensor::from(fitted("gather_rows", kernels::gather_rows(&array, rows)))
+            }
+            Err(x) => reference::gather_rows::<Self>(x, indices),
+        }
+    }
+
+    fn scatter_rows(
+        x: FloatTensor<Self>,
+        indices: IntTensor<Self>,
+        rows: &[usize],
+        n: usize,
+    ) -> FloatTensor<Self> {
+        match into_f32(x) {
+            Ok(array) => NdArrayTensor::from(fitted(
+                "scatter_rows",
+                kernels::scatter_rows(&array, rows, n),
+            )),
+            Err(x) => reference::scatter_rows::<Self>(x, indices, n),
+        }
+    }
+
     fn reshape_in_place(x: FloatTensor<Self>, shape: Shape) -> FloatTensor<Self> {
         match into_f32(x) {
             Ok(array) => {

@@ -18,7 +18,7 @@ use burn::optim::{AdamWConfig, AdamWState, AdaptiveMomentumState, SimpleOptimize
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::{FloatTensor, IntTensor};
-use burn::tensor::{Distribution, Int, Shape, Tensor, TensorPrimitive};
+use burn::tensor::{Distribution, IndexingUpdateOp, Int, Shape, Tensor, TensorPrimitive};
 
 use super::{AdamWStep, AdamWUpdate, AttentionSaved, CrossEntropy, CrossEntropySaved};
 use super::{LayerNormGradients, LayerNormSaved};
@@ -427,4 +427,23 @@ pub fn adamw_step<B: Backend, const D: usize>(
         moment_1: momentum.moment_1,
         moment_2: momentum.moment_2,
     }
+}
+
+/// [`super::RoFormerBackend::gather_rows`]: `x[indices]` along the rows.
+pub fn gather_rows<B: Backend>(x: FloatTensor<B>, indices: IntTensor<B>) -> FloatTensor<B> {
+    B::float_select(x, 0, indices)
+}
+
+/// [`super::RoFormerBackend::scatter_rows`]: `x` added into the rows `indices` of an
+/// `[n, width]` zero matrix (each row listed once).
+pub fn scatter_rows<B: Backend>(
+    x: FloatTensor<B>,
+    indices: IntTensor<B>,
+    n: usize,
+) -> FloatTensor<B> {
+    let x = float::<B, 2>(x);
+    let width = x.dims()[1];
+    let zeros = in_float_type(Tensor::<B, 2>::zeros([n, width], &x.device()), x.dtype());
+    let indices = Tensor::<B, 1, Int>::from_primitive(indices);
+    primitive(zeros.select_assign(0, indices, x, IndexingUpdateOp::Add))
 }

@@ -1,10 +1,11 @@
 //! Inference without padding ([`Packing`]): a packed batch's outputs equal the padded
 //! batch's at every real token (1e-5) and are zero at the padding, for softmax attention
 //! with and without the rotated values, and for linear attention; every hidden state
-//! alike; and a batch with no padding is not packed.
+//! alike, packed by the CPU kernels; and a batch with no padding is not packed.
 
 use super::{ids, small_config};
 use burn::backend::NdArray;
+use roformer::backend::dispatch::{self, Kernel};
 use roformer::{AttentionKind, Packing, RoFormerConfig, RoFormerInput, RoFormerModel};
 use roformer_testing::tensor_values;
 
@@ -75,7 +76,14 @@ fn check(config: RoFormerConfig) {
     let packing = Packing::from_lengths(&LENGTHS, WIDTH, &device);
     assert_eq!(packing.as_ref().map(Packing::tokens), Some(19));
     let padded = tensor_values(model.forward(batch()));
-    let packed = tensor_values(model.forward(batch().with_packing(packing.clone())));
+    let (packed, ran) =
+        dispatch::ran_during(|| model.forward(batch().with_packing(packing.clone())));
+    // The CPU kernels pack and unpack (not burn-ndarray's row-by-row select).
+    assert!(
+        ran.contains(&Kernel::GatherRows) && ran.contains(&Kernel::ScatterRows),
+        "{ran:?}"
+    );
+    let packed = tensor_values(packed);
     let what = format!(
         "{:?} attention, rotary_value {}",
         config.attention, config.rotary_value
@@ -122,4 +130,43 @@ fn a_batch_without_padding_is_not_packed() {
         (packing.batch(), packing.seq(), packing.tokens()),
         (2, 5, 7)
     );
+}
+
+/// The backends' reference packing (burn's `select` and `select_assign`, here on f64
+/// ndarray, which the f32 kernels do not take) picks the real rows in order and puts
+/// them back among zero rows.
+#[test]
+fn the_reference_packing_picks_the_real_rows_and_puts_them_back() {
+    type F64 = NdArray<f64>;
+    let device = Default::default();
+    let values: Vec<f64> = (0..3 * 4 * 2).map(|i| f64::from(i) + 0.5).collect();
+    let x = burn::tensor::Tensor::<F64, 3>::from_data(
+        burn::tensor::TensorData::new(values.clone(), [3, 4, 2]),
+        &device,
+    )
+    // Host data comes in the device's default float type, f32: the kernels would take it.
+    .cast(burn::tensor::DType::F64);
+    let packing = Packing::<F64>::from_lengths(&[4, 1, 3], 4, &device).unwrap();
+    let (packed, ran) = dispatch::ran_during(|| packing.pack(x));
+    assert!(!ran.contains(&Kernel::GatherRows), "{ran:?}");
+    assert_eq!(packed.dtype(), burn::tensor::DType::F64);
+    let real = [0, 1, 2, 3, 4, 8, 9, 10];
+    let expected: Vec<f64> = real
+        .iter()
+        .flat_map(|&r| values[2 * r..2 * r + 2].to_vec())
+        .collect();
+    assert_eq!(packed.dims(), [1, 8, 2]);
+    assert_eq!(packed.to_data().to_vec::<f64>().unwrap(), expected);
+    let (back, ran) = dispatch::ran_during(|| packing.unpack(packed));
+    assert!(!ran.contains(&Kernel::ScatterRows), "{ran:?}");
+    let back: Vec<f64> = back.to_data().to_vec().unwrap();
+    let want: Vec<f64> = (0..12)
+        .flat_map(|r| {
+            let keep = real.contains(&r);
+            values[2 * r..2 * r + 2]
+                .iter()
+                .map(move |&v| if keep { v } else { 0.0 })
+        })
+        .collect();
+    assert_eq!(back, want);
 }
