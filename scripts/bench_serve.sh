@@ -86,6 +86,18 @@ PY
 kill "$server"; wait "$server" 2>/dev/null || true
 trap - EXIT
 formed=$(python3 -c "import json,sys; rows=[json.loads(l) for l in open(sys.argv[1])]; print(max(1, round(next(r for r in rows if r['concurrency'] == 32)['mean_batch_size'])))" "$work/load.jsonl")
+# The offline single-input time at the 99th percentile of length: the sentences between
+# the 98.5th and 99.5th percentiles of words, ten times over, at batch 1.
+python3 - "$work/sentences.txt" > "$work/p99.txt" <<'PY'
+import sys
+lines = sorted((l.strip() for l in open(sys.argv[1]) if l.strip()), key=lambda l: len(l.split()))
+band = lines[int(0.985 * len(lines)):int(0.995 * len(lines))]
+print("\n".join(band * 10))
+PY
+p99_lines=$(wc -l < "$work/p99.txt")
+t0=$(date +%s.%N); "$BIN" embed --model "$work/small" --input "$work/one.txt" > /dev/null; t1=$(date +%s.%N)
+"$BIN" embed --model "$work/small" --input "$work/p99.txt" --batch-size 1 > /dev/null; t2=$(date +%s.%N)
+python3 -c "import json; load=$t1-$t0; run=$t2-$t1; print(json.dumps({'implementation': 'roformer-rs offline', 'batch': 1, 'input': 'p99 length', 'ms_per_sentence': 1000 * (run - load) / $p99_lines}))"
 for batch in 1 "$formed" 32; do
   t0=$(date +%s.%N); "$BIN" embed --model "$work/small" --input "$work/one.txt" > /dev/null; t1=$(date +%s.%N)
   "$BIN" embed --model "$work/small" --input "$work/offline.txt" --batch-size "$batch" > /dev/null; t2=$(date +%s.%N)

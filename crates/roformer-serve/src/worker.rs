@@ -1,8 +1,8 @@
 //! A model's worker: one thread that loads the model, owns it, and answers its queue a
 //! batch at a time. A batch takes entries of every route the model serves; its jobs of
-//! one kind run as one padded batch through the inference library's pipelines (the code
-//! the command line runs). A panic while computing a batch answers its entries with a 500
-//! and the worker goes on.
+//! one kind run as one batch, without its padding, through the inference library's
+//! pipelines (the code the command line runs). A panic while computing a batch answers its
+//! entries with a 500 and the worker goes on.
 
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
@@ -159,8 +159,8 @@ fn run_batch<B: RoFormerBackend>(
     }
 }
 
-/// The jobs' outputs, in order: the jobs of one kind and settings run as one padded
-/// batch; an error of a group answers each of its jobs.
+/// The jobs' outputs, in order: the jobs of one kind and settings run as one batch; an
+/// error of a group answers each of its jobs.
 fn compute<B: RoFormerBackend>(
     model: &ServedModel<B>,
     jobs: &[&Job],
