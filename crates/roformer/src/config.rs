@@ -63,6 +63,11 @@ pub struct RoFormerConfig {
     /// (kernelised, Su et al. 2021 §3.3). Left out of an exported `config.json` when softmax.
     #[serde(skip_serializing_if = "AttentionKind::is_softmax")]
     pub attention: AttentionKind,
+    /// What a sequence classifier reads: `cls`, the first token (default; HF's
+    /// `RoFormerClassificationHead`), or `mean`, the mean of the real tokens' hidden states
+    /// (ModernBERT's `classifier_pooling`). Left out of an exported `config.json` when cls.
+    #[serde(skip_serializing_if = "ClassifierPooling::is_cls")]
+    pub classifier_pooling: ClassifierPooling,
 }
 
 fn is_unscaled(scaling: &RopeScaling) -> bool {
@@ -130,6 +135,32 @@ impl AttentionKind {
     }
 }
 
+/// The input of a sequence classifier's head.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassifierPooling {
+    /// The first token's hidden state, `[CLS]` (HF RoFormer).
+    #[default]
+    Cls,
+    /// The mean of the hidden states of the real (unpadded) tokens.
+    Mean,
+}
+
+impl ClassifierPooling {
+    /// Whether this is the first token (HF's head).
+    pub fn is_cls(&self) -> bool {
+        *self == Self::Cls
+    }
+
+    /// The name a config file uses.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Cls => "cls",
+            Self::Mean => "mean",
+        }
+    }
+}
+
 impl Default for RoFormerConfig {
     fn default() -> Self {
         Self {
@@ -151,6 +182,7 @@ impl Default for RoFormerConfig {
             position_embedding_type: PositionEmbeddingType::Rotary,
             rope_scaling: RopeScaling::None,
             attention: AttentionKind::Softmax,
+            classifier_pooling: ClassifierPooling::Cls,
         }
     }
 }
@@ -260,6 +292,12 @@ impl RoFormerConfig {
             return Some(format!(
                 "attention \"{}\" has no HF RoFormer equivalent (transformers' RoFormer has softmax attention only); only softmax models export",
                 self.attention.name()
+            ));
+        }
+        if !self.classifier_pooling.is_cls() {
+            return Some(format!(
+                "classifier_pooling \"{}\" has no HF RoFormer equivalent (transformers' RoFormerForSequenceClassification reads the first token); only cls models export",
+                self.classifier_pooling.name()
             ));
         }
         if self.rope_scaling != RopeScaling::None {

@@ -69,7 +69,7 @@ pub mod precision;
 pub use activation::{HiddenAct, gelu_exact};
 pub use attention::RoFormerSelfAttention;
 pub use backend::{RoFormerBackend, RoFormerTrainingBackend};
-pub use config::{AttentionKind, PositionEmbeddingType, RoFormerConfig};
+pub use config::{AttentionKind, ClassifierPooling, PositionEmbeddingType, RoFormerConfig};
 pub use embeddings::RoFormerEmbeddings;
 pub use encoder::{MASKED_SCORE, RoFormerEncoder};
 pub use error::RoFormerError;

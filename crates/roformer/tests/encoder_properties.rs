@@ -20,7 +20,7 @@ use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use roformer::{
-    HiddenAct, IGNORE_INDEX, RoFormerConfig, RoFormerForMaskedLM,
+    ClassifierPooling, HiddenAct, IGNORE_INDEX, RoFormerConfig, RoFormerForMaskedLM,
     RoFormerForSequenceClassification, RoFormerForTokenClassification, RoFormerInput,
     RoFormerModel, masked_lm_loss,
 };
@@ -226,6 +226,40 @@ fn sequence_classification_reads_the_first_token() {
     }
 }
 
+/// `classifier_pooling = "mean"`: the head reads the mean of the real tokens' hidden
+/// states (padding left out), in a padded batch and with no mask.
+#[test]
+fn sequence_classification_with_mean_pooling_reads_the_mean_of_the_real_tokens() {
+    let config = RoFormerConfig {
+        hidden_act: HiddenAct::Relu,
+        classifier_pooling: ClassifierPooling::Mean,
+        ..small_config()
+    };
+    let model =
+        RoFormerForSequenceClassification::<B>::new(&config, 3, &Default::default()).unwrap();
+    let (w1, b1) = linear_parts(&model.classifier.dense);
+    let (w2, b2) = linear_parts(&model.classifier.out_proj);
+    let padded = RoFormerInput::new(ids(&[&[2, 40, 41, 3], &[2, 50, 3, 0]]))
+        .with_attention_mask(ids(&[&[1, 1, 1, 1], &[1, 1, 1, 0]]));
+    let unmasked = RoFormerInput::new(ids(&[&[2, 40, 41, 3]]));
+    for (input, real) in [(padded, vec![4, 3]), (unmasked, vec![4])] {
+        let logits = tensor_values(model.forward(input.clone()));
+        let hidden = tensor_values(model.roformer.forward(input));
+        for (row, &n) in real.iter().enumerate() {
+            let mean: Vec<f32> = (0..32)
+                .map(|f| (0..n).map(|t| hidden[(row * 4 + t) * 32 + f]).sum::<f32>() / n as f32)
+                .collect();
+            let inner: Vec<f32> = affine(&mean, &w1, &b1)
+                .into_iter()
+                .map(|v| v.max(0.0))
+                .collect();
+            let expected = affine(&inner, &w2, &b2);
+            let diff = max_abs_diff(&logits[row * 3..row * 3 + 3], &expected);
+            assert!(diff < 1e-4, "row {row} of {}: {diff}", real.len());
+        }
+    }
+}
+
 #[test]
 fn token_classification_projects_every_token() {
     let model =
@@ -297,6 +331,7 @@ fn only_rotary_softmax_unscaled_models_are_hf_compatible() {
     let cases = [
         (r#"{"position_embedding_type": "absolute"}"#, "\"absolute\""),
         (r#"{"attention": "linear"}"#, "\"linear\""),
+        (r#"{"classifier_pooling": "mean"}"#, "\"mean\""),
         (
             r#"{"rope_scaling": {"type": "linear", "factor": 4.0}}"#,
             "rope_scaling",

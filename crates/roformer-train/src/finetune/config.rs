@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use roformer::ClassifierPooling;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{TrainingConfig, parse_validated, read_validated};
@@ -76,6 +77,12 @@ pub struct TaskConfig {
     /// an array with a label per word.
     #[serde(default)]
     pub label_field: Option<String>,
+    /// What the classifier reads (sequence classification and sentence pairs): `cls`, the
+    /// first token (HF's head, the default; exports to transformers), or `mean`, the mean
+    /// of the real tokens' hidden states (saved as `classifier_pooling` in config.json;
+    /// `export` refuses it).
+    #[serde(default)]
+    pub classifier_pooling: ClassifierPooling,
 }
 
 /// The longest input a fine-tuning run takes: the model's position tables grow with it,
@@ -181,6 +188,14 @@ impl FinetuneConfig {
                 ),
             );
         }
+        if self.task.kind == TaskType::TokenClassification && !self.task.classifier_pooling.is_cls()
+        {
+            return fail(
+                "task.classifier_pooling",
+                "a token classifier labels every word; pooling is for sequence classification"
+                    .into(),
+            );
+        }
         if let Some(labels) = &self.task.labels {
             if labels.len() < 2 {
                 return fail(
@@ -234,6 +249,7 @@ mod tests {
         assert_eq!(config.data.validation_fraction, 0.1);
         assert_eq!(config.training, TrainingConfig::default());
         assert!(!config.adapt.enabled());
+        assert_eq!(config.task.classifier_pooling, ClassifierPooling::Cls);
         assert_eq!(config.task.fields().label, "label");
         let tagging = MINIMAL.replace("sentence-pair", "token-classification");
         let tagging = FinetuneConfig::from_toml_str(&tagging, "f.toml").unwrap();
@@ -284,6 +300,18 @@ mod tests {
                 format!("{MINIMAL}[adapt]\nsteps = 10\nmask_probability = 1.0\n"),
                 "adapt.mask_probability",
                 "(0, 1)",
+            ),
+            (
+                MINIMAL
+                    .replace("sentence-pair", "token-classification")
+                    .replace("[data]", "classifier_pooling = \"mean\"\n[data]"),
+                "task.classifier_pooling",
+                "sequence classification",
+            ),
+            (
+                MINIMAL.replace("[data]", "classifier_pooling = \"max\"\n[data]"),
+                "task.classifier_pooling",
+                "unknown variant",
             ),
             (
                 format!("{MINIMAL}[adapt]\nstep = 10\n"),

@@ -407,6 +407,7 @@ fn pretrained<B: RoFormerTrainingBackend>(
         RoFormerWeights::Encoder(model) => model,
     };
     let mut model_config = loaded.config;
+    model_config.classifier_pooling = config.task.classifier_pooling;
     let pretrained_positions = model_config.max_position_embeddings;
     let extended = fit_positions(config, &mut model_config)?;
     Ok(Pretrained {

@@ -1,6 +1,8 @@
 //! Sequence classification: HF `RoFormerForSequenceClassification` with
 //! `RoFormerClassificationHead` (first token → dropout → dense → activation → dropout →
-//! projection).
+//! projection); with `classifier_pooling = "mean"`, the mean of the real tokens' hidden
+//! states in place of the first token (ModernBERT's `ModernBertForSequenceClassification`
+//! with `classifier_pooling="mean"`).
 
 use crate::backend::RoFormerBackend;
 use burn::module::Module;
@@ -9,10 +11,11 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
 use crate::activation::HiddenAct;
-use crate::config::RoFormerConfig;
+use crate::config::{ClassifierPooling, RoFormerConfig};
 use crate::dense::linear;
 use crate::error::RoFormerError;
 use crate::init::normal_linear;
+use crate::layout::in_float_type;
 use crate::model::{RoFormerInput, RoFormerModel};
 use crate::precision::{Precision, widened};
 
@@ -26,6 +29,7 @@ pub struct RoFormerClassificationHead<B: Backend> {
     /// `hidden_size → num_labels`.
     pub out_proj: Linear<B>,
     activation: HiddenAct,
+    pooling: ClassifierPooling,
 }
 
 /// The encoder with a classifier over its first token.
@@ -59,6 +63,7 @@ impl<B: RoFormerBackend> RoFormerForSequenceClassification<B> {
                 dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
                 out_proj: normal_linear(h, num_labels, std, device),
                 activation: config.hidden_act,
+                pooling: config.classifier_pooling,
             },
         })
     }
@@ -72,13 +77,27 @@ impl<B: RoFormerBackend> RoFormerForSequenceClassification<B> {
 
     /// Class logits `[batch, num_labels]`, f32.
     pub fn forward(&self, input: RoFormerInput<B>) -> Tensor<B, 2> {
+        let mask = input.attention_mask.clone();
         let hidden = widened(self.roformer.forward(input));
-        let [batch, _, width] = hidden.dims();
-        let first = hidden
-            .slice([0..batch, 0..1, 0..width])
-            .reshape([batch, width]);
+        let [batch, seq, width] = hidden.dims();
+        let pooled = match self.classifier.pooling {
+            ClassifierPooling::Cls => hidden
+                .slice([0..batch, 0..1, 0..width])
+                .reshape([batch, width]),
+            ClassifierPooling::Mean => match mask {
+                Some(mask) => {
+                    let weights =
+                        in_float_type(mask.float(), hidden.dtype()).reshape([batch, seq, 1]);
+                    let sums = (hidden * weights.clone())
+                        .sum_dim(1)
+                        .reshape([batch, width]);
+                    sums / weights.sum_dim(1).reshape([batch, 1])
+                }
+                None => hidden.mean_dim(1).reshape([batch, width]),
+            },
+        };
         let head = &self.classifier;
-        let x = linear(&head.dense, head.dropout.forward(first));
+        let x = linear(&head.dense, head.dropout.forward(pooled));
         linear(
             &head.out_proj,
             head.dropout.forward(head.activation.forward(x)),
