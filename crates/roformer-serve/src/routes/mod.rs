@@ -169,17 +169,27 @@ impl Texts {
             Texts::One(text) => (vec![text], true),
             Texts::Many(texts) => (texts, false),
         };
-        if texts.is_empty() {
-            return Err(ApiError::new(ErrorKind::Empty, "`inputs` cannot be empty"));
-        }
-        if texts.iter().any(|t| t.trim().is_empty()) {
-            return Err(ApiError::new(
-                ErrorKind::Empty,
-                "`inputs` cannot hold an empty text",
-            ));
-        }
+        non_empty_texts(&texts, "inputs")?;
         Ok((texts, single))
     }
+}
+
+/// Refuses (400) an empty list of texts, or an empty text among them; `field` names the
+/// request's key.
+pub fn non_empty_texts(texts: &[String], field: &str) -> Result<(), ApiError> {
+    if texts.is_empty() {
+        return Err(ApiError::new(
+            ErrorKind::Empty,
+            format!("`{field}` cannot be empty"),
+        ));
+    }
+    if texts.iter().any(|t| t.trim().is_empty()) {
+        return Err(ApiError::new(
+            ErrorKind::Empty,
+            format!("`{field}` cannot hold an empty text"),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks that `model` serves `task`.

@@ -10,7 +10,9 @@ use roformer_infer::pipelines::Pooling;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AppState, JsonBody, answer, check_length, model_ids, run_jobs, serves};
+use super::{
+    AppState, JsonBody, answer, check_length, model_ids, non_empty_texts, run_jobs, serves,
+};
 use crate::error::{ApiError, ErrorKind, OpenAiError};
 use crate::job::Job;
 use crate::model::Task;
@@ -116,11 +118,8 @@ fn input_ids(
     input: Input,
     truncate: bool,
 ) -> Result<Vec<Vec<u32>>, ApiError> {
-    let empty = || ApiError::new(ErrorKind::Empty, "`input` cannot be empty");
     let texts = |texts: Vec<String>| -> Result<Vec<Vec<u32>>, ApiError> {
-        if texts.is_empty() || texts.iter().any(|t| t.trim().is_empty()) {
-            return Err(empty());
-        }
+        non_empty_texts(&texts, "input")?;
         texts
             .iter()
             .map(|t| model_ids(model, t, truncate))
@@ -133,7 +132,7 @@ fn input_ids(
         Input::IdLists(lists) => lists,
     };
     if lists.is_empty() || lists.iter().any(Vec::is_empty) {
-        return Err(empty());
+        return Err(ApiError::new(ErrorKind::Empty, "`input` cannot be empty"));
     }
     let vocab = model.tokenizer.vocab_size();
     lists
