@@ -6,7 +6,8 @@
 //! connection per concurrent client, one request in flight on each, every request one
 //! sentence drawn in turn from a file, for a fixed time. Prints one JSON object:
 //! requests/s, tokens/s (from the server's `x-compute-tokens` header), p50/p90/p99
-//! latency in ms, errors, the mean batch size the server formed in that window (from
+//! latency in ms, p50/p99 of the server's `x-inference-time` (its batches' compute, whole
+//! ms), errors, the mean batch size the server formed in that window (from
 //! /metrics: `roformer_batch_size` sum / count), and the CPU seconds this process used.
 //!
 //! Build and run (bench_serve.sh does both):
@@ -29,6 +30,8 @@ struct Args {
 #[derive(Default)]
 struct Tally {
     latencies: Vec<f64>,
+    /// The server's `x-inference-time` of each answer (ms, whole): its batch's compute.
+    inference_ms: Vec<f64>,
     tokens: u64,
     errors: u64,
 }
@@ -50,6 +53,7 @@ fn main() {
     for worker in workers {
         let part = worker.join().expect("a client thread panicked");
         tally.latencies.extend(part.latencies);
+        tally.inference_ms.extend(part.inference_ms);
         tally.tokens += part.tokens;
         tally.errors += part.errors;
     }
@@ -57,15 +61,18 @@ fn main() {
     let cpu = cpu_seconds() - cpu_before;
     let after = batch_totals(&args.host);
     tally.latencies.sort_by(f64::total_cmp);
-    let percentile = |p: f64| {
-        let n = tally.latencies.len();
+    tally.inference_ms.sort_by(f64::total_cmp);
+    let percentile_of = |values: &[f64], scale: f64, p: f64| {
+        let n = values.len();
         if n == 0 {
             "null".to_string()
         } else {
             let at = ((p / 100.0 * n as f64) as usize).min(n - 1);
-            format!("{:.3}", 1000.0 * tally.latencies[at])
+            format!("{:.3}", scale * values[at])
         }
     };
+    let percentile = |p: f64| percentile_of(&tally.latencies, 1000.0, p);
+    let inference = |p: f64| percentile_of(&tally.inference_ms, 1.0, p);
     let batches = after.1 - before.1;
     let mean_batch = if batches > 0.0 {
         format!("{:.2}", (after.0 - before.0) / batches)
@@ -76,8 +83,8 @@ fn main() {
     println!(
         "{{\"concurrency\": {}, \"requests\": {requests}, \"errors\": {}, \"seconds\": {seconds:.3}, \
          \"requests_per_second\": {:.1}, \"tokens_per_second\": {:.1}, \"p50_ms\": {}, \
-         \"p90_ms\": {}, \"p99_ms\": {}, \"mean_batch_size\": {mean_batch}, \
-         \"load_generator_cpu_seconds\": {cpu:.2}}}",
+         \"p90_ms\": {}, \"p99_ms\": {}, \"inference_p50_ms\": {}, \"inference_p99_ms\": {}, \
+         \"mean_batch_size\": {mean_batch}, \"load_generator_cpu_seconds\": {cpu:.2}}}",
         args.concurrency,
         tally.errors,
         requests as f64 / seconds,
@@ -85,6 +92,8 @@ fn main() {
         percentile(50.0),
         percentile(90.0),
         percentile(99.0),
+        inference(50.0),
+        inference(99.0),
     );
 }
 
@@ -174,8 +183,9 @@ fn drive(args: &Args, client: usize, deadline: Instant) -> Tally {
             },
         };
         match exchange(stream, request.as_bytes()) {
-            Ok((stream, status, tokens)) => {
+            Ok((stream, status, tokens, inference_ms)) => {
                 tally.latencies.push(started.elapsed().as_secs_f64());
+                tally.inference_ms.extend(inference_ms);
                 if status == 200 {
                     tally.tokens += tokens;
                 } else {
@@ -189,11 +199,12 @@ fn drive(args: &Args, client: usize, deadline: Instant) -> Tally {
     tally
 }
 
-/// Sends one request and reads its answer: (the connection, status, `x-compute-tokens`).
+/// Sends one request and reads its answer: (the connection, status, `x-compute-tokens`,
+/// `x-inference-time`).
 fn exchange(
     mut stream: BufReader<TcpStream>,
     request: &[u8],
-) -> std::io::Result<(BufReader<TcpStream>, u16, u64)> {
+) -> std::io::Result<(BufReader<TcpStream>, u16, u64, Option<f64>)> {
     stream.get_mut().write_all(request)?;
     let mut line = String::new();
     stream.read_line(&mut line)?;
@@ -202,7 +213,7 @@ fn exchange(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let (mut length, mut tokens) = (0usize, 0u64);
+    let (mut length, mut tokens, mut inference_ms) = (0usize, 0u64, None);
     loop {
         line.clear();
         if stream.read_line(&mut line)? == 0 {
@@ -216,13 +227,14 @@ fn exchange(
             match name.trim().to_ascii_lowercase().as_str() {
                 "content-length" => length = value.trim().parse().unwrap_or(0),
                 "x-compute-tokens" => tokens = value.trim().parse().unwrap_or(0),
+                "x-inference-time" => inference_ms = value.trim().parse().ok(),
                 _ => {}
             }
         }
     }
     let mut body = vec![0; length];
     stream.read_exact(&mut body)?;
-    Ok((stream, status, tokens))
+    Ok((stream, status, tokens, inference_ms))
 }
 
 fn json_string(text: &str) -> String {
