@@ -22,7 +22,7 @@ use crate::dense::linear;
 use crate::init::normal_linear;
 use crate::layout::{in_float_type, reshape};
 use crate::linear_attention::linear_attention;
-use crate::packing::Packing;
+use crate::packing::{Packing, pack_if, unpack_if};
 
 /// The query/key/value projections of one layer (HF `attention.self`).
 #[derive(Module, Debug)]
@@ -106,17 +106,9 @@ impl<B: RoFormerBackend> RoFormerSelfAttention<B> {
             Some(packing) => [packing.batch(), packing.seq()],
             None => [hidden.dims()[0], hidden.dims()[1]],
         };
-        let repack = |context: Tensor<B, 3>| match packing {
-            Some(packing) => packing.pack(context),
-            None => context,
-        };
         // A projection of the (packed) tokens, in the padded layout, split into heads.
         let project = |dense: &Linear<B>| {
-            let projected = linear(dense, hidden.clone());
-            let projected = match packing {
-                Some(packing) => packing.unpack(projected),
-                None => projected,
-            };
+            let projected = unpack_if(packing, linear(dense, hidden.clone()));
             reshape(projected, [batch, seq, self.num_heads, self.head_size]).swap_dims(1, 2)
         };
 
@@ -142,7 +134,10 @@ impl<B: RoFormerBackend> RoFormerSelfAttention<B> {
                 key_mask,
                 |features| rotate(features, self.rotary),
             );
-            return repack(reshape(context.swap_dims(1, 2), [batch, seq, width]));
+            return pack_if(
+                packing,
+                reshape(context.swap_dims(1, 2), [batch, seq, width]),
+            );
         }
         let query = project(&self.query);
         let key = project(&self.key);
@@ -163,6 +158,9 @@ impl<B: RoFormerBackend> RoFormerSelfAttention<B> {
             self.dropout.prob,
         );
         debug_assert_eq!(width, self.num_heads * self.head_size);
-        repack(Tensor::from_primitive(TensorPrimitive::Float(context)))
+        pack_if(
+            packing,
+            Tensor::from_primitive(TensorPrimitive::Float(context)),
+        )
     }
 }

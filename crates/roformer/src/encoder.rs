@@ -11,7 +11,7 @@ use crate::config::RoFormerConfig;
 use crate::error::RoFormerError;
 use crate::layer::RoFormerLayer;
 use crate::layout::in_float_type;
-use crate::packing::Packing;
+use crate::packing::{Packing, pack_if, unpack_if};
 
 /// Score added for padded keys: HF adds `torch.finfo(float32).min`, so that a padded key
 /// gets exactly zero probability.
@@ -50,10 +50,7 @@ impl<B: RoFormerBackend> RoFormerEncoder<B> {
         packing: Option<&Packing<B>>,
     ) -> Vec<Tensor<B, 3>> {
         let key_mask = self.key_mask(attention_mask, &hidden);
-        let hidden = match packing {
-            Some(packing) => packing.pack(hidden),
-            None => hidden,
-        };
+        let hidden = pack_if(packing, hidden);
         let mut states = Vec::with_capacity(self.layer.len() + 1);
         states.push(hidden);
         for layer in &self.layer {
@@ -66,10 +63,10 @@ impl<B: RoFormerBackend> RoFormerEncoder<B> {
                 packing,
             ));
         }
-        match packing {
-            Some(packing) => states.into_iter().map(|s| packing.unpack(s)).collect(),
-            None => states,
-        }
+        states
+            .into_iter()
+            .map(|state| unpack_if(packing, state))
+            .collect()
     }
 
     /// Runs every layer; returns the last hidden state `[batch, seq, hidden]`. With
@@ -83,10 +80,7 @@ impl<B: RoFormerBackend> RoFormerEncoder<B> {
         packing: Option<&Packing<B>>,
     ) -> Tensor<B, 3> {
         let key_mask = self.key_mask(attention_mask, &hidden);
-        let hidden = match packing {
-            Some(packing) => packing.pack(hidden),
-            None => hidden,
-        };
+        let hidden = pack_if(packing, hidden);
         let last = self.layer.iter().fold(hidden, |hidden, layer| {
             layer.forward(
                 hidden,
@@ -96,10 +90,7 @@ impl<B: RoFormerBackend> RoFormerEncoder<B> {
                 packing,
             )
         });
-        match packing {
-            Some(packing) => packing.unpack(last),
-            None => last,
-        }
+        unpack_if(packing, last)
     }
 
     /// The key mask every layer's attention takes, made once per forward: the padding of

@@ -26,7 +26,6 @@ pub struct Packing<B: Backend> {
     host_rows: Arc<Vec<usize>>,
     batch: usize,
     seq: usize,
-    tokens: usize,
 }
 
 impl<B: RoFormerBackend> Packing<B> {
@@ -48,14 +47,13 @@ impl<B: RoFormerBackend> Packing<B> {
             .enumerate()
             .flat_map(|(row, &n)| (0..n).map(move |position| row * seq + position))
             .collect();
-        let tokens = host_rows.len();
         let rows: Vec<i64> = host_rows.iter().map(|&r| r as i64).collect();
+        let tokens = rows.len();
         Some(Self {
             rows: Tensor::from_data(TensorData::new(rows, [tokens]), device),
             host_rows: Arc::new(host_rows),
             batch: lengths.len(),
             seq,
-            tokens,
         })
     }
 
@@ -71,7 +69,7 @@ impl<B: RoFormerBackend> Packing<B> {
 
     /// Real tokens in the batch.
     pub fn tokens(&self) -> usize {
-        self.tokens
+        self.host_rows.len()
     }
 
     /// `[batch, seq, width]` to the real tokens, `[1, tokens, width]`.
@@ -86,7 +84,7 @@ impl<B: RoFormerBackend> Packing<B> {
         );
         Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(gathered)).reshape([
             1,
-            self.tokens,
+            self.tokens(),
             width,
         ])
     }
@@ -95,12 +93,34 @@ impl<B: RoFormerBackend> Packing<B> {
     pub fn unpack(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let width = x.dims()[2];
         let scattered = B::scatter_rows(
-            x.reshape([self.tokens, width]).into_primitive().tensor(),
+            x.reshape([self.tokens(), width]).into_primitive().tensor(),
             self.rows.clone().into_primitive(),
             &self.host_rows,
             self.batch * self.seq,
         );
         Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(scattered))
             .reshape([self.batch, self.seq, width])
+    }
+}
+
+/// `x` packed by `packing` ([`Packing::pack`]), or as it is without one.
+pub(crate) fn pack_if<B: RoFormerBackend>(
+    packing: Option<&Packing<B>>,
+    x: Tensor<B, 3>,
+) -> Tensor<B, 3> {
+    match packing {
+        Some(packing) => packing.pack(x),
+        None => x,
+    }
+}
+
+/// `x` unpacked by `packing` ([`Packing::unpack`]), or as it is without one.
+pub(crate) fn unpack_if<B: RoFormerBackend>(
+    packing: Option<&Packing<B>>,
+    x: Tensor<B, 3>,
+) -> Tensor<B, 3> {
+    match packing {
+        Some(packing) => packing.unpack(x),
+        None => x,
     }
 }

@@ -127,16 +127,11 @@ pub fn cosine(x: &[f32], y: &[f32]) -> f32 {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use burn::backend::NdArray;
-    use roformer::hf_weights::RoFormerWeights;
-    use roformer::{RoFormerConfig, RoFormerForMaskedLM};
     use roformer_testing::max_abs_diff;
 
     use super::*;
-    use crate::pipelines::rows::{Row, packing};
-    use crate::tokenizer::TextTokenizer;
+    use crate::pipelines::rows::{Row, packing, tiny_masked_lm};
 
     type B = NdArray;
 
@@ -146,24 +141,7 @@ mod tests {
     fn embeddings_do_not_depend_on_the_batch() {
         let device = Default::default();
         let text = "the quick brown fox jumps over the lazy dog to be or not to be";
-        let tokenizer = TextTokenizer::train(std::iter::once(text), 60, 1, true).unwrap();
-        let config = RoFormerConfig {
-            vocab_size: tokenizer.vocab_size(),
-            hidden_size: 16,
-            num_hidden_layers: 2,
-            num_attention_heads: 2,
-            intermediate_size: 24,
-            max_position_embeddings: 64,
-            initializer_range: 0.3,
-            ..Default::default()
-        };
-        let model = RoFormerForMaskedLM::<B>::new(&config, &device).unwrap();
-        let loaded = LoadedModel::with_tokenizer(
-            PathBuf::new(),
-            config,
-            RoFormerWeights::MaskedLm(model),
-            tokenizer,
-        );
+        let loaded = tiny_masked_lm(text, 2, 0.3);
         let words: Vec<&str> = text.split(' ').collect();
         let lines: Vec<EncodeLine> = (0..11)
             .map(|i| embed_line(&words[..(i * 7) % words.len() + 1].join(" ")))

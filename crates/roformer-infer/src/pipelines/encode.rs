@@ -116,16 +116,11 @@ pub fn write_encoded(encoded: &Encoded, path: &Path) -> Result<(), InferError> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use burn::backend::NdArray;
-    use roformer::hf_weights::RoFormerWeights;
-    use roformer::{RoFormerConfig, RoFormerForMaskedLM};
     use roformer_testing::max_abs_diff;
 
     use super::*;
-    use crate::pipelines::rows::{Row, model_row};
-    use crate::tokenizer::TextTokenizer;
+    use crate::pipelines::rows::{Row, model_row, tiny_masked_lm};
 
     type B = NdArray;
 
@@ -135,24 +130,9 @@ mod tests {
     fn encode_in_chunks_matches_one_batch() {
         let device = Default::default();
         let text = "the quick brown fox jumps over the lazy dog to be or not to be";
-        let tokenizer = TextTokenizer::train(std::iter::once(text), 60, 1, true).unwrap();
-        let vocab = tokenizer.vocab_size();
-        let config = RoFormerConfig {
-            vocab_size: vocab,
-            hidden_size: 16,
-            num_hidden_layers: 1,
-            num_attention_heads: 2,
-            intermediate_size: 24,
-            max_position_embeddings: 64,
-            ..Default::default()
-        };
-        let model = RoFormerForMaskedLM::<B>::new(&config, &device).unwrap();
-        let loaded = LoadedModel::with_tokenizer(
-            PathBuf::new(),
-            config,
-            RoFormerWeights::MaskedLm(model),
-            tokenizer,
-        );
+        let default_init = roformer::RoFormerConfig::default().initializer_range;
+        let loaded = tiny_masked_lm(text, 1, default_init);
+        let vocab = loaded.config.vocab_size;
         let words: Vec<&str> = text.split(' ').collect();
         let lines: Vec<EncodeLine> = (0..2 * BATCH + 5)
             .map(|i| match i % 3 {

@@ -249,3 +249,35 @@ pub(crate) fn ids_row<B: RoFormerBackend>(
         types,
     })
 }
+
+/// A tiny masked-LM (hidden 16, 2 heads, 64 positions) with a tokenizer trained on `text`,
+/// for the pipelines' tests.
+#[cfg(test)]
+pub(crate) fn tiny_masked_lm(
+    text: &str,
+    num_hidden_layers: usize,
+    initializer_range: f64,
+) -> LoadedModel<burn::backend::NdArray> {
+    use roformer::hf_weights::RoFormerWeights;
+    use roformer::{RoFormerConfig, RoFormerForMaskedLM};
+
+    let tokenizer =
+        crate::tokenizer::TextTokenizer::train(std::iter::once(text), 60, 1, true).unwrap();
+    let config = RoFormerConfig {
+        vocab_size: tokenizer.vocab_size(),
+        hidden_size: 16,
+        num_hidden_layers,
+        num_attention_heads: 2,
+        intermediate_size: 24,
+        max_position_embeddings: 64,
+        initializer_range,
+        ..Default::default()
+    };
+    let model = RoFormerForMaskedLM::new(&config, &Default::default()).unwrap();
+    LoadedModel::with_tokenizer(
+        std::path::PathBuf::new(),
+        config,
+        RoFormerWeights::MaskedLm(model),
+        tokenizer,
+    )
+}
